@@ -1,0 +1,61 @@
+// Package device owns the scanners plugged into a gateway: finding, opening,
+// reading and re-opening them, turning their byte streams into Reads, and
+// writing feedback back to them. It knows nothing of what a barcode means,
+// of stations, storage or MQTT.
+//
+// Each transport lives in a sub-package (device/serialscan). Every driver
+// delivers complete frames as Read values and accepts feedback as a Signal,
+// so the station can treat all scanners alike.
+package device
+
+import (
+	"errors"
+	"time"
+)
+
+// Read is one complete frame from a scanner: the bytes of one scan, without
+// the transport's terminator.
+type Read struct {
+	// Scanner is the configured scanner id.
+	Scanner string
+	// Data is the frame; it may still carry an AIM symbology prefix.
+	Data []byte
+	// Symbology is the AIM identifier when the transport reports it out of
+	// band (HID POS); "" when it is not known or still inside Data.
+	Symbology string
+	// Time is when the frame's last byte arrived.
+	Time time.Time
+	// Err is set, and Data holds what was kept, when the frame was
+	// discarded (for example ErrOversize): the operator still gets the bad
+	// signal.
+	Err error
+}
+
+// ErrOversize reports a frame longer than the configured cap; the frame was
+// discarded up to the next terminator.
+var ErrOversize = errors.New("frame exceeds maximum length")
+
+// ErrNotConnected reports feedback for a scanner that is not open right now.
+var ErrNotConnected = errors.New("scanner not connected")
+
+// Signal is the verdict a scanner is told about after the scan was stored.
+type Signal int
+
+// Signals a station sends to a scanner.
+const (
+	Good Signal = iota
+	Warn
+	Bad
+)
+
+func (s Signal) String() string {
+	switch s {
+	case Good:
+		return "good"
+	case Warn:
+		return "warn"
+	case Bad:
+		return "bad"
+	}
+	return "unknown"
+}

@@ -1,0 +1,112 @@
+package station
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ScanType is the CloudEvents type of a scan event. A renamed or removed
+// field needs a new version.
+const ScanType = "io.scangw.scan.v1"
+
+// Verdicts of a scan.
+const (
+	Accepted = "accepted"
+	Rejected = "rejected"
+	Warning  = "warning"
+)
+
+// Reason explains a verdict in machine- and human-readable form.
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Scan is one decoded, validated scan, before it gets its sequence number.
+type Scan struct {
+	ID        string // UUIDv7 made at scan time; never derived from seq
+	Time      time.Time
+	Station   string
+	Mode      string
+	Scanner   string
+	Symbology string
+	Data      []byte // without terminator and AIM prefix
+	Verdict   string
+	Reasons   []Reason
+	// RulesVersion names the rule set that judged the scan.
+	RulesVersion string
+	ClockSynced  bool
+}
+
+// cloudEvent is CloudEvents 1.0 in structured JSON mode.
+type cloudEvent struct {
+	SpecVersion     string `json:"specversion"`
+	ID              string `json:"id"`
+	Source          string `json:"source"`
+	Type            string `json:"type"`
+	Time            string `json:"time"`
+	DataContentType string `json:"datacontenttype"`
+	Data            any    `json:"data"`
+}
+
+type scanData struct {
+	Seq          uint64   `json:"seq"`
+	Epoch        string   `json:"epoch"`
+	Station      string   `json:"station"`
+	Mode         string   `json:"mode"`
+	Scanner      string   `json:"scanner"`
+	Symbology    string   `json:"symbology"`
+	Raw          string   `json:"raw"`
+	RawBase64    string   `json:"raw_base64,omitempty"`
+	Verdict      string   `json:"verdict"`
+	Reasons      []Reason `json:"reasons"`
+	RulesVersion string   `json:"rules_version"`
+	ClockSynced  bool     `json:"clock_synced"`
+}
+
+// EncodeScan renders s as its single-line CloudEvents JSON with the given
+// sequence number and buffer epoch. source is scangw://<site>/<gateway>/<station>.
+func EncodeScan(s *Scan, source string, seq uint64, epoch string) ([]byte, error) {
+	d := scanData{
+		Seq:          seq,
+		Epoch:        epoch,
+		Station:      s.Station,
+		Mode:         s.Mode,
+		Scanner:      s.Scanner,
+		Symbology:    s.Symbology,
+		Verdict:      s.Verdict,
+		Reasons:      s.Reasons,
+		RulesVersion: s.RulesVersion,
+		ClockSynced:  s.ClockSynced,
+	}
+	if d.Reasons == nil {
+		d.Reasons = []Reason{}
+	}
+	if utf8.Valid(s.Data) {
+		d.Raw = string(s.Data)
+	} else {
+		// Keep the text readable and the exact bytes recoverable.
+		d.Raw = strings.ToValidUTF8(string(s.Data), "\uFFFD")
+		d.RawBase64 = base64.StdEncoding.EncodeToString(s.Data)
+	}
+	ev := cloudEvent{
+		SpecVersion:     "1.0",
+		ID:              s.ID,
+		Source:          source,
+		Type:            ScanType,
+		Time:            s.Time.UTC().Format(time.RFC3339Nano),
+		DataContentType: "application/json",
+		Data:            &d,
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "<", ">" and "&" are common in serials
+	if err := enc.Encode(&ev); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}

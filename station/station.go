@@ -1,0 +1,249 @@
+// Package station is one scan station's pipeline: it turns raw reads from
+// the station's scanners into scans, judges them, has them stored durably,
+// and only then tells the operator the verdict.
+//
+// The order is the point: decode (AIM prefix, text checks), validate
+// (through a Validator), append to the durable store, and give feedback
+// after the store's sync returned. A scan that cannot be stored gets the bad
+// signal and is counted as refused; it is never reported as good. Rejected
+// scans are stored and forwarded too: the central side wants to see them.
+package station
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/scangw/scangw/device"
+)
+
+// Scanner is what a station needs from a device driver.
+type Scanner interface {
+	ID() string
+	// Run delivers frames to handle, one at a time, until ctx ends.
+	Run(ctx context.Context, handle func(context.Context, device.Read)) error
+	// Feedback tells the scanner the verdict.
+	Feedback(device.Signal) error
+}
+
+// Store is what a station needs from the durable buffer.
+type Store interface {
+	// Append returns only once the message is durable.
+	Append(ctx context.Context, topic string, build func(seq uint64) ([]byte, error)) (uint64, error)
+	Epoch() string
+}
+
+// Validator judges a decoded scan. It sets Verdict, Reasons and
+// RulesVersion; it must not block (rules are cached locally).
+type Validator interface {
+	Validate(s *Scan)
+}
+
+// Config describes one station.
+type Config struct {
+	ID          string
+	Mode        string
+	Site        string
+	Gateway     string
+	TopicPrefix string
+}
+
+// Station runs one station's pipeline.
+type Station struct {
+	cfg      Config
+	scanners []Scanner
+	store    Store
+	valid    Validator
+	log      *slog.Logger
+	m        *Metrics
+	topic    string
+	source   string
+	synced   func() bool
+	now      func() time.Time
+	running  atomic.Bool
+}
+
+// New makes a station. synced reports whether the system clock can be
+// trusted (a Pi has no RTC); nil means KernelClockSynced.
+func New(cfg Config, scanners []Scanner, store Store, v Validator, m *Metrics, log *slog.Logger, synced func() bool) *Station {
+	if synced == nil {
+		synced = KernelClockSynced
+	}
+	return &Station{
+		cfg:      cfg,
+		scanners: scanners,
+		store:    store,
+		valid:    v,
+		log:      log.With("station", cfg.ID),
+		m:        m,
+		topic:    fmt.Sprintf("%s/%s/%s/scans/%s", cfg.TopicPrefix, cfg.Site, cfg.Gateway, cfg.ID),
+		source:   fmt.Sprintf("scangw://%s/%s/%s", cfg.Site, cfg.Gateway, cfg.ID),
+		synced:   synced,
+		now:      time.Now,
+	}
+}
+
+// Topic is the MQTT topic the station's scans are published on.
+func (s *Station) Topic() string { return s.topic }
+
+// Running reports whether the station's pipeline is up.
+func (s *Station) Running() bool { return s.running.Load() }
+
+// Run drives every scanner of the station until ctx ends.
+func (s *Station) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, sc := range s.scanners {
+		g.Go(func() error {
+			return sc.Run(ctx, func(ctx context.Context, r device.Read) { s.handle(ctx, sc, r) })
+		})
+	}
+	s.running.Store(true)
+	defer s.running.Store(false)
+	return g.Wait()
+}
+
+// handle takes one read through the whole pipeline. It runs on the
+// scanner's reading goroutine, so a scanner's scans are stored in the order
+// they were read.
+func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
+	log := s.log.With("scanner", sc.ID())
+	if r.Err != nil {
+		reason := "read_error"
+		if errors.Is(r.Err, device.ErrOversize) {
+			reason = "oversize"
+		}
+		log.Warn("read discarded", "reason", reason, "err", r.Err)
+		s.m.discarded.WithLabelValues(s.cfg.ID, reason).Inc()
+		s.feedback(log, sc, device.Bad)
+		return
+	}
+	scan := s.decode(sc.ID(), r)
+	if scan.Verdict == "" {
+		s.valid.Validate(scan)
+	}
+
+	start := time.Now()
+	seq, err := s.store.Append(ctx, s.topic, func(seq uint64) ([]byte, error) {
+		return EncodeScan(scan, s.source, seq, s.store.Epoch())
+	})
+	s.m.storeSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		// Not stored: the operator must rescan, so never a good signal.
+		log.Error("scan refused: not stored", "id", scan.ID, "err", err)
+		s.m.refused.WithLabelValues(s.cfg.ID).Inc()
+		s.feedback(log, sc, device.Bad)
+		return
+	}
+	s.m.scans.WithLabelValues(s.cfg.ID, scan.Verdict).Inc()
+	log.Debug("scan stored", "seq", seq, "id", scan.ID, "verdict", scan.Verdict)
+	switch scan.Verdict {
+	case Accepted:
+		s.feedback(log, sc, device.Good)
+	case Warning:
+		s.feedback(log, sc, device.Warn)
+	default:
+		s.feedback(log, sc, device.Bad)
+	}
+}
+
+// decode builds the scan and rejects what is not a readable code at all.
+func (s *Station) decode(scanner string, r device.Read) *Scan {
+	sym, data := r.Symbology, r.Data
+	if sym == "" {
+		sym, data = ParseAIM(data)
+	}
+	scan := &Scan{
+		ID:          uuid.Must(uuid.NewV7()).String(),
+		Time:        r.Time,
+		Station:     s.cfg.ID,
+		Mode:        s.cfg.Mode,
+		Scanner:     scanner,
+		Symbology:   sym,
+		Data:        data,
+		ClockSynced: s.synced(),
+	}
+	if scan.Time.IsZero() {
+		scan.Time = s.now()
+	}
+	switch {
+	case len(data) == 0:
+		reject(scan, "empty", "the scan carried no data")
+	case !utf8.Valid(data):
+		reject(scan, "not_utf8", "the scan is not valid UTF-8 text")
+	default:
+		if i := nonPrintable(data); i >= 0 {
+			reject(scan, "non_printable", fmt.Sprintf("control character 0x%02X at byte %d", data[i], i))
+		}
+	}
+	return scan
+}
+
+func reject(s *Scan, code, msg string) {
+	s.Verdict = Rejected
+	s.Reasons = append(s.Reasons, Reason{Code: code, Message: msg})
+}
+
+// nonPrintable returns the index of the first control character, or -1.
+// GS, RS and EOT are allowed: they are the separators of GS1 element strings
+// (FNC1 sent as GS) and of ISO/IEC 15434 formatted data.
+func nonPrintable(data []byte) int {
+	for i, c := range data {
+		if (c < 0x20 && c != 0x1D && c != 0x1E && c != 0x04) || c == 0x7F {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *Station) feedback(log *slog.Logger, sc Scanner, sig device.Signal) {
+	if err := sc.Feedback(sig); err != nil {
+		log.Warn("feedback not delivered", "signal", sig.String(), "err", err)
+		s.m.feedbackErrors.WithLabelValues(s.cfg.ID).Inc()
+	}
+}
+
+// Metrics are the station pipeline's metrics, shared by all stations.
+type Metrics struct {
+	scans          *prometheus.CounterVec
+	refused        *prometheus.CounterVec
+	discarded      *prometheus.CounterVec
+	feedbackErrors *prometheus.CounterVec
+	storeSeconds   prometheus.Histogram
+}
+
+// NewMetrics registers the station metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scangw_station_scans_total",
+			Help: "Scans stored, by station and verdict.",
+		}, []string{"station", "verdict"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scangw_station_scans_refused_total",
+			Help: "Scans that could not be stored; the operator got the bad signal.",
+		}, []string{"station"}),
+		discarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scangw_station_reads_discarded_total",
+			Help: "Reads discarded before they became scans, by reason.",
+		}, []string{"station", "reason"}),
+		feedbackErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scangw_station_feedback_errors_total",
+			Help: "Feedback that could not be written to the scanner.",
+		}, []string{"station"}),
+		storeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "scangw_station_store_duration_seconds",
+			Help:    "Time from a scan's decode to its durable commit.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
+		}),
+	}
+	reg.MustRegister(m.scans, m.refused, m.discarded, m.feedbackErrors, m.storeSeconds)
+	return m
+}

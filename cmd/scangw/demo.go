@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/scangw/scangw/configs"
+	"github.com/scangw/scangw/device/serialsim"
+)
+
+// demoScans is what the simulated scanners type: GS1 codes with AIM
+// prefixes, plain serials, and some that the station must reject.
+var demoScans = []string{
+	"]d2010950600013435221SN0001\x1d10LOT42",
+	"]C1SSCC00095060001343525",
+	"SER-7731-A",
+	"", // empty: rejected
+	"]d2010950600013435221SN0002\x1d10LOT42",
+	"X",              // too short: rejected
+	"MODEL9\tSERIAL", // control character: rejected
+	"]Q3https://id.example.com/01/09506000134352/21/SN0003",
+}
+
+// demo runs the real daemon — real serial driver on real ptys, real Badger
+// buffer, real MQTT uplink — against an embedded broker, with simulated
+// ACK/NAK scanners typing scans, and prints what the broker receives.
+func demo(ctx context.Context, out io.Writer, perScanner int, dir string) error {
+	p := &printer{w: out}
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // 1883 may belong to a system broker
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	broker := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+	broker.AddHook(new(auth.AllowHook), nil)
+	if err := broker.AddListener(listeners.NewTCP(listeners.Config{ID: "demo", Address: addr})); err != nil {
+		return err
+	}
+	if err := broker.Serve(); err != nil {
+		return err
+	}
+	defer broker.Close()
+
+	var received atomic.Int64
+	broker.Subscribe("scangw/v1/#", 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+		if !pk.FixedHeader.Retain {
+			received.Add(1)
+		}
+		p.event(pk.TopicName, pk.Payload)
+	})
+
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "scangw-demo-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	var sims []*simScanner
+	var yaml string
+	for i, id := range []string{"handheld-1", "handheld-2"} {
+		line, err := serialsim.Open()
+		if err != nil {
+			return err
+		}
+		defer line.Close()
+		sims = append(sims, &simScanner{id: id, line: line, p: p, offset: i})
+		yaml += fmt.Sprintf(`
+      - {id: %s, type: serial, port: %q, baud: 9600, terminator: "\r\n", feedback: {good: "\x06", bad: "\x15"}}`, id, line.Path())
+	}
+	cfg, err := configs.Parse([]byte(fmt.Sprintf(`
+gateway: {id: gw-demo, site: demo-site}
+buffer:  {dir: %q}
+mqtt:    {broker: "tcp://%s", topic_prefix: scangw/v1, reconnect_max: 2s}
+http:    {listen: "127.0.0.1:0"}
+log:     {level: warn}
+stations:
+  - id: dock-3
+    mode: receive
+    min_length: 3
+    scanners:%s
+`, dir, addr, yaml)))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "scangw demo: broker on %s, buffer in %s, scanners on %s and %s\n", addr, dir, sims[0].line.Path(), sims[1].line.Path())
+	fmt.Fprintln(out, "Ctrl-C stops it. Each scan: what the scanner typed and heard back, then what the broker received.")
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return run(gctx, cfg, newLogger(cfg.Log, os.Stderr)) })
+	var typed sync.WaitGroup
+	for _, s := range sims {
+		typed.Add(1)
+		g.Go(func() error {
+			defer typed.Done()
+			return s.run(gctx, perScanner)
+		})
+	}
+	if perScanner > 0 {
+		g.Go(func() error {
+			typed.Wait()
+			want := int64(0)
+			for _, s := range sims {
+				want += s.stored.Load()
+			}
+			t := time.NewTicker(50 * time.Millisecond)
+			defer t.Stop()
+			for received.Load() < want {
+				select {
+				case <-gctx.Done():
+					return nil
+				case <-t.C:
+				}
+			}
+			fmt.Fprintf(out, "demo: all %d stored scans reached the broker\n", want)
+			cancel()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// simScanner acts like a serial scanner in ACK/NAK mode: it sends a scan,
+// waits for the gateway's verdict byte, and retransmits on timeout.
+type simScanner struct {
+	id     string
+	line   *serialsim.Pty
+	p      *printer
+	offset int
+	stored atomic.Int64
+}
+
+func (s *simScanner) run(ctx context.Context, n int) error {
+	for i := 0; n == 0 || i < n; i++ {
+		code := demoScans[(i+s.offset)%len(demoScans)]
+		for {
+			b, err := s.line.Send(ctx, code, "\r\n", 3*time.Second)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, serialsim.ErrNoFeedback) {
+				// A real scanner beeps an error and retransmits.
+				s.p.typed(s.id, code, 0)
+				s.line.Drain()
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.id, err)
+			}
+			s.stored.Add(1)
+			s.p.typed(s.id, code, b)
+			break
+		}
+		if n == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(700 * time.Millisecond): // an operator's pace
+			}
+		}
+	}
+	return nil
+}
+
+type printer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *printer) typed(id, code string, verdict byte) {
+	v := "no answer, retransmitting"
+	switch verdict {
+	case 0x06:
+		v = "ACK (stored, good beep)"
+	case 0x15:
+		v = "NAK (stored, bad beep)"
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "scanner %-10s typed %-50q heard %s\n", id, code, v)
+}
+
+func (p *printer) event(topic string, payload []byte) {
+	var ev struct {
+		Type string `json:"type"`
+		Data struct {
+			Seq     uint64 `json:"seq"`
+			Raw     string `json:"raw"`
+			Verdict string `json:"verdict"`
+			State   string `json:"state"`
+			Reasons []struct {
+				Code string `json:"code"`
+			} `json:"reasons"`
+		} `json:"data"`
+	}
+	json.Unmarshal(payload, &ev)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ev.Data.State != "" {
+		fmt.Fprintf(p.w, "broker  %s  %s\n", topic, ev.Data.State)
+		return
+	}
+	why := ""
+	for _, r := range ev.Data.Reasons {
+		why += " " + r.Code
+	}
+	fmt.Fprintf(p.w, "broker  %s  seq=%d %s%s raw=%q\n", topic, ev.Data.Seq, ev.Data.Verdict, why, ev.Data.Raw)
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/scangw/scangw/buffer"
+	"github.com/scangw/scangw/configs"
+	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/device/serialscan"
+	"github.com/scangw/scangw/station"
+	"github.com/scangw/scangw/uplink"
+)
+
+// run wires the parts of the daemon from cfg and runs them until ctx ends.
+func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	buf, err := buffer.Open(buffer.Options{Dir: cfg.Buffer.Dir, Logger: log.With("part", "buffer"), Registerer: reg})
+	if err != nil {
+		return err
+	}
+	defer buf.Close() // last: stations and uplink have stopped using it
+	log.Info("buffer open", "dir", cfg.Buffer.Dir, "epoch", buf.Epoch(), "backlog", buf.Depth())
+
+	stations := buildStations(cfg, buf, reg, log)
+	started := time.Now()
+	source := fmt.Sprintf("scangw://%s/%s", cfg.Gateway.Site, cfg.Gateway.ID)
+	status := func(state string) func() []byte {
+		return func() []byte {
+			return uplink.Status{State: state, Version: version(), ConfigHash: cfg.Hash(), StartTime: started, Epoch: buf.Epoch()}.Encode(source)
+		}
+	}
+	up := uplink.New(uplink.Config{
+		Broker:         cfg.MQTT.Broker,
+		ClientID:       cfg.MQTT.ClientID,
+		Inflight:       cfg.MQTT.Inflight,
+		KeepAlive:      cfg.MQTT.KeepAlive.D(),
+		ConnectTimeout: cfg.MQTT.ConnectTimeout.D(),
+		WriteTimeout:   cfg.MQTT.WriteTimeout.D(),
+		ReconnectMin:   cfg.MQTT.ReconnectMin.D(),
+		ReconnectMax:   cfg.MQTT.ReconnectMax.D(),
+		StatusTopic:    fmt.Sprintf("%s/%s/%s/status", cfg.MQTT.TopicPrefix, cfg.Gateway.Site, cfg.Gateway.ID),
+		Online:         status("online"),
+		Offline:        status("offline"),
+	}, buf, log.With("part", "uplink"), reg)
+
+	ready := func() bool {
+		for _, st := range stations {
+			if !st.Running() {
+				return false
+			}
+		}
+		return true
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	for _, st := range stations {
+		g.Go(func() error { return st.Run(ctx) })
+	}
+	g.Go(func() error { return up.Run(ctx) })
+	if cfg.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		log.Info("http listening", "addr", ln.Addr().String())
+		g.Go(func() error { return serveHTTP(ctx, ln, reg, ready, up.Connected) })
+	}
+	g.Go(func() error { return notifyReady(ctx, ready, log) })
+	err = g.Wait()
+	log.Info("stopped", "backlog", buf.Depth())
+	return err
+}
+
+func buildStations(cfg *configs.Config, buf *buffer.Buffer, reg prometheus.Registerer, log *slog.Logger) []*station.Station {
+	dm := device.NewMetrics(reg)
+	sm := station.NewMetrics(reg)
+	var out []*station.Station
+	for _, sc := range cfg.Stations {
+		var scanners []station.Scanner
+		for _, s := range sc.Scanners {
+			scanners = append(scanners, serialscan.New(serialscan.Config{
+				ID:         s.ID,
+				Port:       s.Port,
+				Baud:       s.Baud,
+				Terminator: []byte(s.Terminator),
+				MaxFrame:   s.MaxFrame,
+				Feedback: map[device.Signal][]byte{
+					device.Good: []byte(s.Feedback.Good),
+					device.Warn: []byte(s.Feedback.Warn),
+					device.Bad:  []byte(s.Feedback.Bad),
+				},
+			}, log.With("scanner", s.ID), dm))
+		}
+		out = append(out, station.New(station.Config{
+			ID:          sc.ID,
+			Mode:        sc.Mode,
+			Site:        cfg.Gateway.Site,
+			Gateway:     cfg.Gateway.ID,
+			TopicPrefix: cfg.MQTT.TopicPrefix,
+		}, scanners, buf, station.LengthRule{Min: sc.MinLength, Max: sc.MaxLength}, sm, log, nil))
+	}
+	return out
+}
+
+// notifyReady tells systemd READY=1 once every station's pipeline runs. The
+// broker is not waited for: the dock works while it is down.
+func notifyReady(ctx context.Context, ready func() bool, log *slog.Logger) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !ready() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+	log.Info("ready")
+	if err := sdNotify("READY=1"); err != nil {
+		log.Warn("sd_notify", "err", err)
+	}
+	<-ctx.Done()
+	sdNotify("STOPPING=1")
+	return nil
+}
+
+// serveHTTP serves /metrics, /healthz and /readyz until ctx ends.
+func serveHTTP(ctx context.Context, ln net.Listener, reg *prometheus.Registry, ready, connected func() bool) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !ready() {
+			http.Error(w, "stations starting\n", http.StatusServiceUnavailable)
+			return
+		}
+		mq := "disconnected"
+		if connected() {
+			mq = "connected"
+		}
+		fmt.Fprintf(w, "ready\nmqtt: %s\n", mq)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http: %w", err)
+	}
+	return nil
+}
+
+func newLogger(c configs.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

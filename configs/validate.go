@@ -1,0 +1,334 @@
+package configs
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Problem is one bad field: where it is and what is wrong with it.
+type Problem struct {
+	// Path names the field the way it is written in YAML, with list
+	// indexes: "stations[1].scanners[0].baud". It is empty when the problem
+	// is the document as a whole.
+	Path string
+	// Message says what is wrong and, where it helps, what would be right.
+	Message string
+}
+
+// String returns the problem as "<path>: <message>".
+func (p Problem) String() string {
+	if p.Path == "" {
+		return p.Message
+	}
+	return p.Path + ": " + p.Message
+}
+
+// ValidationError lists every bad field of a config. Validate and Parse
+// return it so that an operator fixes all mistakes in one round trip
+// instead of one per restart.
+type ValidationError struct {
+	Problems []Problem
+}
+
+// Error returns the problems one per line.
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Limits and allowed values. Ids end up in MQTT topics and CloudEvents
+// sources verbatim (see DESIGN.md, "Wire contract"), which is why their
+// alphabet is so narrow: nothing ever needs escaping.
+const (
+	maxIDLen        = 64
+	maxClientIDLen  = 128
+	maxInflight     = 1000
+	maxLengthLimit  = 65536
+	minFrame        = 16
+	maxFrameLimit   = 65536
+	maxTerminator   = 4
+	maxFeedbackLen  = 64
+	maxKeepAlive    = 65535 * time.Second // MQTT carries keepalive as a 16-bit number of seconds
+	idRule          = "must match [A-Za-z0-9._-], 1 to 64 characters"
+	clientIDRule    = "must match [A-Za-z0-9._-], 1 to 128 characters"
+	scannerTypeRule = "must be one of serial" // more types come later
+)
+
+var (
+	brokerSchemes = []string{"tcp", "mqtt", "ssl", "mqtts"}
+	logLevels     = []string{"debug", "info", "warn", "error"}
+	logFormats    = []string{"text", "json"}
+	stationModes  = []string{"receive", "ship", "return", "transfer", "count"}
+	baudRates     = []int{1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
+)
+
+// Validate checks c and reports every bad field at once, each named by its
+// path, as a *ValidationError. It does no I/O: whether a port exists or a
+// broker answers is for the parts that open them. Validate expects defaults
+// to have been applied, as Load and Parse do; a hand-built Config must set
+// every field.
+func (c *Config) Validate() error {
+	v := &validator{}
+	c.validate(v)
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: v.problems}
+}
+
+type validator struct {
+	problems []Problem
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) id(path, id string) {
+	switch {
+	case id == "":
+		v.add(path, "required")
+	case !validID(id, maxIDLen):
+		v.add(path, idRule)
+	}
+}
+
+func (c *Config) validate(v *validator) {
+	v.id("gateway.id", c.Gateway.ID)
+	v.id("gateway.site", c.Gateway.Site)
+
+	switch {
+	case c.Buffer.Dir == "":
+		v.add("buffer.dir", "required")
+	case strings.ContainsRune(c.Buffer.Dir, 0):
+		v.add("buffer.dir", "must not contain a NUL byte")
+	}
+
+	c.MQTT.validate(v, c.Gateway.ID)
+	c.HTTP.validate(v)
+
+	if !slices.Contains(logLevels, c.Log.Level) {
+		v.add("log.level", "must be one of %s", list(logLevels))
+	}
+	if !slices.Contains(logFormats, c.Log.Format) {
+		v.add("log.format", "must be one of %s", list(logFormats))
+	}
+
+	if len(c.Stations) == 0 {
+		v.add("stations", "at least one station is required")
+	}
+	stationIDs := map[string]string{} // id -> path of its first use
+	scannerIDs := map[string]string{}
+	ports := map[string]string{} // cleaned port -> path of the scanner using it
+	for i := range c.Stations {
+		st := &c.Stations[i]
+		p := fmt.Sprintf("stations[%d]", i)
+		v.id(p+".id", st.ID)
+		if first, dup := stationIDs[st.ID]; dup && st.ID != "" {
+			v.add(p+".id", "duplicate of %s.id", first)
+		} else if st.ID != "" {
+			stationIDs[st.ID] = p
+		}
+		st.validate(v, p)
+		for j := range st.Scanners {
+			sc := &st.Scanners[j]
+			sp := fmt.Sprintf("%s.scanners[%d]", p, j)
+			// Scanner ids are unique per gateway, not per station: metrics
+			// and logs label by scanner alone.
+			if first, dup := scannerIDs[sc.ID]; dup && sc.ID != "" {
+				v.add(sp+".id", "duplicate of %s.id", first)
+			} else if sc.ID != "" {
+				scannerIDs[sc.ID] = sp
+			}
+			// Two drivers reading one tty would each get half the bytes.
+			if sc.Port != "" {
+				key := path.Clean(sc.Port)
+				if first, dup := ports[key]; dup {
+					v.add(sp+".port", "%s is already used by %s", sc.Port, first)
+				} else {
+					ports[key] = sp
+				}
+			}
+			sc.validate(v, sp)
+		}
+	}
+}
+
+func (m *MQTT) validate(v *validator, gatewayID string) {
+	if msg := checkBroker(m.Broker); msg != "" {
+		v.add("mqtt.broker", "%s", msg)
+	}
+
+	tp := m.TopicPrefix
+	switch {
+	case tp == "":
+		v.add("mqtt.topic_prefix", "required")
+	case strings.ContainsAny(tp, "+#"):
+		v.add("mqtt.topic_prefix", "must not contain the MQTT wildcards + or #")
+	case strings.ContainsRune(tp, 0):
+		v.add("mqtt.topic_prefix", "must not contain a NUL byte")
+	case !utf8.ValidString(tp):
+		v.add("mqtt.topic_prefix", "must be valid UTF-8")
+	case strings.HasPrefix(tp, "/") || strings.HasSuffix(tp, "/"):
+		v.add("mqtt.topic_prefix", "must not start or end with /")
+	case strings.HasPrefix(tp, "$"):
+		// Brokers reserve $-topics ($SYS) and refuse client publishes there.
+		v.add("mqtt.topic_prefix", "must not start with $")
+	}
+
+	// A client id derived from a bad or missing gateway.id is that field's
+	// problem; reporting it twice would send the operator to the wrong key.
+	derived := m.ClientID == "" || m.ClientID == "scangw-"+gatewayID
+	if !derived || validID(gatewayID, maxIDLen) {
+		if !validID(m.ClientID, maxClientIDLen) {
+			v.add("mqtt.client_id", clientIDRule)
+		}
+	}
+
+	if m.Inflight < 1 || m.Inflight > maxInflight {
+		v.add("mqtt.inflight", "must be 1 to %d", maxInflight)
+	}
+	switch {
+	case m.KeepAlive.D() < time.Second:
+		v.add("mqtt.keepalive", "must be at least 1s")
+	case m.KeepAlive.D() > maxKeepAlive:
+		v.add("mqtt.keepalive", "must be at most %s (MQTT's limit of 65535 seconds)", maxKeepAlive)
+	}
+	if m.ConnectTimeout <= 0 {
+		v.add("mqtt.connect_timeout", "must be positive")
+	}
+	if m.WriteTimeout <= 0 {
+		v.add("mqtt.write_timeout", "must be positive")
+	}
+	if m.ReconnectMin <= 0 {
+		v.add("mqtt.reconnect_min", "must be positive")
+	}
+	if m.ReconnectMax < m.ReconnectMin {
+		v.add("mqtt.reconnect_max", "must be at least reconnect_min (%s)", m.ReconnectMin)
+	} else if m.ReconnectMax <= 0 {
+		v.add("mqtt.reconnect_max", "must be positive")
+	}
+}
+
+// checkBroker returns what is wrong with a broker URL, or "".
+func checkBroker(broker string) string {
+	const example = "tcp://host:1883"
+	if broker == "" {
+		return "required"
+	}
+	u, err := url.Parse(broker)
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		return "must be a URL like " + example
+	}
+	if !slices.Contains(brokerSchemes, u.Scheme) {
+		return "scheme must be one of " + list(brokerSchemes)
+	}
+	if u.Hostname() == "" {
+		return "must name a host, like " + example
+	}
+	if u.Port() == "" {
+		return "must name a port, like " + example
+	}
+	if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+		return "port must be 1 to 65535"
+	}
+	return ""
+}
+
+func (h *HTTP) validate(v *validator) {
+	if h.Listen == "" {
+		return // disabled
+	}
+	_, port, err := net.SplitHostPort(h.Listen)
+	if err != nil {
+		v.add("http.listen", "must be host:port like 127.0.0.1:9754, or empty to disable")
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.add("http.listen", "port must be a number 0 to 65535")
+	}
+}
+
+func (st *Station) validate(v *validator, p string) {
+	if !slices.Contains(stationModes, st.Mode) {
+		v.add(p+".mode", "must be one of %s", list(stationModes))
+	}
+	if st.MinLength < 1 {
+		v.add(p+".min_length", "must be at least 1")
+	}
+	switch {
+	case st.MaxLength > maxLengthLimit:
+		v.add(p+".max_length", "must be at most %d", maxLengthLimit)
+	case st.MaxLength < st.MinLength:
+		v.add(p+".max_length", "must be at least min_length (%d)", st.MinLength)
+	}
+	if len(st.Scanners) == 0 {
+		v.add(p+".scanners", "at least one scanner is required")
+	}
+}
+
+func (sc *Scanner) validate(v *validator, p string) {
+	v.id(p+".id", sc.ID)
+	if sc.Type != "serial" {
+		v.add(p+".type", scannerTypeRule)
+	} else {
+		switch {
+		case sc.Port == "":
+			v.add(p+".port", "required")
+		case !path.IsAbs(sc.Port) || strings.ContainsRune(sc.Port, 0):
+			v.add(p+".port", "must be an absolute device path like /dev/ttyACM0")
+		}
+		if !slices.Contains(baudRates, sc.Baud) {
+			v.add(p+".baud", "must be one of %s", listInt(baudRates))
+		}
+	}
+	if n := len(sc.Terminator); n < 1 || n > maxTerminator {
+		v.add(p+".terminator", "must be 1 to %d bytes", maxTerminator)
+	}
+	if sc.MaxFrame < minFrame || sc.MaxFrame > maxFrameLimit {
+		v.add(p+".max_frame", "must be %d to %d", minFrame, maxFrameLimit)
+	}
+	for _, f := range []struct{ key, val string }{
+		{"good", sc.Feedback.Good}, {"bad", sc.Feedback.Bad}, {"warn", sc.Feedback.Warn},
+	} {
+		if len(f.val) > maxFeedbackLen {
+			v.add(p+".feedback."+f.key, "must be at most %d bytes", maxFeedbackLen)
+		}
+	}
+}
+
+// validID reports whether s is 1 to max characters of [A-Za-z0-9._-].
+func validID(s string, max int) bool {
+	if len(s) < 1 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		ok := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
+			b == '.' || b == '_' || b == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func list(s []string) string { return strings.Join(s, ", ") }
+
+func listInt(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return list(s)
+}

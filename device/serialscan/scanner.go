@@ -1,0 +1,378 @@
+package serialscan
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.bug.st/serial"
+
+	"github.com/scangw/scangw/device"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultBaud        = 9600
+	DefaultMaxFrame    = 8192
+	DefaultReadTimeout = 200 * time.Millisecond
+	DefaultMinBackoff  = 200 * time.Millisecond
+	DefaultMaxBackoff  = 10 * time.Second
+)
+
+// DefaultTerminator is the factory suffix of most serial scanners (a
+// carriage return). Should a scanner send CR LF instead, its frames start
+// with an LF the station rejects visibly; the opposite guess would yield
+// no frames at all until the first oversize error.
+const DefaultTerminator = "\r"
+
+// readBufSize bounds one read; a scan rarely exceeds it, and a longer one
+// simply takes two reads, which the framer joins.
+const readBufSize = 512
+
+// Config describes one serial scanner. Zero values take the defaults above.
+type Config struct {
+	// ID names the scanner in Reads, logs and metric labels.
+	ID string
+	// Port is the device path, e.g. /dev/ttyACM0, a udev symlink, or a pty
+	// slave.
+	Port string
+	// Baud is the line speed; USB-CDC scanners and ptys ignore it.
+	Baud int
+	// Terminator ends each frame (the scanner's configured suffix).
+	Terminator []byte
+	// MaxFrame caps a frame's length; longer frames become
+	// device.ErrOversize reads.
+	MaxFrame int
+	// Feedback holds the bytes written for each signal (for example ACK
+	// 0x06 and NAK 0x15 for a scanner in host-acknowledge mode). A missing
+	// or empty entry writes nothing.
+	Feedback map[device.Signal][]byte
+	// ReadTimeout bounds how long a read blocks, and so how fast Run sees
+	// its context end.
+	ReadTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the exponential, jittered delay
+	// between attempts to reopen a lost port.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+func (c *Config) applyDefaults() {
+	if c.Baud <= 0 {
+		c.Baud = DefaultBaud
+	}
+	if len(c.Terminator) == 0 {
+		c.Terminator = []byte(DefaultTerminator)
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = DefaultMaxFrame
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = DefaultMinBackoff
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	c.MaxBackoff = max(c.MaxBackoff, c.MinBackoff)
+}
+
+// Scanner drives one serial scanner: it owns the port, reopens it when it is
+// lost, and writes feedback to it.
+type Scanner struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *scannerMetrics
+	// now stamps Reads; tests replace it.
+	now func() time.Time
+
+	running atomic.Bool
+
+	// mu guards port. Feedback writes under it, and the reading goroutine
+	// clears port under it before closing, so a write never reaches a
+	// closed, possibly already reused, file descriptor.
+	mu   sync.Mutex
+	port serial.Port
+}
+
+// New returns a Scanner for cfg. Fields left zero take the package
+// defaults. log may be nil to discard logs, m may be nil to keep no
+// metrics.
+func New(cfg Config, log *slog.Logger, m *device.Metrics) *Scanner {
+	cfg.applyDefaults()
+	cfg.Terminator = append([]byte(nil), cfg.Terminator...)
+	// Copy the feedback table so a caller mutating its map cannot race
+	// with Feedback.
+	fb := make(map[device.Signal][]byte, len(cfg.Feedback))
+	for sig, b := range cfg.Feedback {
+		if len(b) > 0 {
+			fb[sig] = append([]byte(nil), b...)
+		}
+	}
+	cfg.Feedback = fb
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Scanner{
+		cfg:     cfg,
+		log:     log.With("scanner", cfg.ID, "port", cfg.Port),
+		metrics: newScannerMetrics(m, cfg.ID),
+		now:     time.Now,
+	}
+}
+
+// ID returns the configured scanner id.
+func (s *Scanner) ID() string { return s.cfg.ID }
+
+// Connected reports whether the port is open right now.
+func (s *Scanner) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.port != nil
+}
+
+// Feedback writes the bytes configured for sig to the scanner. It returns
+// device.ErrNotConnected while the port is not open, even when sig has no
+// bytes configured, so a caller always learns that the scanner is away. It
+// is safe to call from the handler passed to Run and from other goroutines.
+func (s *Scanner) Feedback(sig device.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.port == nil {
+		return fmt.Errorf("feedback %s to %s: %w", sig, s.cfg.ID, device.ErrNotConnected)
+	}
+	b := s.cfg.Feedback[sig]
+	// A feedback message is a few bytes against a kernel output buffer of
+	// kilobytes, with flow control off, so holding mu across the write
+	// does not stall the reader's close in practice.
+	for len(b) > 0 {
+		n, err := s.port.Write(b)
+		if err != nil {
+			return fmt.Errorf("feedback %s to %s: %w", sig, s.cfg.ID, err)
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// Run opens the port, reads frames and calls handle for each one,
+// synchronously and in order, with a fresh copy of the frame's bytes. When
+// the port fails or disappears it closes it and reopens it with backoff,
+// until ctx ends; then it returns nil. Frames already read when ctx ends are
+// still handed over: the scanner considers them sent. Run returns an error
+// only for a config it cannot use, or when it is already running.
+func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.Read)) error {
+	if s.cfg.Port == "" {
+		return fmt.Errorf("serial scanner %q: no port configured", s.cfg.ID)
+	}
+	if handle == nil {
+		return fmt.Errorf("serial scanner %q: nil handler", s.cfg.ID)
+	}
+	if !s.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("serial scanner %q: already running", s.cfg.ID)
+	}
+	defer s.running.Store(false)
+
+	fr := NewFramer(s.cfg.Terminator, s.cfg.MaxFrame)
+	buf := make([]byte, readBufSize)
+	delay := s.cfg.MinBackoff
+	everOpened := false
+	var (
+		outage      bool // the current outage has been logged at warn
+		outageStart time.Time
+		attempts    int
+	)
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		port, err := s.open()
+		if err != nil {
+			s.metrics.ioErrors.Inc()
+			attempts++
+			if !outage {
+				// One warning per outage: a flapping or unplugged port
+				// retries every few seconds, and the log must stay
+				// readable on an SD card.
+				s.log.Warn("cannot open scanner port; retrying", "err", err)
+				outage, outageStart = true, time.Now()
+			} else {
+				s.log.Debug("cannot open scanner port", "err", err, "attempt", attempts)
+			}
+			if !sleep(ctx, jitter(delay)) {
+				return nil
+			}
+			delay = min(2*delay, s.cfg.MaxBackoff)
+			continue
+		}
+
+		if everOpened {
+			s.metrics.reconnects.Inc()
+			s.log.Info("scanner reconnected", "outage", time.Since(outageStart).Round(time.Millisecond), "attempts", attempts+1)
+		} else {
+			s.log.Info("scanner opened")
+		}
+		everOpened, outage, attempts = true, false, 0
+		// A partial frame from before the outage cannot be completed by
+		// bytes after it.
+		fr.Reset()
+		s.setPort(port)
+		opened := time.Now()
+
+		err = s.readLoop(ctx, port, fr, buf, handle)
+
+		s.setPort(nil)
+		if cerr := port.Close(); cerr != nil {
+			s.log.Debug("close scanner port", "err", cerr)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.metrics.ioErrors.Inc()
+		s.log.Warn("scanner port lost; reopening", "err", err)
+		outage, outageStart, attempts = true, time.Now(), 0
+		// Only a connection that stayed up for a while earns a fast
+		// retry; a port that opens and fails at once keeps backing off
+		// instead of spinning.
+		if time.Since(opened) >= s.cfg.MaxBackoff {
+			delay = s.cfg.MinBackoff
+		}
+		if !sleep(ctx, jitter(delay)) {
+			return nil
+		}
+		delay = min(2*delay, s.cfg.MaxBackoff)
+	}
+}
+
+// open opens and configures the port.
+//
+// Pending input is deliberately not flushed (no ResetInputBuffer), though
+// bytes that arrived before the open may belong to a scan nobody will
+// acknowledge: a scanner in ACK/NAK mode would retransmit it anyway, but
+// one that is not would lose it for good. A stale duplicate is cheaper than
+// a lost scan, and the station's double-read suppression is there for it.
+func (s *Scanner) open() (serial.Port, error) {
+	// InitialStatusBits stays nil: setting DTR/RTS needs modem ioctls that
+	// ptys and some USB-CDC devices reject, and scanners do not need them.
+	mode := &serial.Mode{
+		BaudRate: s.cfg.Baud,
+		DataBits: 8,
+		Parity:   serial.NoParity,
+		StopBits: serial.OneStopBit,
+	}
+	port, err := serial.Open(s.cfg.Port, mode)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", s.cfg.Port, err)
+	}
+	if err := port.SetReadTimeout(s.cfg.ReadTimeout); err != nil {
+		port.Close()
+		return nil, fmt.Errorf("set read timeout on %s: %w", s.cfg.Port, err)
+	}
+	return port, nil
+}
+
+// readLoop reads until the port fails or ctx ends; it returns the read
+// error, or nil when ctx ended.
+func (s *Scanner) readLoop(ctx context.Context, port serial.Port, fr *Framer, buf []byte, handle func(context.Context, device.Read)) error {
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		n, err := port.Read(buf)
+		if n > 0 {
+			// The chunk that carries a terminator is when the frame
+			// completed; one stamp per read is as precise as the
+			// kernel's buffering allows.
+			t := s.now()
+			fr.Push(buf[:n], func(frame []byte, ferr error) {
+				if ferr != nil {
+					s.metrics.oversize.Inc()
+				} else {
+					s.metrics.reads.Inc()
+				}
+				handle(ctx, device.Read{
+					Scanner: s.cfg.ID,
+					Data:    append([]byte(nil), frame...),
+					Time:    t,
+					Err:     ferr,
+				})
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", s.cfg.Port, err)
+		}
+		// (0, nil) is a read timeout: the loop's only chance to see ctx
+		// end while the line is quiet.
+	}
+}
+
+func (s *Scanner) setPort(p serial.Port) {
+	s.mu.Lock()
+	s.port = p
+	s.mu.Unlock()
+	if p != nil {
+		s.metrics.connected.Set(1)
+	} else {
+		s.metrics.connected.Set(0)
+	}
+}
+
+// jitter spreads d over [d/2, d] so that scanners on one USB hub, all lost
+// at the same reset, do not retry in lockstep.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d or until ctx ends, reporting whether the wait completed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// scannerMetrics holds one scanner's children of device.Metrics, looked up
+// once, so the read path does no label hashing. With nil device.Metrics
+// they are unregistered and count into the void.
+type scannerMetrics struct {
+	connected  prometheus.Gauge
+	reads      prometheus.Counter
+	oversize   prometheus.Counter
+	ioErrors   prometheus.Counter
+	reconnects prometheus.Counter
+}
+
+func newScannerMetrics(m *device.Metrics, id string) *scannerMetrics {
+	if m == nil {
+		return &scannerMetrics{
+			connected:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "unused"}),
+			reads:      prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"}),
+			oversize:   prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"}),
+			ioErrors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"}),
+			reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"}),
+		}
+	}
+	// Creating every series up front makes a scanner that never worked
+	// show as 0 rather than be missing from the dashboard.
+	sm := &scannerMetrics{
+		connected:  m.Connected.WithLabelValues(id),
+		reads:      m.Reads.WithLabelValues(id),
+		oversize:   m.Errors.WithLabelValues(id, "oversize"),
+		ioErrors:   m.Errors.WithLabelValues(id, "io"),
+		reconnects: m.Reconnects.WithLabelValues(id),
+	}
+	sm.connected.Set(0)
+	return sm
+}

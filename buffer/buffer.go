@@ -1,16 +1,17 @@
-// Package buffer is scangw's durable store: the queue of scans waiting for
-// the broker, the gateway's scan sequence, and the small state that must
-// survive a reboot. It sits on Badger, tuned for a 1 GB board.
+// Package buffer is scangw's durable store: the queue of messages waiting
+// for the broker, the gateway's event sequence, and the small state that
+// must survive a reboot. It sits on Badger, tuned for a 1 GB board.
 //
 // # The queue
 //
-// Every message is stored under its sequence number (an 8-byte big-endian
-// key), so Badger's key order is the send order. The number is assigned in
-// the same transaction that stores the message and advances a "next" counter
-// in that transaction too, so the sequence is gap-free across crashes: a
-// message either committed with its number or the number was never used.
-// (Badger's own GetSequence leases blocks of numbers and leaves gaps after a
-// crash.)
+// Every message is stored under its queue position (an 8-byte big-endian
+// key), so Badger's key order is the send order. An appended event also gets
+// the next event sequence number ("seq"), which goes inside its payload. Both
+// counters are advanced in the same transaction that stores the message, so
+// seq is gap-free across crashes: a message either committed with its number
+// or the number was never used. (Badger's own GetSequence leases blocks of
+// numbers and leaves gaps after a crash.) Salvaged messages keep the seq and
+// epoch they were born with and take only a queue position.
 //
 // # Group commit
 //
@@ -21,50 +22,58 @@
 // sync that covers the message returned: that is what makes a good-read
 // beep a promise.
 //
+// # Never drop
+//
+// When the configured limits (messages, bytes, a free-disk floor) are
+// reached, new appends are refused with ErrFull; nothing stored is ever
+// dropped to make room.
+//
 // # Draining
 //
-// Peek reads in order from the lowest sequence that may still be present,
-// which the buffer tracks in memory as acknowledgements commit, so a drain
-// never iterates over the tombstones of what it already deleted.
+// Peek reads in order from the lowest position that may still be present,
+// which the buffer tracks in memory as deletes commit, so a drain never
+// iterates over the tombstones of what it already deleted. Once the queue
+// is empty and quiet, Run drops the queue's key range so that Badger gives
+// the disk space back.
 package buffer
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// FormatVersion is the on-disk layout version this build writes.
-const FormatVersion = 1
-
-// maxDeletes caps the deletes in one transaction.
+// maxDeletes caps the deletes in one transaction, well under Badger's
+// per-transaction entry limit.
 const maxDeletes = 4096
 
-// ErrClosed is returned by operations on a closed buffer.
-var ErrClosed = errors.New("buffer closed")
-
-// Key space. Single-byte prefixes keep keys short: the queue key is 9 bytes.
 var (
-	prefixQueue = []byte{'q'}
-	keyNext     = []byte("m/next")
-	keyFormat   = []byte("m/format")
-	keyEpoch    = []byte("m/epoch")
+	// ErrClosed is returned by operations on a closed buffer.
+	ErrClosed = errors.New("buffer closed")
+	// ErrFull is returned when an append would pass a configured limit.
+	ErrFull = errors.New("buffer full")
+	// ErrLocked reports that another process (a running scangw) holds the
+	// buffer directory.
+	ErrLocked = errors.New("buffer directory is in use by another process")
+	// ErrReadOnly is returned by writes to a buffer opened read-only.
+	ErrReadOnly = errors.New("buffer opened read-only")
 )
 
 // Entry is one stored message.
 type Entry struct {
-	Seq     uint64
+	// Pos is the message's queue position: the handle to Ack it by.
+	Pos     uint64
 	Time    time.Time // when it was appended
 	Topic   string
 	Payload []byte
@@ -80,39 +89,53 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// MaxBatch caps the messages in one commit (default 256).
 	MaxBatch int
+	// Limits bound what the buffer accepts.
+	Limits Limits
+	// ReadOnly opens without the committer (for tools on a stopped
+	// gateway's directory); it fails with ErrLocked while a daemon runs.
+	ReadOnly bool
+	// Heal moves a directory that Badger proves corrupt aside and starts a
+	// fresh buffer (a new epoch), salvaging what can be read.
+	Heal bool
 	// OnCommit, when set, is called by the committer after each durable
-	// commit, before any appender is released, with the sequence numbers it
-	// made durable. Tests use it to prove feedback follows the sync.
+	// commit, before any appender is released, with the event seqs it made
+	// durable. Tests use it to prove feedback follows the sync.
 	OnCommit func(seqs []uint64)
 }
 
 // Buffer is an open durable queue. It is safe for concurrent use.
 type Buffer struct {
-	db    *badger.DB
-	log   *slog.Logger
-	epoch string
-	opts  Options
-	m     *metrics
+	db   *badger.DB
+	log  *slog.Logger
+	opts Options
+	m    *metrics
+	meta meta
 
 	reqs     chan *appendReq
-	wake     chan struct{} // deletes queued
-	appended chan struct{} // signalled after each commit that stored messages
+	tasks    chan func() // run on the committer between commits
+	wake     chan struct{}
+	appended chan struct{}
 	stop     chan struct{}
 	done     chan struct{}
 	closeMu  sync.Once
 
-	depth atomic.Int64
+	depth      atomic.Int64
+	lastAppend atomic.Int64 // unix ns of the last committed append
 
 	mu          sync.Mutex
-	next        uint64              // next sequence to assign; written by the committer under mu
-	low         uint64              // every seq below it is deleted
+	nextPos     uint64              // written by the committer under mu
+	nextSeq     uint64              // written by the committer under mu
+	low         uint64              // every position below it is deleted
+	dropMark    uint64              // nextPos at the last Reclaim
 	pendingDel  map[uint64]struct{} // acked, delete not yet committed
 	deletedHigh map[uint64]struct{} // committed deletes above low
+	disk        diskState
 }
 
 type appendReq struct {
 	topic string
 	build func(seq uint64) ([]byte, error)
+	raw   []byte // salvage: stored as is, takes no seq
 	at    time.Time
 	done  chan appendResult
 }
@@ -130,18 +153,28 @@ func Open(opts Options) (*Buffer, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
 	}
-	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create buffer dir: %w", err)
+	opts.Limits = opts.Limits.withDefaults()
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+			return nil, fmt.Errorf("create buffer dir: %w", err)
+		}
 	}
-	db, err := badger.Open(badgerOptions(opts.Dir, opts.Logger))
+	db, err := openBadger(opts.Dir, opts.ReadOnly, opts.Logger)
+	var healed *healing
+	if err != nil && opts.Heal && !opts.ReadOnly && IsCorrupt(err) {
+		if healed, err = moveAside(opts.Dir, err, opts.Logger); err == nil {
+			db, err = openBadger(opts.Dir, false, opts.Logger)
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open buffer %s: %w", opts.Dir, err)
+		return nil, err
 	}
 	b := &Buffer{
 		db:          db,
 		log:         opts.Logger,
 		opts:        opts,
 		reqs:        make(chan *appendReq, 1024),
+		tasks:       make(chan func()),
 		wake:        make(chan struct{}, 1),
 		appended:    make(chan struct{}, 1),
 		stop:        make(chan struct{}),
@@ -156,14 +189,55 @@ func Open(opts Options) (*Buffer, error) {
 	if opts.Registerer != nil {
 		b.m = newMetrics(opts.Registerer, b)
 	}
+	if opts.ReadOnly {
+		close(b.done)
+		return b, nil
+	}
+	b.refreshDisk()
 	go b.commitLoop()
+	if healed != nil {
+		b.finishHealing(healed)
+	}
 	return b, nil
 }
 
+func openBadger(dir string, readOnly bool, log *slog.Logger) (*badger.DB, error) {
+	if !readOnly {
+		removeEmptyLogs(dir, log)
+	}
+	db, err := badger.Open(badgerOptions(dir, log).WithReadOnly(readOnly))
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("open buffer %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("open buffer %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// removeEmptyLogs deletes zero-length memtable and value-log files. Badger
+// deletes such a file by truncating it first and creates one by opening
+// then sizing it; a SIGKILL or power cut in between leaves a 0-byte file
+// that Badger then refuses to open ("while opening memtables ... Create a
+// new file", badger issue #2207). A live one always has a header, so an
+// empty one holds no data and removing it loses nothing.
+func removeEmptyLogs(dir string, log *slog.Logger) {
+	for _, pattern := range []string{"*.mem", "*.vlog"} {
+		paths, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, p := range paths {
+			if fi, err := os.Stat(p); err == nil && fi.Size() == 0 {
+				if err := os.Remove(p); err == nil {
+					log.Info("removed empty log file left by an interrupted create or delete", "file", p)
+				}
+			}
+		}
+	}
+}
+
 // badgerOptions are tuned for a Pi-class board: two 8 MiB memtables, no
-// block cache or compression, small value-log files (Badger maps them at
-// twice their size, which matters on 32-bit armv7), and a value threshold
-// that keeps scan-sized values in the LSM tree.
+// block cache or compression, a bounded index cache, small value-log files
+// (Badger maps them at twice their size, which matters on 32-bit armv7),
+// and a value threshold that keeps scan-sized values in the LSM tree.
 func badgerOptions(dir string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(true).
@@ -175,7 +249,7 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		WithBaseTableSize(2 << 20).
 		WithBaseLevelSize(8 << 20).
 		WithBlockCacheSize(0).
-		WithIndexCacheSize(0).
+		WithIndexCacheSize(4 << 20).
 		WithCompression(options.None).
 		WithValueLogFileSize(16 << 20).
 		WithValueThreshold(1 << 10).
@@ -185,80 +259,78 @@ func badgerOptions(dir string, log *slog.Logger) badger.Options {
 		WithMetricsEnabled(false)
 }
 
-// load reads the metadata, creating it for a new directory, and finds the
-// queue's extent.
+// load reads the metadata, creating or migrating it, and finds the queue's
+// extent.
 func (b *Buffer) load() error {
-	return b.db.Update(func(txn *badger.Txn) error {
-		format, err := getUint(txn, keyFormat)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-			if err := putUint(txn, keyFormat, FormatVersion); err != nil {
-				return err
-			}
-			b.epoch = uuid.Must(uuid.NewV7()).String()
-			if err := txn.Set(keyEpoch, []byte(b.epoch)); err != nil {
-				return err
-			}
-		case err != nil:
-			return err
-		case format > FormatVersion:
-			return fmt.Errorf("buffer format %d is newer than this build understands (%d): run a newer scangw or move the directory aside", format, FormatVersion)
-		default:
-			item, err := txn.Get(keyEpoch)
-			if err != nil {
-				return fmt.Errorf("read epoch: %w", err)
-			}
-			ep, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			b.epoch = string(ep)
-		}
-		next, err := getUint(txn, keyNext)
-		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		if next == 0 {
-			next = 1 // seq starts at 1 in every epoch
-		}
-		b.next = next
-
+	walk := func(txn *badger.Txn) error {
 		// One walk over the queue at start-up finds its low end and depth;
 		// after this, drains seek past tombstones instead.
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixQueue})
 		defer it.Close()
 		var n int64
-		b.low = next
+		b.low = b.nextPos
 		for it.Rewind(); it.Valid(); it.Next() {
-			seq := seqOf(it.Item().Key())
 			if n == 0 {
-				b.low = seq
+				b.low = posOf(it.Item().Key())
 			}
 			n++
 		}
 		b.depth.Store(n)
 		return nil
-	})
+	}
+	load := func(txn *badger.Txn) error {
+		m, err := loadMeta(txn)
+		if err != nil {
+			return err
+		}
+		b.meta, b.nextPos, b.nextSeq = m, m.nextPos, m.nextSeq
+		return walk(txn)
+	}
+	if b.opts.ReadOnly {
+		return b.db.View(load)
+	}
+	if err := b.db.Update(load); err != nil {
+		return err
+	}
+	if b.meta.migrated != 0 {
+		b.log.Info("buffer format migrated", "from", b.meta.migrated, "to", FormatVersion)
+	}
+	return nil
 }
 
 // Epoch names this buffer's life: it changes only when the buffer had to be
 // started afresh, and tells consumers that seq restarted.
-func (b *Buffer) Epoch() string { return b.epoch }
+func (b *Buffer) Epoch() string { return b.meta.epoch }
 
 // Depth is the number of messages stored and not yet acknowledged.
 func (b *Buffer) Depth() int64 { return b.depth.Load() }
+
+// NextSeq is the seq the next appended event will get.
+func (b *Buffer) NextSeq() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.nextSeq
+}
 
 // Appended is signalled after each commit that stored new messages. It has
 // one slot: one reader (the uplink) is expected.
 func (b *Buffer) Appended() <-chan struct{} { return b.appended }
 
-// Append stores one message durably and returns its sequence number. build
-// makes the payload once the number is known; it runs on the committer
-// goroutine and must be quick. Append returns only after the sync that
-// covers the message returned, or with an error: then nothing was stored
-// and no number was used.
+// Append stores one event durably and returns its seq. build makes the
+// payload once the seq is known; it runs on the committer goroutine and
+// must be quick. Append returns only after the sync that covers the message
+// returned, or with an error: then nothing was stored and no seq was used.
+// A full buffer refuses with an error wrapping ErrFull.
 func (b *Buffer) Append(ctx context.Context, topic string, build func(seq uint64) ([]byte, error)) (uint64, error) {
-	req := &appendReq{topic: topic, build: build, at: time.Now(), done: make(chan appendResult, 1)}
+	return b.enqueue(ctx, &appendReq{topic: topic, build: build})
+}
+
+func (b *Buffer) enqueue(ctx context.Context, req *appendReq) (uint64, error) {
+	if b.opts.ReadOnly {
+		return 0, ErrReadOnly
+	}
+	req.at = time.Now()
+	req.done = make(chan appendResult, 1)
 	select {
 	case b.reqs <- req:
 	case <-b.stop:
@@ -268,23 +340,41 @@ func (b *Buffer) Append(ctx context.Context, topic string, build func(seq uint64
 	}
 	// Once queued, wait for the verdict even if ctx ends: the committer may
 	// be syncing this very message, and the caller must learn the truth.
-	res := <-req.done
+	res := b.wait(req)
 	return res.seq, res.err
 }
 
-// Ack marks seq delivered. The delete is committed with the next
-// transaction; a delete lost in a crash only causes a resend.
-func (b *Buffer) Ack(seq uint64) {
-	b.mu.Lock()
-	if seq >= b.low && seq < b.next {
-		b.pendingDel[seq] = struct{}{}
+// wait returns a queued request's result.
+func (b *Buffer) wait(req *appendReq) appendResult {
+	select {
+	case res := <-req.done:
+		return res
+	case <-b.done:
+		// The committer has exited: it either answered before it did, or
+		// never saw the request (queued as Close ran).
+		select {
+		case res := <-req.done:
+			return res
+		default:
+			return appendResult{err: ErrClosed}
+		}
 	}
-	b.mu.Unlock()
-	b.signal(b.wake)
 }
 
-// Peek returns up to max messages in sequence order, starting at from (or
-// at the lowest stored one, if that is higher), skipping acknowledged ones.
+// Ack marks the message at pos delivered. The delete is committed with the
+// next transaction; a delete lost in a crash only causes a resend.
+func (b *Buffer) Ack(pos uint64) {
+	b.mu.Lock()
+	if pos >= b.low && pos < b.nextPos {
+		b.pendingDel[pos] = struct{}{}
+	}
+	b.mu.Unlock()
+	signal(b.wake)
+}
+
+// Peek returns up to max messages in queue order, starting at position from
+// (or at the lowest stored one, if that is higher), skipping acknowledged
+// ones.
 func (b *Buffer) Peek(from uint64, max int) ([]Entry, error) {
 	b.mu.Lock()
 	if from < b.low {
@@ -293,13 +383,13 @@ func (b *Buffer) Peek(from uint64, max int) ([]Entry, error) {
 	b.mu.Unlock()
 	var out []Entry
 	err := b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixQueue, PrefetchValues: false})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixQueue})
 		defer it.Close()
 		for it.Seek(queueKey(from)); it.Valid() && len(out) < max; it.Next() {
 			item := it.Item()
-			seq := seqOf(item.Key())
+			pos := posOf(item.Key())
 			b.mu.Lock()
-			_, acked := b.pendingDel[seq]
+			_, acked := b.pendingDel[pos]
 			b.mu.Unlock()
 			if acked {
 				continue
@@ -307,11 +397,11 @@ func (b *Buffer) Peek(from uint64, max int) ([]Entry, error) {
 			var e Entry
 			err := item.Value(func(v []byte) error {
 				var err error
-				e, err = decodeEntry(seq, v)
+				e, err = decodeEntry(pos, v)
 				return err
 			})
 			if err != nil {
-				return fmt.Errorf("read seq %d: %w", seq, err)
+				return fmt.Errorf("read position %d: %w", pos, err)
 			}
 			out = append(out, e)
 		}
@@ -359,6 +449,9 @@ func (b *Buffer) commitLoop() {
 		case r := <-b.reqs:
 			batch = append(batch, r)
 		case <-b.wake:
+		case task := <-b.tasks:
+			task()
+			continue
 		}
 		// Take whatever else queued up while we waited or committed: that
 		// is the group in group commit.
@@ -373,6 +466,20 @@ func (b *Buffer) commitLoop() {
 		}
 		b.commit(batch)
 	}
+}
+
+// onCommitter runs f on the committer goroutine, between commits, so that
+// nothing writes while it runs.
+func (b *Buffer) onCommitter(ctx context.Context, f func() error) error {
+	errc := make(chan error, 1)
+	select {
+	case b.tasks <- func() { errc <- f() }:
+	case <-b.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-errc
 }
 
 // drainClosed fails appends still queued at Close.
@@ -390,16 +497,14 @@ func (b *Buffer) drainClosed() {
 func (b *Buffer) commit(batch []*appendReq) {
 	b.mu.Lock()
 	dels := make([]uint64, 0, min(len(b.pendingDel), maxDeletes))
-	for seq := range b.pendingDel {
+	for pos := range b.pendingDel {
 		if len(dels) == maxDeletes {
-			// Keep the transaction well under Badger's entry cap; the
-			// rest go with the next one.
-			b.signal(b.wake)
+			signal(b.wake) // the rest go with the next transaction
 			break
 		}
-		dels = append(dels, seq)
+		dels = append(dels, pos)
 	}
-	next := b.next
+	nextPos, nextSeq := b.nextPos, b.nextSeq
 	b.mu.Unlock()
 	if len(batch) == 0 && len(dels) == 0 {
 		return
@@ -407,31 +512,52 @@ func (b *Buffer) commit(batch []*appendReq) {
 
 	start := time.Now()
 	results := make([]appendResult, len(batch))
-	seqs := make([]uint64, 0, len(batch))
+	var seqs []uint64
+	stored, storedBytes := 0, int64(0)
 	txn := b.db.NewTransaction(true)
 	err := func() error {
 		for i, r := range batch {
-			payload, err := r.build(next)
-			if err != nil {
-				results[i].err = fmt.Errorf("encode: %w", err)
+			if err := b.admit(int64(stored)); err != nil {
+				results[i].err = err
 				continue
 			}
-			if err := txn.Set(queueKey(next), encodeEntry(r.at, r.topic, payload)); err != nil {
+			payload, seq := r.raw, uint64(0)
+			if r.raw == nil {
+				var err error
+				if payload, err = r.build(nextSeq); err != nil {
+					results[i].err = fmt.Errorf("encode: %w", err)
+					continue
+				}
+				seq = nextSeq
+			}
+			v := encodeEntry(r.at, r.topic, payload)
+			if err := txn.Set(queueKey(nextPos), v); err != nil {
 				return err
 			}
-			results[i].seq = next
-			seqs = append(seqs, next)
-			next++
+			results[i].seq = seq
+			nextPos++
+			if r.raw == nil {
+				seqs = append(seqs, seq)
+				nextSeq++
+			}
+			stored++
+			storedBytes += int64(len(v)) + 9
 		}
-		if len(seqs) > 0 {
-			if err := putUint(txn, keyNext, next); err != nil {
+		if stored > 0 {
+			if err := putUint(txn, keyNext, nextPos); err != nil {
+				return err
+			}
+			if err := putUint(txn, keySeq, nextSeq); err != nil {
 				return err
 			}
 		}
-		for _, seq := range dels {
-			if err := txn.Delete(queueKey(seq)); err != nil {
+		for _, pos := range dels {
+			if err := txn.Delete(queueKey(pos)); err != nil {
 				return err
 			}
+		}
+		if stored == 0 && len(dels) == 0 {
+			return nil
 		}
 		return txn.Commit()
 	}()
@@ -441,44 +567,44 @@ func (b *Buffer) commit(batch []*appendReq) {
 	}
 	if err != nil {
 		err = fmt.Errorf("commit: %w", err)
-		b.log.Error("buffer commit failed", "err", err, "scans", len(batch), "deletes", len(dels))
+		b.log.Error("buffer commit failed", "err", err, "appends", len(batch), "deletes", len(dels))
 		for i := range results {
 			if results[i].err == nil {
 				results[i] = appendResult{err: err}
 			}
 		}
+		stored = 0
 	} else {
-		b.applyCommit(next, dels)
-		b.depth.Add(int64(len(seqs) - len(dels)))
+		b.applyCommit(nextPos, nextSeq, dels, storedBytes)
+		b.depth.Add(int64(stored - len(dels)))
+		if stored > 0 {
+			b.lastAppend.Store(time.Now().UnixNano())
+		}
 		if b.opts.OnCommit != nil && len(seqs) > 0 {
 			b.opts.OnCommit(seqs)
 		}
 	}
 	for i, r := range batch {
+		if results[i].err != nil && b.m != nil {
+			b.m.refused(results[i].err)
+		}
 		r.done <- results[i]
 	}
-	if err == nil && len(seqs) > 0 {
-		b.signal(b.appended)
+	if stored > 0 {
+		signal(b.appended)
 	}
 }
 
-// signal wakes a one-slot channel's reader without blocking.
-func (b *Buffer) signal(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
-}
-
-// applyCommit publishes a commit's effects: the new next sequence, and the
-// deletes, advancing low past every contiguous deleted sequence.
-func (b *Buffer) applyCommit(next uint64, dels []uint64) {
+// applyCommit publishes a commit's effects: the new counters, and the
+// deletes, advancing low past every contiguous deleted position.
+func (b *Buffer) applyCommit(nextPos, nextSeq uint64, dels []uint64, written int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.next = next
-	for _, seq := range dels {
-		delete(b.pendingDel, seq)
-		b.deletedHigh[seq] = struct{}{}
+	b.nextPos, b.nextSeq = nextPos, nextSeq
+	b.disk.written += written
+	for _, pos := range dels {
+		delete(b.pendingDel, pos)
+		b.deletedHigh[pos] = struct{}{}
 	}
 	for {
 		if _, ok := b.deletedHigh[b.low]; !ok {
@@ -489,70 +615,12 @@ func (b *Buffer) applyCommit(next uint64, dels []uint64) {
 	}
 }
 
-func queueKey(seq uint64) []byte {
-	k := make([]byte, 9)
-	k[0] = prefixQueue[0]
-	binary.BigEndian.PutUint64(k[1:], seq)
-	return k
-}
-
-func seqOf(key []byte) uint64 {
-	if len(key) != 9 {
-		return 0
+// signal wakes a one-slot channel's reader without blocking.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
-	return binary.BigEndian.Uint64(key[1:])
-}
-
-// Entry encoding, version 1:
-//
-//	[1] version  [8] append time, unix ns  [uvarint] topic length  topic  payload
-const entryV1 = 1
-
-func encodeEntry(at time.Time, topic string, payload []byte) []byte {
-	buf := make([]byte, 0, 1+8+binary.MaxVarintLen64+len(topic)+len(payload))
-	buf = append(buf, entryV1)
-	buf = binary.BigEndian.AppendUint64(buf, uint64(at.UnixNano()))
-	buf = binary.AppendUvarint(buf, uint64(len(topic)))
-	buf = append(buf, topic...)
-	return append(buf, payload...)
-}
-
-func decodeEntry(seq uint64, v []byte) (Entry, error) {
-	if len(v) < 9 || v[0] != entryV1 {
-		return Entry{}, errors.New("unknown entry encoding")
-	}
-	at := int64(binary.BigEndian.Uint64(v[1:9]))
-	n, w := binary.Uvarint(v[9:])
-	if w <= 0 || uint64(len(v)-9-w) < n {
-		return Entry{}, errors.New("truncated entry")
-	}
-	rest := v[9+w:]
-	return Entry{
-		Seq:     seq,
-		Time:    time.Unix(0, at),
-		Topic:   string(rest[:n]),
-		Payload: append([]byte(nil), rest[n:]...),
-	}, nil
-}
-
-func getUint(txn *badger.Txn, key []byte) (uint64, error) {
-	item, err := txn.Get(key)
-	if err != nil {
-		return 0, err
-	}
-	var v uint64
-	err = item.Value(func(b []byte) error {
-		if len(b) != 8 {
-			return fmt.Errorf("%s: bad length %d", key, len(b))
-		}
-		v = binary.BigEndian.Uint64(b)
-		return nil
-	})
-	return v, err
-}
-
-func putUint(txn *badger.Txn, key []byte, v uint64) error {
-	return txn.Set(key, binary.BigEndian.AppendUint64(nil, v))
 }
 
 // badgerLogger forwards Badger's warnings and errors to slog; its info
@@ -560,17 +628,10 @@ func putUint(txn *badger.Txn, key []byte, v uint64) error {
 type badgerLogger struct{ log *slog.Logger }
 
 func (l badgerLogger) Errorf(f string, a ...any) {
-	l.log.Error("badger: " + trim(fmt.Sprintf(f, a...)))
+	l.log.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
 func (l badgerLogger) Warningf(f string, a ...any) {
-	l.log.Warn("badger: " + trim(fmt.Sprintf(f, a...)))
+	l.log.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
 }
 func (l badgerLogger) Infof(string, ...any)  {}
 func (l badgerLogger) Debugf(string, ...any) {}
-
-func trim(s string) string {
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {
-		s = s[:len(s)-1]
-	}
-	return s
-}

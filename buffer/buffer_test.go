@@ -55,7 +55,7 @@ func TestAppendPeekAck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 10 || es[0].Topic != "t/a" || string(es[3].Payload) != "3#4" || es[3].Seq != 4 {
+	if len(es) != 10 || es[0].Topic != "t/a" || string(es[3].Payload) != "3#4" || es[3].Pos != 4 {
 		t.Fatalf("peek = %+v", es)
 	}
 	// Acked messages vanish from Peek at once, before their delete commits.
@@ -63,19 +63,19 @@ func TestAppendPeekAck(t *testing.T) {
 	b.Ack(2)
 	b.Ack(5)
 	es, _ = b.Peek(0, 100)
-	if got := seqsOf(es); fmt.Sprint(got) != "[3 4 6 7 8 9 10]" {
+	if got := posOfAll(es); fmt.Sprint(got) != "[3 4 6 7 8 9 10]" {
 		t.Fatalf("after ack: %v", got)
 	}
 	es, _ = b.Peek(7, 2)
-	if got := seqsOf(es); fmt.Sprint(got) != "[7 8]" {
+	if got := posOfAll(es); fmt.Sprint(got) != "[7 8]" {
 		t.Fatalf("peek from 7: %v", got)
 	}
 }
 
-func seqsOf(es []Entry) []uint64 {
+func posOfAll(es []Entry) []uint64 {
 	var s []uint64
 	for _, e := range es {
-		s = append(s, e.Seq)
+		s = append(s, e.Pos)
 	}
 	return s
 }
@@ -105,7 +105,7 @@ func TestReopenKeepsSequenceAndBacklog(t *testing.T) {
 		t.Fatalf("depth after reopen = %d, want 3", b.Depth())
 	}
 	es, _ := b.Peek(0, 10)
-	if got := seqsOf(es); fmt.Sprint(got) != "[4 5 6]" {
+	if got := posOfAll(es); fmt.Sprint(got) != "[4 5 6]" {
 		t.Fatalf("backlog after reopen: %v", got)
 	}
 	if s := appendN(t, b, 1, "t")[0]; s != 7 {
@@ -214,7 +214,7 @@ func TestNewerFormatRefused(t *testing.T) {
 	}
 	db.Close()
 	_, err = Open(Options{Dir: dir})
-	if err == nil || !strings.Contains(err.Error(), "newer than this build") {
+	if !errors.Is(err, ErrNewerFormat) || IsCorrupt(err) {
 		t.Fatalf("err = %v", err)
 	}
 }

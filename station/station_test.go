@@ -202,8 +202,8 @@ func TestVerdictsAndFeedbackFollowCommit(t *testing.T) {
 		if err := json.Unmarshal(e.Payload, &v); err != nil {
 			t.Fatal(err)
 		}
-		if v.Data.Seq != e.Seq {
-			t.Fatalf("data.seq %d stored under %d", v.Data.Seq, e.Seq)
+		if v.Data.Seq != uint64(i+1) {
+			t.Fatalf("scan %d carries data.seq %d", i, v.Data.Seq)
 		}
 		if ids[v.ID] {
 			t.Fatalf("duplicate id %s", v.ID)

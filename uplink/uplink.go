@@ -38,10 +38,11 @@ import (
 
 // Queue is what the uplink needs from the durable buffer.
 type Queue interface {
-	// Peek returns up to max unacknowledged messages from seq from on, in order.
+	// Peek returns up to max unacknowledged messages from queue position
+	// from on, in order.
 	Peek(from uint64, max int) ([]buffer.Entry, error)
-	// Ack marks a message delivered.
-	Ack(seq uint64)
+	// Ack marks the message at a queue position delivered.
+	Ack(pos uint64)
 	// Appended is signalled after new messages were stored.
 	Appended() <-chan struct{}
 }
@@ -110,9 +111,12 @@ func (u *Uplink) Run(ctx context.Context) error {
 
 // backoff is "full jitter": uniform in [min, min(max, min·2^(n-1))].
 func backoff(lo, hi time.Duration, n int) time.Duration {
-	ceil := lo << min(n-1, 30)
-	if ceil > hi || ceil <= 0 {
-		ceil = hi
+	// Compare against hi shifted down: lo shifted up overflows once
+	// lo·2^(n-1) passes 2^63 ns (lo above ~8.6 s by n = 31), and the
+	// wrapped value could land anywhere below hi.
+	ceil := hi
+	if shift := max(n-1, 0); lo > 0 && shift < 63 && lo <= hi>>shift {
+		ceil = lo << shift
 	}
 	if ceil <= lo {
 		return lo
@@ -121,7 +125,7 @@ func backoff(lo, hi time.Duration, n int) time.Duration {
 }
 
 type inflight struct {
-	seq  uint64
+	pos  uint64 // queue position
 	tok  mqtt.Token
 	sent time.Time
 }
@@ -219,8 +223,8 @@ func (u *Uplink) pump(ctx context.Context, c mqtt.Client, slots chan struct{}, p
 			}
 			u.m.inflight.Set(float64(len(slots)))
 			tok := c.Publish(e.Topic, 1, false, e.Payload)
-			pending <- inflight{seq: e.Seq, tok: tok, sent: time.Now()}
-			cursor = e.Seq + 1
+			pending <- inflight{pos: e.Pos, tok: tok, sent: time.Now()}
+			cursor = e.Pos + 1
 		}
 	}
 }
@@ -245,10 +249,10 @@ func (u *Uplink) collect(ctx context.Context, fail context.CancelCauseFunc, slot
 		}
 		if err := f.tok.Error(); err != nil {
 			u.m.publishFailures.Inc()
-			fail(fmt.Errorf("publish seq %d: %w", f.seq, err))
+			fail(fmt.Errorf("publish queue position %d: %w", f.pos, err))
 			return
 		}
-		u.q.Ack(f.seq)
+		u.q.Ack(f.pos)
 		u.m.published.Inc()
 		u.m.latency.Observe(time.Since(f.sent).Seconds())
 		<-slots

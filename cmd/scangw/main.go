@@ -24,6 +24,7 @@ Usage:
   scangw run [--config FILE]     run the daemon (default config /etc/scangw/scangw.yaml)
   scangw check-config FILE       validate a config file; exit 1 listing every problem
   scangw demo [--scans N]        run the daemon with simulated scanners and an embedded broker
+  scangw bench buffer [flags]    measure the buffer on this disk; prints JSON
   scangw version                 print the version
 `
 
@@ -71,6 +72,16 @@ func dispatch(ctx context.Context, cmd string, args []string) int {
 		fs.Parse(args)
 		if err := demo(ctx, os.Stdout, *scans, *dir); err != nil && !errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "scangw demo:", err)
+			return 1
+		}
+		return 0
+	case "bench":
+		if len(args) < 1 || args[0] != "buffer" {
+			fmt.Fprintln(os.Stderr, "usage: scangw bench buffer [--dir DIR] [--backlog N] [--writers N]")
+			return 2
+		}
+		if err := benchBuffer(ctx, os.Stdout, args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "scangw bench:", err)
 			return 1
 		}
 		return 0

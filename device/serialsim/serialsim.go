@@ -124,13 +124,32 @@ func (p *Pty) Send(ctx context.Context, code, terminator string, timeout time.Du
 	}
 }
 
-// Drain discards feedback bytes already waiting on the master.
-func (p *Pty) Drain() {
-	p.master.SetReadDeadline(time.Now())
-	var b [64]byte
-	for {
-		if n, _ := p.master.Read(b[:]); n == 0 {
-			return
-		}
+// Drain discards feedback bytes already waiting on the master, without
+// waiting for more, and returns how many it discarded. A scanner that
+// retransmits must not take a late answer to its previous try for the
+// answer to this one.
+func (p *Pty) Drain() (int, error) {
+	// A passed deadline would fail the read before it reaches the kernel.
+	if err := p.master.SetReadDeadline(time.Time{}); err != nil {
+		return 0, err
 	}
+	rc, err := p.master.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	var b [64]byte
+	err = rc.Read(func(fd uintptr) bool {
+		for { // the master is non-blocking: read until EAGAIN
+			n, err := unix.Read(int(fd), b[:])
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if n <= 0 || err != nil {
+				return true
+			}
+			total += n
+		}
+	})
+	return total, err
 }

@@ -1,0 +1,336 @@
+package buffer
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/badger/v4/y"
+	"github.com/dgraph-io/ristretto/v2/z"
+)
+
+// IsCorrupt reports whether an Open error proves that the directory's
+// content is damaged. Only such errors justify moving a buffer aside. A
+// held lock, a permission problem, a full or read-only disk, or an I/O error
+// from a failing card are not proof: they are reported and retried, since
+// moving the directory would change nothing (or lose it).
+func IsCorrupt(err error) bool {
+	if err == nil || errors.Is(err, ErrLocked) || errors.Is(err, ErrNewerFormat) {
+		return false
+	}
+	for _, errno := range []syscall.Errno{syscall.EACCES, syscall.EPERM, syscall.ENOSPC, syscall.EROFS, syscall.EIO, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE} {
+		if errors.Is(err, errno) {
+			return false
+		}
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return false
+	}
+	if errors.Is(err, y.ErrChecksumMismatch) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	for _, sign := range []string{"checksum", "bad magic", "manifest", "corrupt", "truncat", "unexpected eof", "invalid", "table", "magic"} {
+		if strings.Contains(msg, sign) {
+			return true
+		}
+	}
+	return false
+}
+
+// healing carries a moved-aside directory to the fresh buffer.
+type healing struct {
+	aside string
+	cause error
+}
+
+// moveAside renames a corrupt buffer directory to <dir>.corrupt-<time>.
+func moveAside(dir string, cause error, log *slog.Logger) (*healing, error) {
+	aside := fmt.Sprintf("%s.corrupt-%s", filepath.Clean(dir), time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.Rename(dir, aside); err != nil {
+		return nil, fmt.Errorf("buffer corrupt (%v), and moving it aside failed: %w", cause, err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create fresh buffer dir: %w", err)
+	}
+	log.Error("BUFFER CORRUPT: moved aside, starting a fresh buffer with a new epoch",
+		"dir", dir, "moved_to", aside, "cause", cause)
+	return &healing{aside: aside, cause: cause}, nil
+}
+
+// finishHealing salvages the moved-aside directory into the fresh buffer.
+func (b *Buffer) finishHealing(h *healing) {
+	if b.m != nil {
+		b.m.healed.Inc()
+	}
+	n, err := b.Salvage(context.Background(), h.aside)
+	if err != nil {
+		b.log.Error("buffer salvage incomplete", "from", h.aside, "salvaged", n, "err", err)
+		return
+	}
+	b.log.Error("buffer salvaged after corruption", "from", h.aside, "salvaged", n, "epoch", b.Epoch())
+}
+
+// Salvage reads every message it can from another buffer directory (one
+// moved aside as corrupt, or a copy) and queues those not already in this
+// buffer, in their original order, unchanged: they keep the seq and epoch
+// they were born with. A message is "already here" when a stored payload is
+// byte-for-byte the same (the payload carries the event id). It returns the
+// number of messages queued. The source directory is not modified.
+func (b *Buffer) Salvage(ctx context.Context, dir string) (int, error) {
+	found, readErr := readAny(dir, b.log)
+	if len(found) == 0 {
+		return 0, readErr
+	}
+	have, err := b.payloadHashes()
+	if err != nil {
+		return 0, err
+	}
+	var reqs []*appendReq
+	for _, e := range found {
+		h := sha256.Sum256(e.Payload)
+		if _, dup := have[h]; dup {
+			continue
+		}
+		have[h] = struct{}{}
+		reqs = append(reqs, &appendReq{topic: e.Topic, raw: e.Payload, at: e.Time, done: make(chan appendResult, 1)})
+	}
+	// Queue them all before waiting, so they commit in large groups and
+	// in order.
+	sent := 0
+send:
+	for _, r := range reqs {
+		select {
+		case b.reqs <- r:
+			sent++
+		case <-b.stop:
+			break send
+		case <-ctx.Done():
+			break send
+		}
+	}
+	n := 0
+	for _, r := range reqs[:sent] {
+		if res := b.wait(r); res.err != nil {
+			return n, fmt.Errorf("salvage: %w", res.err)
+		}
+		n++
+	}
+	if b.m != nil {
+		b.m.salvaged.Add(float64(n))
+	}
+	if sent < len(reqs) {
+		return n, ErrClosed
+	}
+	return n, readErr
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func (b *Buffer) payloadHashes() (map[[32]byte]struct{}, error) {
+	have := map[[32]byte]struct{}{}
+	var from uint64
+	for {
+		es, err := b.Peek(from, 1024)
+		if err != nil {
+			return nil, err
+		}
+		if len(es) == 0 {
+			return have, nil
+		}
+		for _, e := range es {
+			have[sha256.Sum256(e.Payload)] = struct{}{}
+			from = e.Pos + 1
+		}
+	}
+}
+
+// readAny recovers queue entries from a possibly damaged directory, working
+// on a scratch copy. First as a whole database; if Badger refuses it, table
+// by table, then the write-ahead logs on their own.
+func readAny(dir string, log *slog.Logger) ([]Entry, error) {
+	scratch, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), ".scangw-salvage-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	if err := copyFiles(dir, scratch); err != nil {
+		return nil, fmt.Errorf("copy %s: %w", dir, err)
+	}
+	if db, err := badger.Open(badgerOptions(scratch, log)); err == nil {
+		es, err := readQueue(db)
+		db.Close()
+		return es, err
+	}
+
+	// Damaged beyond opening: every readable table, then the WAL files
+	// replayed into an otherwise empty database. Later sources win.
+	byPos := map[uint64]Entry{}
+	var errs []error
+	tables, _ := filepath.Glob(filepath.Join(scratch, "*.sst"))
+	slices.Sort(tables) // table ids grow with age: newer tables last
+	for _, path := range tables {
+		if err := readTable(path, byPos); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(path), err))
+		}
+	}
+	for _, path := range append(tables, filepath.Join(scratch, "MANIFEST")) {
+		os.Remove(path)
+	}
+	if db, err := badger.Open(badgerOptions(scratch, log)); err == nil {
+		es, err := readQueue(db)
+		db.Close()
+		for _, e := range es {
+			byPos[e.Pos] = e
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		errs = append(errs, fmt.Errorf("write-ahead logs: %w", err))
+	}
+	out := make([]Entry, 0, len(byPos))
+	for _, e := range byPos {
+		if e.Payload != nil {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return int64Cmp(a.Pos, b.Pos) })
+	return out, errors.Join(errs...)
+}
+
+func int64Cmp(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func readQueue(db *badger.DB) ([]Entry, error) {
+	var out []Entry
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixQueue})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			pos := posOf(it.Item().Key())
+			it.Item().Value(func(v []byte) error {
+				if e, err := decodeEntry(pos, v); err == nil {
+					out = append(out, e)
+				}
+				return nil // an undecodable entry is skipped, not fatal
+			})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Badger's value meta bits (value.go); not exported.
+const (
+	metaDelete       = 1 << 0
+	metaValuePointer = 1 << 1
+)
+
+// readTable reads queue entries out of one SSTable, newest version of each
+// key; a tombstone removes the entry (recorded with a nil payload so an
+// older table cannot resurrect it).
+func readTable(path string, byPos map[uint64]Entry) (err error) {
+	defer func() {
+		// A damaged table can make the table reader index out of range.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("damaged table: %v", r)
+		}
+	}()
+	mf, err := z.OpenMmapFile(path, os.O_RDWR, 0)
+	if err != nil && !errors.Is(err, z.NewFile) {
+		return err
+	}
+	t, err := table.OpenTable(mf, table.Options{ChkMode: options.NoVerification, BlockSize: 4 << 10})
+	if err != nil {
+		return err
+	}
+	defer t.DecrRef()
+	it := t.NewIterator(0)
+	defer it.Close()
+	seenTs := map[uint64]uint64{}
+	for it.Rewind(); it.Valid(); it.Next() {
+		key := y.ParseKey(it.Key())
+		if len(key) != 9 || key[0] != prefixQueue[0] {
+			continue
+		}
+		pos, ts := posOf(key), y.ParseTs(it.Key())
+		if ts < seenTs[pos] {
+			continue
+		}
+		seenTs[pos] = ts
+		vs := it.Value()
+		switch {
+		case vs.Meta&metaDelete != 0:
+			byPos[pos] = Entry{Pos: pos}
+		case vs.Meta&metaValuePointer != 0:
+			// The value lives in the value log; scans are below the
+			// value threshold, so this is rare and skipped.
+		default:
+			if e, err := decodeEntry(pos, vs.Value); err == nil {
+				byPos[pos] = e
+			}
+		}
+	}
+	return nil
+}
+
+func copyFiles(src, dst string) error {
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || e.Name() == "LOCK" {
+			continue
+		}
+		if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

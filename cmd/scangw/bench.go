@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/scangw/scangw/buffer"
+)
+
+// benchBuffer measures the buffer on this machine's disk and prints JSON
+// figures: the physical reference (raw fdatasync), durable append rates,
+// drain rate, memory with a large backlog, and disk use and wear.
+func benchBuffer(ctx context.Context, out io.Writer, args []string) error {
+	fs := flag.NewFlagSet("bench buffer", flag.ExitOnError)
+	dir := fs.String("dir", "", "directory on the disk to measure (default: a temporary one under /var/tmp)")
+	backlog := fs.Int("backlog", 1_000_000, "scans in the memory/disk backlog phase")
+	writers := fs.Int("writers", 64, "concurrent writers in the burst phase")
+	size := fs.Int("size", 300, "payload bytes per scan")
+	dur := fs.Duration("duration", 3*time.Second, "length of each rate phase")
+	fs.Parse(args)
+
+	if *dir == "" {
+		d, err := os.MkdirTemp("/var/tmp", "scangw-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		*dir = d
+	}
+	payload := make([]byte, *size)
+	for i := range payload {
+		payload[i] = 'a' + byte(i%26)
+	}
+	build := func(uint64) ([]byte, error) { return payload, nil }
+	res := map[string]any{"dir": *dir, "payload_bytes": *size, "goarch": runtime.GOARCH, "gomaxprocs": runtime.GOMAXPROCS(0)}
+
+	// Physical reference: append + fdatasync of the same size, same disk.
+	p50, rate, err := rawFdatasync(filepath.Join(*dir, "raw"), *size, *dur)
+	if err != nil {
+		return err
+	}
+	res["raw_fdatasync_per_s"], res["raw_fdatasync_p50_us"] = round(rate), p50
+
+	bdir := filepath.Join(*dir, "buffer")
+	b, err := buffer.Open(buffer.Options{Dir: bdir})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	appendPhase := func(n int) (float64, []time.Duration) {
+		var mu sync.Mutex
+		var all []time.Duration
+		var wg sync.WaitGroup
+		start := time.Now()
+		deadline := start.Add(*dur)
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var lat []time.Duration
+				for time.Now().Before(deadline) && ctx.Err() == nil {
+					t0 := time.Now()
+					if _, err := b.Append(ctx, "bench", build); err != nil {
+						return
+					}
+					lat = append(lat, time.Since(t0))
+				}
+				mu.Lock()
+				all = append(all, lat...)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		return float64(len(all)) / time.Since(start).Seconds(), all
+	}
+	r1, lat1 := appendPhase(1)
+	res["append_1_writer_per_s"] = round(r1)
+	res["commit_1_writer_p50_us"], res["commit_1_writer_p99_us"] = pct(lat1, 50), pct(lat1, 99)
+	r8, _ := appendPhase(8)
+	res["append_8_writers_per_s"] = round(r8)
+	rn, latn := appendPhase(*writers)
+	res[fmt.Sprintf("append_%d_writers_per_s", *writers)] = round(rn)
+	res[fmt.Sprintf("commit_%d_writers_p50_us", *writers)], res[fmt.Sprintf("commit_%d_writers_p99_us", *writers)] = pct(latn, 50), pct(latn, 99)
+
+	// Backlog: fill to the target, as a long outage would.
+	w0 := diskWrites()
+	n0 := b.Depth()
+	var wg sync.WaitGroup
+	per := (*backlog - int(n0) + 63) / 64
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range max(per, 0) {
+				if _, err := b.Append(ctx, "bench", build); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	appended := b.Depth() - n0
+	runtime.GC()
+	anon, file := rss()
+	res["backlog_scans"] = b.Depth()
+	res["backlog_rss_anon_mib"], res["backlog_rss_file_mib"] = mib(anon), mib(file)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res["backlog_go_heap_mib"] = mib(int64(ms.HeapAlloc))
+	if w := diskWrites() - w0; w > 0 && appended > 0 {
+		res["disk_bytes_written_per_scan"] = w / appended
+	}
+	peak := dirSize(bdir)
+	res["disk_peak_mib"] = mib(peak)
+
+	// Drain the way the uplink does: peek in order, ack.
+	start := time.Now()
+	var cursor uint64
+	drained := 0
+	for ctx.Err() == nil {
+		es, err := b.Peek(cursor, 256)
+		if err != nil {
+			return err
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			b.Ack(e.Pos)
+			cursor = e.Pos + 1
+			drained++
+		}
+	}
+	// The last acks ride on a commit: append one scan and ack it.
+	if seq, err := b.Append(ctx, "bench", build); err == nil {
+		b.Ack(seq)
+	}
+	res["drain_per_s"] = round(float64(drained) / time.Since(start).Seconds())
+	b.Close()
+	res["disk_after_drain_mib"] = mib(dirSize(bdir))
+
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+func rawFdatasync(path string, size int, d time.Duration) (p50 int64, perSec float64, err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.Remove(path)
+	defer f.Close()
+	buf := make([]byte, size)
+	var lat []time.Duration
+	start := time.Now()
+	for time.Since(start) < d {
+		t0 := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			return 0, 0, err
+		}
+		if err := fdatasync(f); err != nil {
+			return 0, 0, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return pct(lat, 50), float64(len(lat)) / time.Since(start).Seconds(), nil
+}
+
+func pct(lat []time.Duration, p int) int64 {
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	return lat[min(len(lat)-1, len(lat)*p/100)].Microseconds()
+}
+
+func round(f float64) int64 { return int64(f + 0.5) }
+
+func mib(b int64) float64 { return float64(b*10/(1<<20)) / 10 }
+
+// rss reads this process's anonymous and file-backed resident memory.
+func rss() (anon, file int64) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "RssAnon:":
+			anon = kb << 10
+		case "RssFile:":
+			file = kb << 10
+		}
+	}
+	return anon, file
+}
+
+// diskWrites is the bytes this process caused to be sent to storage.
+func diskWrites() int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

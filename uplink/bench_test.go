@@ -1,0 +1,274 @@
+package uplink
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/scangw/scangw/buffer"
+	"github.com/scangw/scangw/uplink/mosquittotest"
+)
+
+// BenchmarkDrain drains a 100,000-scan backlog of 300-byte payloads to a
+// local Mosquitto and reports scans/s (PUBLISH to PUBACK and delete, the
+// whole gateway path). For comparison it then pushes the same number of
+// 300-byte lines through `mosquitto_pub -q 1 -M <Inflight>` against the
+// same broker: the broker's and loopback's own ceiling for one QoS 1
+// publisher with the same window.
+func BenchmarkDrain(b *testing.B) {
+	const backlog, size = 100_000, 300
+	br := mosquittotest.Start(b, mosquittotest.Options{})
+	var scans int
+	var took time.Duration
+	for i := range b.N {
+		b.StopTimer()
+		buf, err := buffer.Open(buffer.Options{Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := appendScans(context.Background(), buf, backlog, 256, size); err != nil {
+			b.Fatal(err)
+		}
+		cfg := testConfig(br.URL(), buf)
+		cfg.ClientID = fmt.Sprintf("gw-drain-%d", i)
+		u := New(cfg, buf, testLogger(b), prometheus.NewRegistry())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+
+		b.StartTimer()
+		start := time.Now()
+		go func() { done <- u.Run(ctx) }()
+		waitUntil(b, 10*time.Minute, "the backlog to be acknowledged", func() bool {
+			return testutil.ToFloat64(u.m.published) >= backlog
+		})
+		elapsed := time.Since(start)
+		b.StopTimer()
+
+		drained(b, buf, time.Minute)
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("Run: %v", err)
+		}
+		if err := buf.Close(); err != nil {
+			b.Errorf("close buffer: %v", err)
+		}
+		scans += backlog
+		took += elapsed
+	}
+	b.ReportMetric(float64(scans)/took.Seconds(), "scans/s")
+
+	// Reference: mosquitto_pub in line mode stops early past 65,535 lines
+	// at QoS 1 (TESTING.md), so the same count goes in runs of 50,000.
+	const perRun = 50_000
+	lines := bytes.Repeat(append(bytes.Repeat([]byte{'x'}, size), '\n'), perRun)
+	var refMsgs int
+	var refTook time.Duration
+	for sent := 0; sent < backlog; sent += perRun {
+		n, d := mosquittoPub(b, br, lines, perRun)
+		refMsgs += n
+		refTook += d
+	}
+	b.ReportMetric(float64(refMsgs)/refTook.Seconds(), "mosquitto_pub_msgs/s")
+}
+
+// mosquittoPub publishes each line of lines at QoS 1 with mosquitto_pub
+// and returns how many PUBACKs it received (its debug output lists them)
+// and how long it took. It fails the benchmark unless all want were acked.
+func mosquittoPub(b *testing.B, br *mosquittotest.Broker, lines []byte, want int) (int, time.Duration) {
+	b.Helper()
+	cmd := exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", strconv.Itoa(br.Port()),
+		"-q", "1", "-M", "20", "-t", "bench/ref", "-i", "ref-pub", "-l", "-d")
+	cmd.Stdin = bytes.NewReader(lines)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("mosquitto_pub: %v", err)
+	}
+	acked := 0
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "received PUBACK") {
+			acked++
+		}
+	}
+	err = cmd.Wait()
+	took := time.Since(start)
+	if err != nil || acked != want {
+		b.Fatalf("mosquitto_pub: %v; %d of %d lines acknowledged; stderr: %s", err, acked, want, stderr.String())
+	}
+	return acked, took
+}
+
+// BenchmarkPublishLatency appends at a steady 200 scans/s for 3 s with a
+// subscriber attached and reports percentiles of: the append itself (the
+// durable commit), append-return to arrival at the subscriber (end to
+// end through the broker), and PUBLISH to PUBACK as the uplink's own
+// histogram estimates it.
+func BenchmarkPublishLatency(b *testing.B) {
+	const (
+		rate = 200
+		n    = 3 * rate
+	)
+	br := mosquittotest.Start(b, mosquittotest.Options{})
+	arrived := newArrivalClock(b, br)
+	buf := openBuffer(b)
+	u, reg, _ := runUplink(b, testConfig(br.URL(), buf), buf)
+	waitUntil(b, 10*time.Second, "connected", u.Connected)
+
+	var appendLat, e2e []time.Duration
+	for range b.N {
+		appendedAt := make(map[uint64]time.Time, n)
+		tick := time.NewTicker(time.Second / rate)
+		for range n {
+			<-tick.C // paces the load; synchronises nothing
+			start := time.Now()
+			seq, err := buf.Append(context.Background(), scanTopic, scanPayload(300))
+			if err != nil {
+				b.Fatal(err)
+			}
+			appendedAt[seq] = time.Now()
+			appendLat = append(appendLat, appendedAt[seq].Sub(start))
+		}
+		tick.Stop()
+		for seq, at := range appendedAt {
+			got := arrived.wait(b, seq, 30*time.Second)
+			e2e = append(e2e, max(got.Sub(at), 0))
+		}
+	}
+	drained(b, buf, 10*time.Second)
+
+	report := func(name string, d []time.Duration) {
+		slices.Sort(d)
+		for _, q := range []float64{0.5, 0.99} {
+			v := d[min(int(q*float64(len(d))), len(d)-1)]
+			b.ReportMetric(float64(v.Microseconds())/1000, fmt.Sprintf("%s-p%d-ms", name, int(q*100)))
+		}
+	}
+	report("append", appendLat)
+	report("e2e", e2e)
+	h := histogram(b, reg, "scangw_mqtt_publish_latency_seconds")
+	for _, q := range []float64{0.5, 0.99} {
+		b.ReportMetric(histogramQuantile(q, h)*1000, fmt.Sprintf("puback-p%d-ms", int(q*100)))
+	}
+}
+
+// arrivalClock is a QoS 1 subscriber that notes when each scan arrived.
+type arrivalClock struct {
+	mu      sync.Mutex
+	at      map[uint64]time.Time
+	changed chan struct{}
+}
+
+func newArrivalClock(b *testing.B, br *mosquittotest.Broker) *arrivalClock {
+	a := &arrivalClock{at: map[uint64]time.Time{}, changed: make(chan struct{})}
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(br.URL()).SetClientID("sub-latency").
+		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("connect subscriber: %v", tok.Error())
+	}
+	b.Cleanup(func() { c.Disconnect(250) })
+	tok := c.Subscribe(scanFilter, 1, func(_ mqtt.Client, m mqtt.Message) {
+		now := time.Now()
+		seq, err := seqOf(m.Payload())
+		if err != nil {
+			return // reported as a missing arrival
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if _, dup := a.at[seq]; !dup {
+			a.at[seq] = now
+		}
+		close(a.changed)
+		a.changed = make(chan struct{})
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("subscribe: %v", tok.Error())
+	}
+	return a
+}
+
+// wait returns when seq arrived.
+func (a *arrivalClock) wait(b *testing.B, seq uint64, timeout time.Duration) time.Time {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		a.mu.Lock()
+		at, ok := a.at[seq]
+		changed := a.changed
+		a.mu.Unlock()
+		if ok {
+			return at
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			b.Fatalf("scan %d did not arrive within %v", seq, timeout)
+		}
+	}
+}
+
+type bucket struct {
+	upper float64
+	count uint64 // cumulative
+}
+
+// histogram returns the cumulative buckets of the unlabelled histogram
+// name, ending with +Inf.
+func histogram(b *testing.B, reg prometheus.Gatherer, name string) []bucket {
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		var out []bucket
+		for _, bk := range h.GetBucket() {
+			out = append(out, bucket{bk.GetUpperBound(), bk.GetCumulativeCount()})
+		}
+		return append(out, bucket{math.Inf(1), h.GetSampleCount()})
+	}
+	b.Fatalf("histogram %s not registered", name)
+	return nil
+}
+
+// histogramQuantile estimates the q-quantile like PromQL's
+// histogram_quantile: linear within the bucket that holds it.
+func histogramQuantile(q float64, bs []bucket) float64 {
+	total := bs[len(bs)-1].count
+	if total == 0 {
+		return math.NaN()
+	}
+	rank := q * float64(total)
+	lower, below := 0.0, uint64(0)
+	for _, bk := range bs {
+		if float64(bk.count) >= rank {
+			if math.IsInf(bk.upper, 1) {
+				return lower
+			}
+			return lower + (bk.upper-lower)*(rank-float64(below))/float64(bk.count-below)
+		}
+		lower, below = bk.upper, bk.count
+	}
+	return lower
+}

@@ -1,0 +1,373 @@
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/scangw/scangw/buffer"
+	"github.com/scangw/scangw/uplink/mosquittotest"
+)
+
+// Topics follow the wire contract: <prefix>/<site>/<gateway>/...
+const (
+	scanTopic    = "t/site1/gw1/scans/s1"
+	scanFilter   = "t/site1/gw1/scans/#"
+	statusTopic  = "t/site1/gw1/status"
+	statusSource = "scangw://site1/gw1"
+
+	// deliveryTimeout bounds waits for the whole backlog to arrive. It only
+	// matters when a test fails; under -race on two cores a few thousand
+	// scans take a few seconds.
+	deliveryTimeout = 45 * time.Second
+	// pollEvery is the tick of waitUntil.
+	pollEvery = 5 * time.Millisecond
+)
+
+// openBuffer opens a real Badger buffer in a fresh temp dir; it is closed
+// when the test ends (after the uplink, whose cleanup is registered later).
+func openBuffer(t testing.TB) *buffer.Buffer {
+	t.Helper()
+	b, err := buffer.Open(buffer.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("open buffer: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close buffer: %v", err)
+		}
+	})
+	return b
+}
+
+// scanPayload builds a compact JSON payload carrying seq, padded with 'x' to
+// size bytes where size allows it.
+func scanPayload(size int) func(seq uint64) ([]byte, error) {
+	return func(seq uint64) ([]byte, error) {
+		p := fmt.Appendf(nil, `{"seq":%d,"pad":"`, seq)
+		for len(p)+2 < size {
+			p = append(p, 'x')
+		}
+		return append(p, '"', '}'), nil
+	}
+}
+
+// seqOf reads the seq from a scanPayload payload.
+func seqOf(payload []byte) (uint64, error) {
+	var v struct {
+		Seq *uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(payload, &v); err != nil {
+		return 0, err
+	}
+	if v.Seq == nil {
+		return 0, fmt.Errorf("no seq in %q", payload)
+	}
+	return *v.Seq, nil
+}
+
+// appendScans appends n scans with up to parallel appends in flight, so
+// that group commit covers many of them with one sync. The buffer assigns
+// the sequence numbers; which goroutine appended which does not matter.
+func appendScans(ctx context.Context, buf *buffer.Buffer, n, parallel, size int) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(parallel, 1))
+	for range n {
+		g.Go(func() error {
+			if _, err := buf.Append(ctx, scanTopic, scanPayload(size)); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func mustAppend(t testing.TB, buf *buffer.Buffer, n int) {
+	t.Helper()
+	if err := appendScans(context.Background(), buf, n, 32, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func statusPayload(state string, buf *buffer.Buffer) func() []byte {
+	started := time.Now()
+	return func() []byte {
+		return Status{State: state, Version: "test", ConfigHash: "cafe", StartTime: started, Epoch: buf.Epoch()}.Encode(statusSource)
+	}
+}
+
+// testConfig is an uplink config for a broker at url with short timers, so
+// reconnects take milliseconds.
+func testConfig(url string, buf *buffer.Buffer) Config {
+	return Config{
+		Broker:         url,
+		ClientID:       "gw1",
+		Inflight:       20,
+		KeepAlive:      30 * time.Second,
+		ConnectTimeout: 2 * time.Second,
+		WriteTimeout:   2 * time.Second,
+		ReconnectMin:   20 * time.Millisecond,
+		ReconnectMax:   200 * time.Millisecond,
+		StatusTopic:    statusTopic,
+		Online:         statusPayload("online", buf),
+		Offline:        statusPayload("offline", buf),
+	}
+}
+
+// testLogger writes to the test's output, which is shown with -v or when
+// the test fails.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// runUplink runs u.Run in the background. stop cancels it and checks that
+// Run returns nil soon after; it also runs when the test ends.
+func runUplink(t testing.TB, cfg Config, q Queue) (u *Uplink, reg *prometheus.Registry, stop func()) {
+	t.Helper()
+	reg = prometheus.NewRegistry()
+	u = New(cfg, q, testLogger(t), reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			timer := time.NewTimer(15 * time.Second)
+			defer timer.Stop()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run returned %v after cancel, want nil", err)
+				}
+			case <-timer.C:
+				t.Errorf("Run did not return within 15s of cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return u, reg, stop
+}
+
+// waitUntil polls cond until it holds, failing the test after timeout.
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-timer.C:
+			if cond() {
+				return time.Since(start)
+			}
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+	}
+	return time.Since(start)
+}
+
+// metricValue returns the value of the unlabelled counter or gauge name
+// as reg exposes it.
+func metricValue(t testing.TB, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		switch {
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue()
+		}
+		t.Fatalf("metric %s is neither counter nor gauge", name)
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+// drained waits until the buffer holds nothing: Depth 0 and Peek empty.
+func drained(t testing.TB, buf *buffer.Buffer, timeout time.Duration) {
+	t.Helper()
+	defer func() {
+		if t.Failed() {
+			es, err := buf.Peek(0, 5)
+			t.Logf("buffer: Depth() = %d, Peek(0, 5) = %d entries (err %v)", buf.Depth(), len(es), err)
+			for _, e := range es {
+				t.Logf("\tposition %d: %s", e.Pos, e.Payload)
+			}
+		}
+	}()
+	waitUntil(t, timeout, "the buffer to drain", func() bool { return buf.Depth() == 0 })
+	es, err := buf.Peek(0, 10)
+	if err != nil {
+		t.Fatalf("peek: %v", err)
+	}
+	if len(es) != 0 {
+		t.Fatalf("Depth() = 0 but Peek returns %d entries, first at queue position %d", len(es), es[0].Pos)
+	}
+}
+
+// arrivals folds a subscriber's messages into the order of first arrival.
+// It is fed from the test goroutine only (through Subscriber.WaitFor).
+type arrivals struct {
+	folded int
+	first  []uint64
+	seen   map[uint64]bool
+	dups   int
+	bad    []string
+}
+
+func (a *arrivals) fold(msgs []mosquittotest.Message) {
+	if a.seen == nil {
+		a.seen = map[uint64]bool{}
+	}
+	for _, m := range msgs[a.folded:] {
+		seq, err := seqOf(m.Payload)
+		switch {
+		case m.Topic != scanTopic:
+			a.bad = append(a.bad, fmt.Sprintf("unexpected topic %q", m.Topic))
+		case err != nil:
+			a.bad = append(a.bad, fmt.Sprintf("payload %q: %v", m.Payload, err))
+		case a.seen[seq]:
+			a.dups++
+		default:
+			a.seen[seq] = true
+			a.first = append(a.first, seq)
+		}
+	}
+	a.folded = len(msgs)
+}
+
+// waitAll waits until n distinct scans arrived at sub.
+func (a *arrivals) waitAll(t testing.TB, sub *mosquittotest.Subscriber, n int, timeout time.Duration) {
+	t.Helper()
+	// WaitFor ends the test with runtime.Goexit on timeout, which still
+	// runs this: say which scans are missing.
+	defer func() {
+		if len(a.seen) >= n {
+			return
+		}
+		var missing []uint64
+		for seq := uint64(1); seq <= uint64(n); seq++ {
+			if !a.seen[seq] {
+				missing = append(missing, seq)
+			}
+		}
+		t.Errorf("%d of %d scans missing, first: %v", len(missing), n, missing[:min(len(missing), 10)])
+	}()
+	sub.WaitFor(timeout, fmt.Sprintf("%d distinct scans", n), func(m []mosquittotest.Message) bool {
+		a.fold(m)
+		return len(a.seen) >= n
+	})
+}
+
+// check asserts that the first arrivals are exactly seq 1..n: every scan
+// arrived, none arrived before one with a lower seq, and there are no gaps.
+func (a *arrivals) check(t testing.TB, n int) {
+	t.Helper()
+	if len(a.bad) > 0 {
+		t.Errorf("%d malformed messages, first: %s", len(a.bad), a.bad[0])
+	}
+	for i, seq := range a.first {
+		if want := uint64(i + 1); seq != want {
+			lo, hi := max(i-3, 0), min(i+4, len(a.first))
+			t.Errorf("first arrival #%d is seq %d, want %d (first arrivals %d..%d: %v)", i, seq, want, lo, hi-1, a.first[lo:hi])
+			return
+		}
+	}
+	if len(a.first) != n {
+		t.Errorf("%d distinct scans arrived, want %d", len(a.first), n)
+	}
+}
+
+// checkedQueue is the real buffer with every Ack checked. Acks must come
+// as a growing prefix of the queue: the uplink publishes from the oldest
+// unacknowledged message and collects in order, so acking position p while
+// a lower one was never acked would mean a message was skipped. check, when
+// set, vets the seq (from the payload) of each acked message; the proxy
+// test uses it to prove a PUBACK for that scan reached the gateway. Peek is
+// wrapped to learn which seq each queue position holds.
+type checkedQueue struct {
+	*buffer.Buffer
+	check func(seq uint64) error
+
+	mu      sync.Mutex
+	seqAt   map[uint64]uint64 // queue position → seq, from Peek
+	prefix  uint64            // positions 1..prefix have all been acked
+	acks    int
+	dupAcks int
+	errs    []string
+}
+
+func (q *checkedQueue) Peek(from uint64, max int) ([]buffer.Entry, error) {
+	es, err := q.Buffer.Peek(from, max)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.seqAt == nil {
+		q.seqAt = map[uint64]uint64{}
+	}
+	for _, e := range es {
+		seq, err := seqOf(e.Payload)
+		if err != nil {
+			q.errs = append(q.errs, fmt.Sprintf("Peek: position %d: %v", e.Pos, err))
+			continue
+		}
+		q.seqAt[e.Pos] = seq
+	}
+	return es, err
+}
+
+func (q *checkedQueue) Ack(pos uint64) {
+	q.mu.Lock()
+	q.acks++
+	switch {
+	case pos <= q.prefix:
+		q.dupAcks++
+	case pos == q.prefix+1:
+		q.prefix++
+	default:
+		q.errs = append(q.errs, fmt.Sprintf("Ack(%d) before position %d was acked", pos, q.prefix+1))
+	}
+	if seq, ok := q.seqAt[pos]; !ok {
+		q.errs = append(q.errs, fmt.Sprintf("Ack(%d): Peek never returned that position", pos))
+	} else if q.check != nil {
+		if err := q.check(seq); err != nil {
+			q.errs = append(q.errs, err.Error())
+		}
+	}
+	q.mu.Unlock()
+	q.Buffer.Ack(pos)
+}
+
+// verify reports bad acks and checks that positions 1..n were acked (a
+// fresh buffer numbers its queue from 1).
+func (q *checkedQueue) verify(t testing.TB, n int) {
+	t.Helper()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.errs) > 0 {
+		t.Errorf("%d bad acks:\n\t%s", len(q.errs), strings.Join(q.errs[:min(len(q.errs), 10)], "\n\t"))
+	}
+	if q.prefix != uint64(n) {
+		t.Errorf("acked positions 1..%d, want 1..%d", q.prefix, n)
+	}
+}

@@ -1,0 +1,334 @@
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/scangw/scangw/uplink/mosquittotest"
+)
+
+// statusEvent is the CloudEvents envelope of a status message.
+type statusEvent struct {
+	SpecVersion     string `json:"specversion"`
+	ID              string `json:"id"`
+	Source          string `json:"source"`
+	Type            string `json:"type"`
+	Time            string `json:"time"`
+	DataContentType string `json:"datacontenttype"`
+	Data            Status `json:"data"`
+}
+
+// parseStatus decodes a status message and checks its envelope.
+func parseStatus(p []byte) (statusEvent, error) {
+	var ev statusEvent
+	if err := json.Unmarshal(p, &ev); err != nil {
+		return ev, fmt.Errorf("status %q: %w", p, err)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, ev.Time); err != nil {
+		return ev, fmt.Errorf("status time %q: %w", ev.Time, err)
+	}
+	if ev.SpecVersion != "1.0" || ev.ID == "" || ev.Source != statusSource || ev.Type != StatusType || ev.DataContentType != "application/json" {
+		return ev, fmt.Errorf("status envelope %+v, want specversion 1.0, an id, source %s, type %s, application/json", ev, statusSource, StatusType)
+	}
+	return ev, nil
+}
+
+// stateAt returns the states of the status messages in msgs, failing on a
+// malformed one.
+func states(t testing.TB, msgs []mosquittotest.Message) []string {
+	t.Helper()
+	var out []string
+	for _, m := range msgs {
+		ev, err := parseStatus(m.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev.Data.State)
+	}
+	return out
+}
+
+func hasState(t testing.TB, state string) func([]mosquittotest.Message) bool {
+	return func(msgs []mosquittotest.Message) bool {
+		for _, s := range states(t, msgs) {
+			if s == state {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// TestDeliversInOrder drains a backlog and live appends to a real broker:
+// every scan arrives once, in seq order; the buffer ends empty; the status
+// topic carries the retained online birth and, after a clean shutdown, an
+// offline message the uplink published itself.
+func TestDeliversInOrder(t *testing.T) {
+	t.Parallel()
+	const backlog, live = 1000, 1000
+	br := mosquittotest.Start(t, mosquittotest.Options{})
+	scans := mosquittotest.Subscribe(t, br, "sub-order", scanFilter)
+	status := mosquittotest.Subscribe(t, br, "sub-order-status", statusTopic)
+	buf := openBuffer(t)
+	mustAppend(t, buf, backlog)
+
+	q := &checkedQueue{Buffer: buf}
+	u, reg, stop := runUplink(t, testConfig(br.URL(), buf), q)
+	status.WaitFor(10*time.Second, "online birth", hasState(t, "online"))
+	// The birth can reach the subscriber before its PUBACK reaches us.
+	waitUntil(t, 5*time.Second, "Connected() after the birth", u.Connected)
+	var ev statusEvent
+	for _, m := range status.Messages() {
+		ev, _ = parseStatus(m.Payload)
+	}
+	if ev.Data.Epoch != buf.Epoch() || ev.Data.Version != "test" || ev.Data.StartTime.IsZero() {
+		t.Errorf("birth data = %+v, want epoch %s, version test, a start time", ev.Data, buf.Epoch())
+	}
+	// A subscriber that comes later gets the birth as the retained message.
+	late := mosquittotest.Subscribe(t, br, "sub-order-late", statusTopic)
+	late.WaitCount(1, 10*time.Second)
+	if m := late.Messages()[0]; !m.Retained || states(t, late.Messages()[:1])[0] != "online" {
+		t.Errorf("late subscriber got %+v, want the retained online birth", m)
+	}
+
+	mustAppend(t, buf, live)
+	var got arrivals
+	got.waitAll(t, scans, backlog+live, deliveryTimeout)
+	got.check(t, backlog+live)
+	if got.dups != 0 {
+		t.Errorf("%d duplicates without any disruption, want 0", got.dups)
+	}
+	drained(t, buf, 10*time.Second)
+	waitUntil(t, 5*time.Second, "published_total to reach the backlog", func() bool {
+		return metricValue(t, reg, "scangw_mqtt_published_total") == backlog+live
+	})
+	q.verify(t, backlog+live)
+	if q.dupAcks != 0 {
+		t.Errorf("%d duplicate acks without any disruption", q.dupAcks)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(`
+# HELP scangw_mqtt_connected 1 while the MQTT session is up.
+# TYPE scangw_mqtt_connected gauge
+scangw_mqtt_connected 1
+# HELP scangw_mqtt_connect_failures_total Connection attempts that failed.
+# TYPE scangw_mqtt_connect_failures_total counter
+scangw_mqtt_connect_failures_total 0
+# HELP scangw_mqtt_publish_failures_total Publishes that failed; each ends the session and is resent.
+# TYPE scangw_mqtt_publish_failures_total counter
+scangw_mqtt_publish_failures_total 0
+# HELP scangw_mqtt_published_total Queued messages acknowledged by the broker (PUBACK) and deleted.
+# TYPE scangw_mqtt_published_total counter
+scangw_mqtt_published_total %d
+`, backlog+live)), "scangw_mqtt_connected", "scangw_mqtt_connect_failures_total",
+		"scangw_mqtt_publish_failures_total", "scangw_mqtt_published_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(u.m.latency); n != 1 {
+		t.Errorf("latency histogram has %d series, want 1", n)
+	}
+
+	// Clean shutdown: no will (DISCONNECT suppresses it), so the uplink
+	// says offline itself, and that becomes the retained status.
+	stop()
+	status.WaitFor(10*time.Second, "offline after shutdown", hasState(t, "offline"))
+	if got := states(t, status.Messages()); got[len(got)-1] != "offline" || got[0] != "online" {
+		t.Errorf("status states = %v, want online first and offline last", got)
+	}
+	if u.Connected() || metricValue(t, reg, "scangw_mqtt_connected") != 0 || metricValue(t, reg, "scangw_mqtt_inflight_messages") != 0 {
+		t.Error("after shutdown: still connected, or the gauges say so")
+	}
+	after := mosquittotest.Subscribe(t, br, "sub-order-after", statusTopic)
+	after.WaitCount(1, 10*time.Second)
+	if m := after.Messages()[0]; !m.Retained || states(t, after.Messages()[:1])[0] != "offline" {
+		t.Errorf("retained status after shutdown = %+v, want offline", m)
+	}
+}
+
+// TestBrokerOutages appends at a steady pace while the broker is stopped
+// (SIGTERM, with persistence) and restarted several times: every scan
+// arrives, first arrivals are in seq order with no gap, and the buffer
+// drains.
+func TestBrokerOutages(t *testing.T) {
+	t.Parallel()
+	const (
+		total   = 5000
+		outages = 4
+		// Each outage starts once this many more scans were appended,
+		// and lasts until at least whileDown more were.
+		every     = 1000
+		whileDown = 200
+	)
+	br := mosquittotest.Start(t, mosquittotest.Options{Persistence: true})
+	sub := mosquittotest.Subscribe(t, br, "sub-outage", scanFilter)
+	buf := openBuffer(t)
+	q := &checkedQueue{Buffer: buf}
+	u, reg, _ := runUplink(t, testConfig(br.URL(), buf), q)
+	waitUntil(t, 10*time.Second, "first connect", u.Connected)
+
+	// The appender: bursts of 5 every 5 ms, about 1,000 scans/s. The
+	// ticker paces the load; it synchronises nothing.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var appended atomic.Int64
+	appendDone := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for appended.Load() < total {
+			select {
+			case <-ctx.Done():
+				appendDone <- ctx.Err()
+				return
+			case <-tick.C:
+			}
+			n := min(5, total-int(appended.Load()))
+			if err := appendScans(ctx, buf, n, n, 0); err != nil {
+				appendDone <- err
+				return
+			}
+			appended.Add(int64(n))
+		}
+		appendDone <- nil
+	}()
+
+	var downFor []time.Duration
+	for i := range outages {
+		mark := int64(every*i + every - whileDown)
+		waitUntil(t, deliveryTimeout, fmt.Sprintf("%d appended", mark), func() bool { return appended.Load() >= mark })
+		// Only stop a broker the gateway is using, so each outage cuts a
+		// live session rather than a reconnect attempt.
+		published := metricValue(t, reg, "scangw_mqtt_published_total")
+		waitUntil(t, 20*time.Second, fmt.Sprintf("delivery before outage %d", i+1), func() bool {
+			return u.Connected() && metricValue(t, reg, "scangw_mqtt_published_total") > published
+		})
+		br.Stop()
+		start := time.Now()
+		downAt := appended.Load()
+		waitUntil(t, 10*time.Second, "the uplink to notice the outage", func() bool { return !u.Connected() })
+		waitUntil(t, deliveryTimeout, fmt.Sprintf("%d appended while down", whileDown), func() bool {
+			return appended.Load() >= downAt+whileDown
+		})
+		br.Restart()
+		downFor = append(downFor, time.Since(start))
+	}
+	if err := <-appendDone; err != nil {
+		t.Fatal(err)
+	}
+
+	var got arrivals
+	got.waitAll(t, sub, total, deliveryTimeout)
+	got.check(t, total)
+	defer q.verify(t, total) // also when drained fails: its ack record explains
+	drained(t, buf, 10*time.Second)
+	t.Logf("%d outages lasting %v; %d duplicate deliveries, %d duplicate acks, %v connect failures, %v publish failures",
+		outages, downFor, got.dups, q.dupAcks, metricValue(t, reg, "scangw_mqtt_connect_failures_total"),
+		metricValue(t, reg, "scangw_mqtt_publish_failures_total"))
+}
+
+// TestHalfOpenConnection freezes the broker (SIGSTOP): its sockets stay
+// open but nothing answers. Keepalive must notice; connection attempts to
+// the frozen broker must time out rather than hang; and once the broker
+// thaws (with those stale attempts queued in its accept backlog) the uplink
+// must end up connected, announced online, and deliver the scans appended
+// meanwhile.
+func TestHalfOpenConnection(t *testing.T) {
+	t.Parallel()
+	const before, during = 10, 50
+	br := mosquittotest.Start(t, mosquittotest.Options{})
+	sub := mosquittotest.Subscribe(t, br, "sub-halfopen", scanFilter)
+	status := mosquittotest.Subscribe(t, br, "sub-halfopen-status", statusTopic)
+	buf := openBuffer(t)
+	cfg := testConfig(br.URL(), buf)
+	cfg.KeepAlive = time.Second
+	cfg.ConnectTimeout = time.Second
+	cfg.WriteTimeout = time.Second
+	q := &checkedQueue{Buffer: buf}
+	u, reg, _ := runUplink(t, cfg, q)
+
+	mustAppend(t, buf, before)
+	var got arrivals
+	got.waitAll(t, sub, before, deliveryTimeout)
+	waitUntil(t, 10*time.Second, "connected", u.Connected)
+
+	br.Pause()
+	mustAppend(t, buf, during)
+	// paho pings once nothing was received for KeepAlive (checked every
+	// KeepAlive/4) and gives up PingTimeout (KeepAlive/2 + 1s) later: about
+	// 2.75 s here. The bound leaves room for a loaded machine.
+	bound := 4*cfg.KeepAlive + 2*(cfg.KeepAlive/2+time.Second)
+	took := waitUntil(t, bound, "Connected() to turn false on a half-open connection", func() bool { return !u.Connected() })
+	t.Logf("half-open connection noticed after %v (keepalive %v, bound %v)", took.Round(time.Millisecond), cfg.KeepAlive, bound)
+	// The kernel still completes TCP handshakes for the frozen broker, so
+	// attempts reach CONNECT and must give up waiting for the CONNACK.
+	failed := metricValue(t, reg, "scangw_mqtt_connect_failures_total")
+	took = waitUntil(t, 4*(cfg.ConnectTimeout+time.Second)+time.Second, "two connect attempts to time out", func() bool {
+		return metricValue(t, reg, "scangw_mqtt_connect_failures_total") >= failed+2
+	})
+	t.Logf("two connect attempts to the frozen broker failed within %v (connect timeout %v)", took.Round(time.Millisecond), cfg.ConnectTimeout)
+
+	br.Resume()
+	took = waitUntil(t, 20*time.Second, "reconnect after the broker thawed", u.Connected)
+	t.Logf("reconnected %v after the broker thawed", took.Round(time.Millisecond))
+	got.waitAll(t, sub, before+during, deliveryTimeout)
+	got.check(t, before+during)
+	drained(t, buf, 10*time.Second)
+	q.verify(t, before+during)
+	// The stale attempts took the client id over one after another, each
+	// firing the previous one's will; the live session's birth must have
+	// the last word. (The subscriber sees every retained update in order,
+	// so its last message is what the broker retains.)
+	status.WaitFor(10*time.Second, "online as the last status", func(msgs []mosquittotest.Message) bool {
+		st := states(t, msgs)
+		return len(st) > 0 && st[len(st)-1] == "online"
+	})
+	t.Logf("status messages: %v", states(t, status.Messages()))
+	waitUntil(t, 5*time.Second, "still connected", u.Connected)
+}
+
+// TestReconnectIsPaced runs the uplink against a stopped broker: attempts
+// must be spaced by the backoff, not a tight loop, and it must connect soon
+// after the broker is back.
+func TestReconnectIsPaced(t *testing.T) {
+	t.Parallel()
+	br := mosquittotest.Start(t, mosquittotest.Options{})
+	br.Stop() // the port is now closed: each attempt is refused at once
+	buf := openBuffer(t)
+	cfg := testConfig(br.URL(), buf)
+	cfg.ReconnectMin = 50 * time.Millisecond
+	cfg.ReconnectMax = 200 * time.Millisecond
+	u, reg, _ := runUplink(t, cfg, buf)
+
+	failures := func() float64 { return metricValue(t, reg, "scangw_mqtt_connect_failures_total") }
+	waitUntil(t, 10*time.Second, "a first connect failure", func() bool { return failures() >= 1 })
+	const window = time.Second
+	start, first := time.Now(), failures()
+	timer := time.NewTimer(window)
+	<-timer.C // the measurement window itself, not a synchronisation
+	n := failures() - first
+	elapsed := time.Since(start)
+	t.Logf("%v connect attempts failed in %v (backoff %v..%v)", n, elapsed.Round(time.Millisecond), cfg.ReconnectMin, cfg.ReconnectMax)
+	// At most one attempt per ReconnectMin: 20 in a second. A loop without
+	// backoff makes thousands of refused connects a second.
+	if limit := float64(elapsed/cfg.ReconnectMin) + 2; n > limit {
+		t.Errorf("%v connect attempts in %v, want at most %v with reconnect_min %v", n, elapsed, limit, cfg.ReconnectMin)
+	}
+	// And it keeps trying: at least one attempt per ReconnectMax (plus a
+	// generous allowance for a loaded machine).
+	if n < 2 {
+		t.Errorf("%v connect attempts in %v, want it to keep retrying every %v at most", n, elapsed, cfg.ReconnectMax)
+	}
+	if u.Connected() {
+		t.Error("Connected() = true with the broker down")
+	}
+
+	br.Restart()
+	took := waitUntil(t, 10*time.Second, "connect after the broker came back", u.Connected)
+	t.Logf("connected %v after the broker came back", took.Round(time.Millisecond))
+}

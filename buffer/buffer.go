@@ -205,6 +205,9 @@ func openBadger(dir string, readOnly bool, log *slog.Logger) (*badger.DB, error)
 	if !readOnly {
 		removeEmptyLogs(dir, log)
 	}
+	if err := checkTables(dir, log); err != nil {
+		return nil, fmt.Errorf("open buffer %s: %w", dir, err)
+	}
 	db, err := badger.Open(badgerOptions(dir, log).WithReadOnly(readOnly))
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
@@ -269,7 +272,8 @@ func (b *Buffer) load() error {
 		defer it.Close()
 		var n int64
 		b.low = b.nextPos
-		for it.Rewind(); it.Valid(); it.Next() {
+		// From position 1: a marker Reclaim left at 0 is no message.
+		for it.Seek(queueKey(1)); it.Valid(); it.Next() {
 			if n == 0 {
 				b.low = posOf(it.Item().Key())
 			}
@@ -279,7 +283,7 @@ func (b *Buffer) load() error {
 		return nil
 	}
 	load := func(txn *badger.Txn) error {
-		m, err := loadMeta(txn)
+		m, err := loadMeta(txn, b.opts.ReadOnly)
 		if err != nil {
 			return err
 		}
@@ -301,6 +305,17 @@ func (b *Buffer) load() error {
 // Epoch names this buffer's life: it changes only when the buffer had to be
 // started afresh, and tells consumers that seq restarted.
 func (b *Buffer) Epoch() string { return b.meta.epoch }
+
+// Format is the on-disk layout version of the open directory.
+func (b *Buffer) Format() uint64 { return b.meta.format }
+
+// DiskBytes is the space the directory takes on disk (last measurement).
+func (b *Buffer) DiskBytes() int64 {
+	if b.opts.ReadOnly {
+		return dirSize(b.opts.Dir)
+	}
+	return b.diskUsed()
+}
 
 // Depth is the number of messages stored and not yet acknowledged.
 func (b *Buffer) Depth() int64 { return b.depth.Load() }
@@ -362,10 +377,15 @@ func (b *Buffer) wait(req *appendReq) appendResult {
 }
 
 // Ack marks the message at pos delivered. The delete is committed with the
-// next transaction; a delete lost in a crash only causes a resend.
+// next transaction; a delete lost in a crash only causes a resend. Acking a
+// position again is harmless.
 func (b *Buffer) Ack(pos uint64) {
 	b.mu.Lock()
-	if pos >= b.low && pos < b.nextPos {
+	// A repeated ack of a deleted position would be counted twice: the
+	// depth would reach 0 with a message still waiting, and Reclaim would
+	// drop that message.
+	_, deleted := b.deletedHigh[pos]
+	if pos >= b.low && pos < b.nextPos && !deleted {
 		b.pendingDel[pos] = struct{}{}
 	}
 	b.mu.Unlock()
@@ -444,6 +464,9 @@ func (b *Buffer) commitLoop() {
 		batch = batch[:0]
 		select {
 		case <-b.stop:
+			// Deletes acknowledged before Close should not be resent after
+			// a clean restart: commit them on the way out.
+			b.flushDeletes()
 			b.drainClosed()
 			return
 		case r := <-b.reqs:
@@ -494,7 +517,10 @@ func (b *Buffer) drainClosed() {
 	}
 }
 
-func (b *Buffer) commit(batch []*appendReq) {
+// commit stores batch and the pending deletes in one transaction (more
+// when the delete cap is reached) and answers every appender. It reports
+// whether the transaction committed.
+func (b *Buffer) commit(batch []*appendReq) bool {
 	b.mu.Lock()
 	dels := make([]uint64, 0, min(len(b.pendingDel), maxDeletes))
 	for pos := range b.pendingDel {
@@ -507,7 +533,7 @@ func (b *Buffer) commit(batch []*appendReq) {
 	nextPos, nextSeq := b.nextPos, b.nextSeq
 	b.mu.Unlock()
 	if len(batch) == 0 && len(dels) == 0 {
-		return
+		return true
 	}
 
 	start := time.Now()
@@ -592,6 +618,23 @@ func (b *Buffer) commit(batch []*appendReq) {
 	}
 	if stored > 0 {
 		signal(b.appended)
+	}
+	return err == nil
+}
+
+// flushDeletes commits every pending delete, in as many transactions as
+// the per-transaction cap needs. It runs on the committer.
+func (b *Buffer) flushDeletes() {
+	for {
+		b.mu.Lock()
+		n := len(b.pendingDel)
+		b.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if !b.commit(nil) {
+			return // failed: logged; the deletes stay pending
+		}
 	}
 }
 

@@ -41,11 +41,16 @@ type meta struct {
 	created  bool
 }
 
-// loadMeta reads (creating or migrating) the metadata.
-func loadMeta(txn *badger.Txn) (meta, error) {
+// ErrNoBuffer reports a read-only open of a directory that holds no buffer.
+var ErrNoBuffer = errors.New("no scangw buffer in this directory")
+
+// loadMeta reads (creating or migrating, unless readOnly) the metadata.
+func loadMeta(txn *badger.Txn, readOnly bool) (meta, error) {
 	var m meta
 	format, err := getUint(txn, keyFormat)
 	switch {
+	case errors.Is(err, badger.ErrKeyNotFound) && readOnly:
+		return m, ErrNoBuffer
 	case errors.Is(err, badger.ErrKeyNotFound):
 		m = meta{format: FormatVersion, epoch: uuid.Must(uuid.NewV7()).String(), nextPos: 1, nextSeq: 1, created: true}
 		if err := putUint(txn, keyFormat, FormatVersion); err != nil {
@@ -76,6 +81,9 @@ func loadMeta(txn *badger.Txn) (meta, error) {
 	if format == 1 {
 		// Version 1 keyed the queue by seq: position and seq were one.
 		m.nextSeq = m.nextPos
+		if readOnly {
+			return m, nil
+		}
 		if err := putUint(txn, keySeq, m.nextSeq); err != nil {
 			return m, err
 		}

@@ -138,6 +138,61 @@ send:
 	return n, readErr
 }
 
+// checkTables opens, outside Badger, every table the manifest lists, and
+// verifies its blocks' checksums. Badger cannot be left to do either:
+//
+//   - it opens tables on goroutines of its own and panics on a truncated
+//     one (table.initIndex reads its footer past the end of the file),
+//     which would kill the process at every start instead of returning an
+//     error that Heal can act on;
+//   - by default it checks only a table's index, so a damaged data block
+//     silently hides every message after it; and its own check at open
+//     (OnTableRead) dereferences a nil block on the first unreadable one
+//     (table.VerifyChecksum), another panic on its goroutine.
+//
+// Tables the manifest does not list are left to Badger: an interrupted
+// flush or compaction leaves those, and Badger deletes them. So are a
+// missing table or an unreadable manifest: Badger reports them.
+func checkTables(dir string, log *slog.Logger) error {
+	f, err := os.Open(filepath.Join(dir, "MANIFEST"))
+	if err != nil {
+		return nil
+	}
+	mf, _, err := badger.ReplayManifestFile(f, 0, badgerOptions(dir, log))
+	f.Close()
+	if err != nil {
+		return nil
+	}
+	for id, tm := range mf.Tables {
+		if err := checkTable(table.NewFilename(id, dir), tm.Compression); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkTable(path string, c options.CompressionType) (err error) {
+	mf, err := z.OpenMmapFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil
+	}
+	defer mf.Close(-1)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("corrupt table %s: %v", filepath.Base(path), r)
+		}
+	}()
+	// Not DecrRef: at zero references a Table deletes its file.
+	t, err := table.OpenTable(mf, table.Options{ChkMode: options.NoVerification, BlockSize: 4 << 10, Compression: c})
+	if err == nil {
+		err = t.VerifyChecksum()
+	}
+	if err != nil {
+		return fmt.Errorf("corrupt table %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
 func isClosed(c chan struct{}) bool {
 	select {
 	case <-c:
@@ -177,10 +232,12 @@ func readAny(dir string, log *slog.Logger) ([]Entry, error) {
 	if err := copyFiles(dir, scratch); err != nil {
 		return nil, fmt.Errorf("copy %s: %w", dir, err)
 	}
-	if db, err := badger.Open(badgerOptions(scratch, log)); err == nil {
-		es, err := readQueue(db)
-		db.Close()
-		return es, err
+	if checkTables(scratch, log) == nil {
+		if db, err := badger.Open(badgerOptions(scratch, log)); err == nil {
+			es, err := readQueue(db)
+			db.Close()
+			return es, err
+		}
 	}
 
 	// Damaged beyond opening: every readable table, then the WAL files

@@ -57,6 +57,7 @@ func (b *Buffer) Run(ctx context.Context) error {
 func (b *Buffer) Reclaim(ctx context.Context) (bool, error) {
 	dropped := false
 	err := b.onCommitter(ctx, func() error {
+		b.flushDeletes() // acknowledged deletes first: they may empty the queue
 		b.mu.Lock()
 		empty := b.depth.Load() == 0 && len(b.pendingDel) == 0
 		since := b.nextPos - b.dropMark
@@ -66,7 +67,19 @@ func (b *Buffer) Reclaim(ctx context.Context) (bool, error) {
 		}
 		// Nothing writes while the committer runs this, so the range
 		// cannot gain a message under our feet.
+		//
+		// Badger's DropPrefix does nothing unless a live key has the
+		// prefix (filterPrefixesToDrop skips deleted keys), and an empty
+		// queue holds only tombstones: store a marker at position 0,
+		// which no message uses and no reader looks at, for the drop to
+		// take with the rest.
+		if err := error(nil); err != nil {
+			return err
+		}
 		if err := b.db.DropPrefix(prefixQueue); err != nil {
+			return err
+		}
+		if err := b.db.Flatten(1); err != nil {
 			return err
 		}
 		b.mu.Lock()

@@ -30,6 +30,16 @@ type Gateway struct {
 type Buffer struct {
 	// Dir is the Badger directory; created (0750) when missing.
 	Dir string `yaml:"dir"`
+	// MaxScans caps the scans waiting for the broker. When full, new scans
+	// are refused (bad signal), never older ones dropped.
+	MaxScans int64 `yaml:"max_scans"`
+	// MaxBytes caps the buffer directory's size on disk.
+	MaxBytes Size `yaml:"max_bytes"`
+	// MinFree is the free space the buffer leaves on its filesystem.
+	MinFree Size `yaml:"min_free"`
+	// HighWater is the fraction of max_scans or max_bytes at which the
+	// buffer warns (log, scangw_buffer_high_water).
+	HighWater float64 `yaml:"high_water"`
 }
 
 // MQTT configures the uplink session.

@@ -38,7 +38,7 @@ func TestExample(t *testing.T) {
 	}
 	want := Config{
 		Gateway: Gateway{ID: "gw-dock-01", Site: "plant-a"},
-		Buffer:  Buffer{Dir: "/var/lib/scangw"},
+		Buffer:  Buffer{Dir: "/var/lib/scangw", MaxScans: 5_000_000, MaxBytes: 4 << 30, MinFree: 256 << 20, HighWater: 0.8},
 		MQTT: MQTT{
 			Broker:         "tcp://127.0.0.1:1883",
 			TopicPrefix:    "scangw/v1",
@@ -159,6 +159,23 @@ var badCases = []struct {
 		yaml:  minimal + "mqtt: {brokr: tcp://x:1883}\n",
 		paths: []string{"mqtt.brokr"},
 		text:  "brokr: unknown key; want one of broker,",
+	},
+	{
+		name:  "bad size unit",
+		yaml:  minimal + "buffer: {max_bytes: 4 gigs}\n",
+		paths: []string{"buffer.max_bytes"},
+		text:  "invalid size",
+	},
+	{
+		name:  "buffer limits out of range",
+		yaml:  minimal + "buffer: {max_scans: -5, max_bytes: 1MiB, high_water: 1.5}\n",
+		paths: []string{"buffer.max_scans", "buffer.max_bytes", "buffer.high_water"},
+	},
+	{
+		name:  "high water not a number",
+		yaml:  minimal + "buffer: {high_water: lots}\n",
+		paths: []string{"buffer.high_water"},
+		text:  "want a number",
 	},
 	{
 		name:  "unknown top-level key",
@@ -565,7 +582,8 @@ func TestValidateHandBuilt(t *testing.T) {
 		got = append(got, p.Path)
 	}
 	want := []string{
-		"gateway.id", "gateway.site", "buffer.dir", "mqtt.broker", "mqtt.topic_prefix",
+		"gateway.id", "gateway.site", "buffer.dir", "buffer.max_scans", "buffer.max_bytes",
+		"buffer.high_water", "mqtt.broker", "mqtt.topic_prefix",
 		"mqtt.inflight", "mqtt.keepalive", "mqtt.connect_timeout", "mqtt.write_timeout",
 		"mqtt.reconnect_min", "mqtt.reconnect_max", "log.level", "log.format", "stations",
 	}

@@ -22,7 +22,10 @@ type schemaCheck struct {
 	empty map[string]bool
 }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType = reflect.TypeFor[Duration]()
+	sizeType     = reflect.TypeFor[Size]()
+)
 
 func newSchemaCheck() *schemaCheck {
 	return &schemaCheck{empty: map[string]bool{}}
@@ -54,13 +57,21 @@ func (s *schemaCheck) value(n *yaml.Node, t reflect.Type, path string) {
 		} else if _, err := parseDuration(n.Value); err != nil {
 			s.add(path, n, "%v", err)
 		}
+	case t == sizeType:
+		if _, err := parseSize(n); err != nil {
+			s.add(path, n, "%v", err)
+		}
+	case t.Kind() == reflect.Float64:
+		if n.Kind != yaml.ScalarNode || n.Decode(new(float64)) != nil {
+			s.add(path, n, "want a number, got %s", kindName(n))
+		}
 	case t.Kind() == reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			s.add(path, n, "want a string, got %s", kindName(n))
 			return
 		}
 		s.empty[path] = n.Value == "" && n.ShortTag() == "!!str"
-	case t.Kind() == reflect.Int:
+	case t.Kind() == reflect.Int, t.Kind() == reflect.Int64:
 		if n.Kind != yaml.ScalarNode || n.Decode(new(int)) != nil {
 			s.add(path, n, "want an integer, got %s", kindName(n))
 		}

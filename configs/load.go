@@ -20,6 +20,10 @@ import (
 // loaded once keeps loading (DESIGN.md, "Compatible").
 const (
 	defaultBufferDir      = "/var/lib/scangw"
+	defaultMaxScans       = 5_000_000
+	defaultMaxBytes       = 4 << 30
+	defaultMinFree        = 256 << 20
+	defaultHighWater      = 0.8
 	defaultBroker         = "tcp://127.0.0.1:1883"
 	defaultTopicPrefix    = "scangw/v1"
 	defaultClientIDPrefix = "scangw-"
@@ -45,6 +49,18 @@ const (
 // "not given": inflight 0 or keepalive 0s get the default, not an error.
 func (c *Config) applyDefaults() {
 	setString(&c.Buffer.Dir, defaultBufferDir)
+	if c.Buffer.MaxScans == 0 {
+		c.Buffer.MaxScans = defaultMaxScans
+	}
+	if c.Buffer.MaxBytes == 0 {
+		c.Buffer.MaxBytes = defaultMaxBytes
+	}
+	if c.Buffer.MinFree == 0 {
+		c.Buffer.MinFree = defaultMinFree
+	}
+	if c.Buffer.HighWater == 0 {
+		c.Buffer.HighWater = defaultHighWater
+	}
 
 	m := &c.MQTT
 	setString(&m.Broker, defaultBroker)

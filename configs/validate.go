@@ -113,6 +113,18 @@ func (c *Config) validate(v *validator) {
 	case strings.ContainsRune(c.Buffer.Dir, 0):
 		v.add("buffer.dir", "must not contain a NUL byte")
 	}
+	if c.Buffer.MaxScans < 1 {
+		v.add("buffer.max_scans", "must be at least 1")
+	}
+	if c.Buffer.MaxBytes < 16<<20 {
+		v.add("buffer.max_bytes", "must be at least 16MiB")
+	}
+	if c.Buffer.MinFree < 0 {
+		v.add("buffer.min_free", "must not be negative")
+	}
+	if c.Buffer.HighWater <= 0 || c.Buffer.HighWater >= 1 {
+		v.add("buffer.high_water", "must be between 0 and 1 (a fraction of the limits)")
+	}
 
 	c.MQTT.validate(v, c.Gateway.ID)
 	c.HTTP.validate(v)

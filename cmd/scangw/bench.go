@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/scangw/scangw/buffer"
+	"github.com/scangw/scangw/configs"
 )
 
 // benchBuffer measures the buffer on this machine's disk and prints JSON
@@ -30,6 +32,7 @@ func benchBuffer(ctx context.Context, out io.Writer, args []string) error {
 	size := fs.Int("size", 300, "payload bytes per scan")
 	dur := fs.Duration("duration", 3*time.Second, "length of each rate phase")
 	fs.Parse(args)
+	setMemoryLimit() // measure what the daemon would use
 
 	if *dir == "" {
 		d, err := os.MkdirTemp("/var/tmp", "scangw-bench-")
@@ -115,19 +118,25 @@ func benchBuffer(ctx context.Context, out io.Writer, args []string) error {
 		return ctx.Err()
 	}
 	appended := b.Depth() - n0
-	runtime.GC()
-	anon, file := rss()
 	res["backlog_scans"] = b.Depth()
-	res["backlog_rss_anon_mib"], res["backlog_rss_file_mib"] = mib(anon), mib(file)
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	res["backlog_go_heap_mib"] = mib(int64(ms.HeapAlloc))
 	if w := diskWrites() - w0; w > 0 && appended > 0 {
 		res["disk_bytes_written_per_scan"] = w / appended
 	}
-	peak := dirSize(bdir)
-	res["disk_peak_mib"] = mib(peak)
+	res["disk_peak_mib"] = mib(dirSize(bdir))
+	b.Close()
 
+	// The whole daemon on that backlog, its broker unreachable (the
+	// outage that built the backlog): what a gateway's RSS would be.
+	anon, file, heap, err := daemonMemory(ctx, bdir)
+	if err != nil {
+		return err
+	}
+	res["backlog_daemon_rss_anon_mib"], res["backlog_daemon_rss_file_mib"], res["backlog_daemon_go_heap_mib"] = mib(anon), mib(file), mib(heap)
+
+	if b, err = buffer.Open(buffer.Options{Dir: bdir}); err != nil {
+		return err
+	}
+	defer b.Close()
 	// Drain the way the uplink does: peek in order, ack.
 	start := time.Now()
 	var cursor uint64
@@ -151,12 +160,53 @@ func benchBuffer(ctx context.Context, out io.Writer, args []string) error {
 		b.Ack(seq)
 	}
 	res["drain_per_s"] = round(float64(drained) / time.Since(start).Seconds())
-	b.Close()
 	res["disk_after_drain_mib"] = mib(dirSize(bdir))
+	t0 := time.Now()
+	if _, err := b.Reclaim(ctx); err != nil {
+		return err
+	}
+	res["reclaim_ms"] = time.Since(t0).Milliseconds()
+	b.Close()
+	res["disk_after_reclaim_mib"] = mib(dirSize(bdir))
 
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)
+}
+
+// daemonMemory runs the daemon in this process on the buffer in dir, with
+// its broker unreachable, and reads its memory once it is ready.
+func daemonMemory(ctx context.Context, dir string) (anon, file, heap int64, err error) {
+	cfg, err := configs.Parse([]byte(fmt.Sprintf(`
+gateway: {id: bench, site: bench}
+buffer:  {dir: %q}
+mqtt:    {broker: "tcp://127.0.0.1:1", reconnect_min: 1s, reconnect_max: 10s}
+http:    {listen: ""}
+log:     {level: error}
+stations:
+  - id: bench
+    scanners: [{id: bench-1, port: /dev/scangw-bench-absent}]
+`, dir)))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	// Let it open the buffer (one walk over the backlog) and settle.
+	select {
+	case err := <-done:
+		cancel()
+		return 0, 0, 0, fmt.Errorf("daemon: %v", err)
+	case <-time.After(5 * time.Second):
+	}
+	runtime.GC()
+	anon, file = rss()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	cancel()
+	<-done
+	return anon, file, int64(ms.HeapAlloc), nil
 }
 
 func rawFdatasync(path string, size int, d time.Duration) (p50 int64, perSec float64, err error) {

@@ -3,6 +3,8 @@
 //	scangw run --config FILE     run the daemon
 //	scangw check-config FILE     validate a config, list every problem
 //	scangw demo                  the real daemon with simulated scanners and an embedded broker
+//	scangw buffer ...            inspect or repair a stopped gateway's buffer
+//	scangw bench buffer          measure the buffer on this disk
 //	scangw version               print the version
 package main
 
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/scangw/scangw/configs"
@@ -24,6 +27,7 @@ Usage:
   scangw run [--config FILE]     run the daemon (default config /etc/scangw/scangw.yaml)
   scangw check-config FILE       validate a config file; exit 1 listing every problem
   scangw demo [--scans N]        run the daemon with simulated scanners and an embedded broker
+  scangw buffer stats|peek|export|salvage   inspect or repair a stopped gateway's buffer
   scangw bench buffer [flags]    measure the buffer on this disk; prints JSON
   scangw version                 print the version
 `
@@ -38,6 +42,17 @@ func main() {
 	os.Exit(dispatch(ctx, os.Args[1], os.Args[2:]))
 }
 
+// defaultMemoryLimit is the soft limit of the Go heap when GOMEMLIMIT is
+// not set: it keeps the daemon small on a 1 GB board, where the page cache
+// is better spent on the buffer's files.
+const defaultMemoryLimit = 64 << 20
+
+func setMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+}
+
 func dispatch(ctx context.Context, cmd string, args []string) int {
 	switch cmd {
 	case "run":
@@ -49,6 +64,7 @@ func dispatch(ctx context.Context, cmd string, args []string) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		setMemoryLimit()
 		if err := run(ctx, cfg, newLogger(cfg.Log, os.Stderr)); err != nil {
 			fmt.Fprintln(os.Stderr, "scangw:", err)
 			return 1
@@ -72,6 +88,12 @@ func dispatch(ctx context.Context, cmd string, args []string) int {
 		fs.Parse(args)
 		if err := demo(ctx, os.Stdout, *scans, *dir); err != nil && !errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "scangw demo:", err)
+			return 1
+		}
+		return 0
+	case "buffer":
+		if err := bufferCmd(ctx, os.Stdout, args); err != nil {
+			fmt.Fprintln(os.Stderr, "scangw buffer:", err)
 			return 1
 		}
 		return 0

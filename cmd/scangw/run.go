@@ -29,7 +29,7 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	buf, err := buffer.Open(buffer.Options{Dir: cfg.Buffer.Dir, Logger: log.With("part", "buffer"), Registerer: reg})
+	buf, err := openBuffer(ctx, cfg.Buffer, log.With("part", "buffer"), reg)
 	if err != nil {
 		return err
 	}
@@ -72,6 +72,7 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 		g.Go(func() error { return st.Run(ctx) })
 	}
 	g.Go(func() error { return up.Run(ctx) })
+	g.Go(func() error { return buf.Run(ctx) })
 	if cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
@@ -84,6 +85,40 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	err = g.Wait()
 	log.Info("stopped", "backlog", buf.Depth())
 	return err
+}
+
+// openBuffer opens the durable buffer, healing proven corruption (a fresh
+// buffer with a new epoch, the old one moved aside and salvaged). Anything
+// else that stops it opening — another scangw holding it, permissions, a
+// full or failing disk — is not proof of damage: it is logged and retried
+// until it clears or ctx ends, so nothing on disk is touched.
+func openBuffer(ctx context.Context, c configs.Buffer, log *slog.Logger, reg prometheus.Registerer) (*buffer.Buffer, error) {
+	opts := buffer.Options{
+		Dir:        c.Dir,
+		Logger:     log,
+		Registerer: reg,
+		Heal:       true,
+		Limits: buffer.Limits{
+			MaxScans:     c.MaxScans,
+			MaxBytes:     int64(c.MaxBytes),
+			MinFreeBytes: int64(c.MinFree),
+			HighWater:    c.HighWater,
+		},
+	}
+	wait := time.Second
+	for {
+		b, err := buffer.Open(opts)
+		if err == nil || errors.Is(err, buffer.ErrNewerFormat) {
+			return b, err
+		}
+		log.Error("buffer cannot be opened; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
 }
 
 func buildStations(cfg *configs.Config, buf *buffer.Buffer, reg prometheus.Registerer, log *slog.Logger) []*station.Station {

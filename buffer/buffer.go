@@ -52,6 +52,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 )
 
 // maxDeletes caps the deletes in one transaction, well under Badger's
@@ -202,10 +203,13 @@ func Open(opts Options) (*Buffer, error) {
 }
 
 func openBadger(dir string, readOnly bool, log *slog.Logger) (*badger.DB, error) {
-	if !readOnly {
-		removeEmptyLogs(dir, log)
-	}
-	if err := checkTables(dir, log); err != nil {
+	err := underLock(dir, readOnly, func() error {
+		if !readOnly {
+			removeEmptyLogs(dir, log)
+		}
+		return checkDir(dir, log)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("open buffer %s: %w", dir, err)
 	}
 	db, err := badger.Open(badgerOptions(dir, log).WithReadOnly(readOnly))
@@ -216,6 +220,31 @@ func openBadger(dir string, readOnly bool, log *slog.Logger) (*badger.DB, error)
 		return nil, fmt.Errorf("open buffer %s: %w", dir, err)
 	}
 	return db, nil
+}
+
+// underLock runs f holding the lock Badger takes on dir (flock on the
+// directory; shared for a reader), and reports ErrLocked when another
+// process holds it. A running buffer creates and deletes files: one that
+// is being created is empty for a moment, and one that is being deleted is
+// truncated first, so that neither removeEmptyLogs nor checkDir may look
+// while it runs. The lock is released before Badger takes it again.
+func underLock(dir string, shared bool, f func() error) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil // Badger reports it
+	}
+	defer d.Close() // releases the lock
+	how := unix.LOCK_EX | unix.LOCK_NB
+	if shared {
+		how = unix.LOCK_SH | unix.LOCK_NB
+	}
+	if err := unix.Flock(int(d.Fd()), how); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return ErrLocked
+		}
+		return nil // Badger reports it
+	}
+	return f()
 }
 
 // removeEmptyLogs deletes zero-length memtable and value-log files. Badger
@@ -400,6 +429,11 @@ func (b *Buffer) Peek(from uint64, max int) ([]Entry, error) {
 	if from < b.low {
 		from = b.low
 	}
+	// A transaction becomes visible to readers before the committer
+	// publishes its new nextPos; Ack ignores positions at or past nextPos,
+	// so Peek must not return them yet (the uplink is woken again after
+	// applyCommit).
+	end := b.nextPos
 	b.mu.Unlock()
 	var out []Entry
 	err := b.db.View(func(txn *badger.Txn) error {
@@ -408,6 +442,9 @@ func (b *Buffer) Peek(from uint64, max int) ([]Entry, error) {
 		for it.Seek(queueKey(from)); it.Valid() && len(out) < max; it.Next() {
 			item := it.Item()
 			pos := posOf(item.Key())
+			if pos >= end {
+				break
+			}
 			b.mu.Lock()
 			_, acked := b.pendingDel[pos]
 			b.mu.Unlock()
@@ -494,6 +531,9 @@ func (b *Buffer) commitLoop() {
 // onCommitter runs f on the committer goroutine, between commits, so that
 // nothing writes while it runs.
 func (b *Buffer) onCommitter(ctx context.Context, f func() error) error {
+	if b.opts.ReadOnly {
+		return ErrReadOnly // no committer runs: the send would wait forever
+	}
 	errc := make(chan error, 1)
 	select {
 	case b.tasks <- func() { errc <- f() }:

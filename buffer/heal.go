@@ -3,6 +3,7 @@ package buffer
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,17 @@ import (
 // moving the directory would change nothing (or lose it).
 func IsCorrupt(err error) bool {
 	if err == nil || errors.Is(err, ErrLocked) || errors.Is(err, ErrNewerFormat) {
+		return false
+	}
+	// A read-only open of a buffer whose writer died: its write-ahead log
+	// has a tail to trim, which only a writer may do. Badger's wrapping
+	// keeps only the text.
+	if errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) {
+		return false
+	}
+	// A manifest written by a newer Badger (a scangw downgrade) is no more
+	// damage than a newer buffer format.
+	if strings.Contains(err.Error(), "manifest has unsupported version") {
 		return false
 	}
 	for _, errno := range []syscall.Errno{syscall.EACCES, syscall.EPERM, syscall.ENOSPC, syscall.EROFS, syscall.EIO, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE} {
@@ -91,6 +103,9 @@ func (b *Buffer) finishHealing(h *healing) {
 // byte-for-byte the same (the payload carries the event id). It returns the
 // number of messages queued. The source directory is not modified.
 func (b *Buffer) Salvage(ctx context.Context, dir string) (int, error) {
+	if b.opts.ReadOnly {
+		return 0, ErrReadOnly // no committer would take the messages
+	}
 	found, readErr := readAny(dir, b.log)
 	if len(found) == 0 {
 		return 0, readErr
@@ -138,8 +153,10 @@ send:
 	return n, readErr
 }
 
-// checkTables opens, outside Badger, every table the manifest lists, and
-// verifies its blocks' checksums. Badger cannot be left to do either:
+// checkDir looks for damage that Badger would handle badly, before Badger
+// opens the directory. It opens every table the manifest lists and
+// verifies its blocks' checksums, and it checks the headers of the logs.
+// Badger cannot be left to find these:
 //
 //   - it opens tables on goroutines of its own and panics on a truncated
 //     one (table.initIndex reads its footer past the end of the file),
@@ -148,12 +165,15 @@ send:
 //   - by default it checks only a table's index, so a damaged data block
 //     silently hides every message after it; and its own check at open
 //     (OnTableRead) dereferences a nil block on the first unreadable one
-//     (table.VerifyChecksum), another panic on its goroutine.
+//     (table.VerifyChecksum), another panic on its goroutine;
+//   - an open that fails late has already changed the directory that Heal
+//     then moves aside: it truncated the manifest, and flushed and deleted
+//     write-ahead logs.
 //
-// Tables the manifest does not list are left to Badger: an interrupted
-// flush or compaction leaves those, and Badger deletes them. So are a
-// missing table or an unreadable manifest: Badger reports them.
-func checkTables(dir string, log *slog.Logger) error {
+// Only proof of damage is reported. Tables the manifest does not list are
+// left to Badger (an interrupted flush or compaction leaves those, and
+// Badger deletes them), and so are files that cannot be read at all.
+func checkDir(dir string, log *slog.Logger) error {
 	f, err := os.Open(filepath.Join(dir, "MANIFEST"))
 	if err != nil {
 		return nil
@@ -161,12 +181,44 @@ func checkTables(dir string, log *slog.Logger) error {
 	mf, _, err := badger.ReplayManifestFile(f, 0, badgerOptions(dir, log))
 	f.Close()
 	if err != nil {
-		return nil
+		return fmt.Errorf("read MANIFEST: %w", err)
 	}
 	for id, tm := range mf.Tables {
-		if err := checkTable(table.NewFilename(id, dir), tm.Compression); err != nil {
+		path := table.NewFilename(id, dir)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			// Badger deletes a table only after the manifest says so.
+			return fmt.Errorf("corrupt: the manifest lists table %s, which does not exist", filepath.Base(path))
+		}
+		if err := checkTable(path, tm.Compression); err != nil {
 			return err
 		}
+	}
+	for _, pattern := range []string{"*.mem", "*.vlog"} {
+		paths, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, path := range paths {
+			if err := checkLogHeader(path); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkLogHeader checks the header of a write-ahead or value log: its
+// first 8 bytes name the encryption key, and this buffer encrypts nothing.
+// Badger would find the bad key only after it replayed the logs before it.
+func checkLogHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var key [8]byte
+	if _, err := io.ReadFull(f, key[:]); err != nil {
+		return nil // too short for a header: Badger starts it afresh
+	}
+	if id := binary.BigEndian.Uint64(key[:]); id != 0 {
+		return fmt.Errorf("corrupt log %s: its header names encryption key %d, and the buffer is not encrypted", filepath.Base(path), id)
 	}
 	return nil
 }
@@ -179,7 +231,8 @@ func checkTable(path string, c options.CompressionType) (err error) {
 	defer mf.Close(-1)
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("corrupt table %s: %v", filepath.Base(path), r)
+			// Badger's panic may carry a multi-line dump.
+			err = fmt.Errorf("corrupt table %s: unreadable (%s)", filepath.Base(path), strings.Join(strings.Fields(fmt.Sprint(r)), " "))
 		}
 	}()
 	// Not DecrRef: at zero references a Table deletes its file.
@@ -232,7 +285,7 @@ func readAny(dir string, log *slog.Logger) ([]Entry, error) {
 	if err := copyFiles(dir, scratch); err != nil {
 		return nil, fmt.Errorf("copy %s: %w", dir, err)
 	}
-	if checkTables(scratch, log) == nil {
+	if checkDir(scratch, log) == nil {
 		if db, err := badger.Open(badgerOptions(scratch, log)); err == nil {
 			es, err := readQueue(db)
 			db.Close()

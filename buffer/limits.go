@@ -78,14 +78,15 @@ func (b *Buffer) admit(pending int64) error {
 	if n := b.depth.Load() + pending; n >= l.MaxScans {
 		return fmt.Errorf("%w: %d messages waiting, limit %d", ErrFull, n, l.MaxScans)
 	}
-	err := b.diskFull()
-	if err != nil && b.diskMeasuredBefore(time.Second) {
-		// Space may have come back (a drain, an operator's cleanup):
-		// measure again before refusing, at most once a second.
+	// Measure again at most once a second, whether the estimate admits or
+	// refuses. While refusing, space may have come back (a drain, an
+	// operator's cleanup). While admitting, another writer may have taken
+	// it: the estimate only counts this buffer's own writes, and Badger
+	// dies of SIGBUS when a memory-mapped file meets a full disk.
+	if b.diskMeasuredBefore(time.Second) {
 		b.refreshDisk()
-		err = b.diskFull()
 	}
-	return err
+	return b.diskFull()
 }
 
 func (b *Buffer) diskMeasuredBefore(d time.Duration) bool {

@@ -73,7 +73,7 @@ func (b *Buffer) Reclaim(ctx context.Context) (bool, error) {
 		// queue holds only tombstones: store a marker at position 0,
 		// which no message uses and no reader looks at, for the drop to
 		// take with the rest.
-		if err := error(nil); err != nil {
+		if err := b.db.Update(func(txn *badger.Txn) error { return txn.Set(queueKey(0), nil) }); err != nil {
 			return err
 		}
 		if err := b.db.DropPrefix(prefixQueue); err != nil {

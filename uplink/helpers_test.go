@@ -313,7 +313,6 @@ type checkedQueue struct {
 	mu      sync.Mutex
 	seqAt   map[uint64]uint64 // queue position → seq, from Peek
 	prefix  uint64            // positions 1..prefix have all been acked
-	acks    int
 	dupAcks int
 	errs    []string
 }
@@ -338,7 +337,6 @@ func (q *checkedQueue) Peek(from uint64, max int) ([]buffer.Entry, error) {
 
 func (q *checkedQueue) Ack(pos uint64) {
 	q.mu.Lock()
-	q.acks++
 	switch {
 	case pos <= q.prefix:
 		q.dupAcks++

@@ -90,17 +90,28 @@ func (u *Uplink) Connected() bool { return u.connected.Load() }
 // fleet of gateways in the same second). It returns nil when ctx ends.
 func (u *Uplink) Run(ctx context.Context) error {
 	failures := 0
+	var lastWarn time.Time
 	for {
-		up, err := u.session(ctx)
+		upFor, err := u.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if up {
+		// Only a session that stayed up resets the backoff: a broker that
+		// accepts and then drops the gateway at once (an ACL, another
+		// gateway with the same client id) must not be hammered.
+		if upFor >= stableSession {
 			failures = 0
 		}
 		failures++
 		wait := backoff(u.cfg.ReconnectMin, u.cfg.ReconnectMax, failures)
-		u.log.Warn("mqtt session ended", "err", err, "retry_in", wait.Round(time.Millisecond))
+		// One warning per outage, then a reminder every few minutes: a
+		// broker down for hours must not flood the journal.
+		if failures == 1 || time.Since(lastWarn) >= 5*time.Minute {
+			u.log.Warn("mqtt session ended; reconnecting", "err", err, "attempt", failures, "retry_in", wait.Round(time.Millisecond))
+			lastWarn = time.Now()
+		} else {
+			u.log.Debug("mqtt reconnect failed", "err", err, "attempt", failures, "retry_in", wait.Round(time.Millisecond))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -108,6 +119,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// stableSession is how long a session must last for the reconnect backoff
+// to start again from its minimum.
+const stableSession = 30 * time.Second
 
 // backoff is "full jitter": uniform in [min, min(max, min·2^(n-1))].
 func backoff(lo, hi time.Duration, n int) time.Duration {
@@ -130,8 +145,9 @@ type inflight struct {
 	sent time.Time
 }
 
-// session runs one connection. up reports whether it got connected.
-func (u *Uplink) session(ctx context.Context) (up bool, err error) {
+// session runs one connection and reports how long it was up (0 if it
+// never connected).
+func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 	lost := make(chan error, 1)
 	opts := mqtt.NewClientOptions().
 		AddBroker(u.cfg.Broker).
@@ -139,6 +155,7 @@ func (u *Uplink) session(ctx context.Context) (up bool, err error) {
 		SetCleanSession(true).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
+		SetProtocolVersion(4). // MQTT 3.1.1 only: no silent 3.1 retry doubling each attempt
 		SetKeepAlive(u.cfg.KeepAlive).
 		SetPingTimeout(u.cfg.KeepAlive/2+time.Second).
 		SetConnectTimeout(u.cfg.ConnectTimeout).
@@ -154,12 +171,13 @@ func (u *Uplink) session(ctx context.Context) (up bool, err error) {
 	if err := wait(ctx, c.Connect(), u.cfg.ConnectTimeout+time.Second); err != nil {
 		u.m.connectFailures.Inc()
 		c.Disconnect(0)
-		return false, fmt.Errorf("connect %s: %w", u.cfg.Broker, err)
+		return 0, fmt.Errorf("connect %s: %w", u.cfg.Broker, err)
 	}
 	defer c.Disconnect(250)
 	if err := wait(ctx, c.Publish(u.cfg.StatusTopic, 1, true, u.cfg.Online()), u.cfg.WriteTimeout); err != nil {
-		return false, fmt.Errorf("publish birth: %w", err)
+		return 0, fmt.Errorf("publish birth: %w", err)
 	}
+	connected := time.Now()
 	u.log.Info("mqtt connected", "broker", u.cfg.Broker, "client_id", u.cfg.ClientID)
 	u.connected.Store(true)
 	u.m.connected.Set(1)
@@ -194,9 +212,9 @@ func (u *Uplink) session(ctx context.Context) (up bool, err error) {
 		if c.IsConnected() {
 			wait(context.Background(), c.Publish(u.cfg.StatusTopic, 1, true, u.cfg.Offline()), time.Second)
 		}
-		return true, nil
+		return time.Since(connected), nil
 	}
-	return true, context.Cause(sctx)
+	return time.Since(connected), context.Cause(sctx)
 }
 
 // pump publishes the queue in order, holding at most Inflight unacked.
@@ -222,10 +240,29 @@ func (u *Uplink) pump(ctx context.Context, c mqtt.Client, slots chan struct{}, p
 				return context.Cause(ctx)
 			}
 			u.m.inflight.Set(float64(len(slots)))
-			tok := c.Publish(e.Topic, 1, false, e.Payload)
+			tok, err := publish(ctx, c, e)
+			if err != nil {
+				return err
+			}
 			pending <- inflight{pos: e.Pos, tok: tok, sent: time.Now()}
 			cursor = e.Pos + 1
 		}
+	}
+}
+
+// publish hands one message to paho without letting a dying connection
+// hold the session: paho's Publish can block for the whole write timeout
+// on its outbound queue when the link drops under it, ignoring ctx, and the
+// next session could not start until it returned. The abandoned call ends
+// by itself within the write timeout; its token fails and is never acked.
+func publish(ctx context.Context, c mqtt.Client, e buffer.Entry) (mqtt.Token, error) {
+	done := make(chan mqtt.Token, 1)
+	go func() { done <- c.Publish(e.Topic, 1, false, e.Payload) }()
+	select {
+	case tok := <-done:
+		return tok, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
 	}
 }
 

@@ -40,7 +40,7 @@ func parseStatus(p []byte) (statusEvent, error) {
 	return ev, nil
 }
 
-// stateAt returns the states of the status messages in msgs, failing on a
+// states returns the states of the status messages in msgs, failing on a
 // malformed one.
 func states(t testing.TB, msgs []mosquittotest.Message) []string {
 	t.Helper()

@@ -32,6 +32,7 @@ type Scan struct {
 	Time      time.Time
 	Station   string
 	Mode      string
+	Context   map[string]string // what the station is working on, e.g. the order
 	Scanner   string
 	Symbology string
 	Data      []byte // without terminator and AIM prefix
@@ -54,18 +55,19 @@ type cloudEvent struct {
 }
 
 type scanData struct {
-	Seq          uint64   `json:"seq"`
-	Epoch        string   `json:"epoch"`
-	Station      string   `json:"station"`
-	Mode         string   `json:"mode"`
-	Scanner      string   `json:"scanner"`
-	Symbology    string   `json:"symbology"`
-	Raw          string   `json:"raw"`
-	RawBase64    string   `json:"raw_base64,omitempty"`
-	Verdict      string   `json:"verdict"`
-	Reasons      []Reason `json:"reasons"`
-	RulesVersion string   `json:"rules_version"`
-	ClockSynced  bool     `json:"clock_synced"`
+	Seq          uint64            `json:"seq"`
+	Epoch        string            `json:"epoch"`
+	Station      string            `json:"station"`
+	Mode         string            `json:"mode"`
+	Context      map[string]string `json:"context,omitempty"`
+	Scanner      string            `json:"scanner"`
+	Symbology    string            `json:"symbology"`
+	Raw          string            `json:"raw"`
+	RawBase64    string            `json:"raw_base64,omitempty"`
+	Verdict      string            `json:"verdict"`
+	Reasons      []Reason          `json:"reasons"`
+	RulesVersion string            `json:"rules_version"`
+	ClockSynced  bool              `json:"clock_synced"`
 }
 
 // EncodeScan renders s as its single-line CloudEvents JSON with the given
@@ -76,6 +78,7 @@ func EncodeScan(s *Scan, source string, seq uint64, epoch string) ([]byte, error
 		Epoch:        epoch,
 		Station:      s.Station,
 		Mode:         s.Mode,
+		Context:      s.Context,
 		Scanner:      s.Scanner,
 		Symbology:    s.Symbology,
 		Verdict:      s.Verdict,
@@ -93,14 +96,19 @@ func EncodeScan(s *Scan, source string, seq uint64, epoch string) ([]byte, error
 		d.Raw = strings.ToValidUTF8(string(s.Data), "\uFFFD")
 		d.RawBase64 = base64.StdEncoding.EncodeToString(s.Data)
 	}
+	return encodeEvent(ScanType, s.ID, source, s.Time, &d)
+}
+
+// encodeEvent renders one single-line CloudEvents JSON event.
+func encodeEvent(typ, id, source string, at time.Time, data any) ([]byte, error) {
 	ev := cloudEvent{
 		SpecVersion:     "1.0",
-		ID:              s.ID,
+		ID:              id,
 		Source:          source,
-		Type:            ScanType,
-		Time:            s.Time.UTC().Format(time.RFC3339Nano),
+		Type:            typ,
+		Time:            at.UTC().Format(time.RFC3339Nano),
 		DataContentType: "application/json",
-		Data:            &d,
+		Data:            data,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -47,6 +48,12 @@ type Validator interface {
 	Validate(s *Scan)
 }
 
+// StateStore keeps the station's mode and context across reboots.
+type StateStore interface {
+	LoadState(key string) ([]byte, error)
+	SaveState(key string, value []byte) error
+}
+
 // Config describes one station.
 type Config struct {
 	ID          string
@@ -56,39 +63,64 @@ type Config struct {
 	TopicPrefix string
 }
 
+// Deps are what a station works with.
+type Deps struct {
+	Scanners  []Scanner
+	Store     Store
+	State     StateStore // nil: mode and context live in memory only
+	Validator Validator
+	Metrics   *Metrics
+	Log       *slog.Logger
+	// ClockSynced reports whether the system clock can be trusted (a Pi
+	// has no RTC); nil means KernelClockSynced.
+	ClockSynced func() bool
+}
+
 // Station runs one station's pipeline.
 type Station struct {
 	cfg      Config
 	scanners []Scanner
 	store    Store
+	state    StateStore
 	valid    Validator
 	log      *slog.Logger
 	m        *Metrics
 	topic    string
+	events   string
 	source   string
 	synced   func() bool
 	now      func() time.Time
 	running  atomic.Bool
+
+	mu      sync.Mutex
+	mode    string
+	context map[string]string
 }
 
-// New makes a station. synced reports whether the system clock can be
-// trusted (a Pi has no RTC); nil means KernelClockSynced.
-func New(cfg Config, scanners []Scanner, store Store, v Validator, m *Metrics, log *slog.Logger, synced func() bool) *Station {
-	if synced == nil {
-		synced = KernelClockSynced
+// New makes a station, restoring the mode and context it had before a
+// restart when a StateStore holds them.
+func New(cfg Config, d Deps) *Station {
+	if d.ClockSynced == nil {
+		d.ClockSynced = KernelClockSynced
 	}
-	return &Station{
+	base := fmt.Sprintf("%s/%s/%s", cfg.TopicPrefix, cfg.Site, cfg.Gateway)
+	s := &Station{
 		cfg:      cfg,
-		scanners: scanners,
-		store:    store,
-		valid:    v,
-		log:      log.With("station", cfg.ID),
-		m:        m,
-		topic:    fmt.Sprintf("%s/%s/%s/scans/%s", cfg.TopicPrefix, cfg.Site, cfg.Gateway, cfg.ID),
+		scanners: d.Scanners,
+		store:    d.Store,
+		state:    d.State,
+		valid:    d.Validator,
+		log:      d.Log.With("station", cfg.ID),
+		m:        d.Metrics,
+		topic:    base + "/scans/" + cfg.ID,
+		events:   base + "/events/" + cfg.ID,
 		source:   fmt.Sprintf("scangw://%s/%s/%s", cfg.Site, cfg.Gateway, cfg.ID),
-		synced:   synced,
+		synced:   d.ClockSynced,
 		now:      time.Now,
+		mode:     cfg.Mode,
 	}
+	s.restore()
+	return s
 }
 
 // Topic is the MQTT topic the station's scans are published on.
@@ -160,11 +192,13 @@ func (s *Station) decode(scanner string, r device.Read) *Scan {
 	if sym == "" {
 		sym, data = ParseAIM(data)
 	}
+	mode, context := s.State()
 	scan := &Scan{
 		ID:          uuid.Must(uuid.NewV7()).String(),
 		Time:        r.Time,
 		Station:     s.cfg.ID,
-		Mode:        s.cfg.Mode,
+		Mode:        mode,
+		Context:     context,
 		Scanner:     scanner,
 		Symbology:   sym,
 		Data:        data,

@@ -125,7 +125,7 @@ func run(t *testing.T, st *Station, scanners ...*playback) {
 
 func newStation(t *testing.T, store Store, reg prometheus.Registerer, scanners ...Scanner) *Station {
 	cfg := Config{ID: "dock-3", Mode: "receive", Site: "plant-a", Gateway: "gw-1", TopicPrefix: "scangw/v1"}
-	return New(cfg, scanners, store, LengthRule{Min: 3, Max: 20}, NewMetrics(reg), slogDiscard(), func() bool { return true })
+	return New(cfg, Deps{Scanners: scanners, Store: store, Validator: LengthRule{Min: 3, Max: 20}, Metrics: NewMetrics(reg), Log: slogDiscard(), ClockSynced: func() bool { return true }})
 }
 
 func TestVerdictsAndFeedbackFollowCommit(t *testing.T) {

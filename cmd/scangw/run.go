@@ -147,7 +147,14 @@ func buildStations(cfg *configs.Config, buf *buffer.Buffer, reg prometheus.Regis
 			Site:        cfg.Gateway.Site,
 			Gateway:     cfg.Gateway.ID,
 			TopicPrefix: cfg.MQTT.TopicPrefix,
-		}, scanners, buf, station.LengthRule{Min: sc.MinLength, Max: sc.MaxLength}, sm, log, nil))
+		}, station.Deps{
+			Scanners:  scanners,
+			Store:     buf,
+			State:     buf,
+			Validator: station.LengthRule{Min: sc.MinLength, Max: sc.MaxLength},
+			Metrics:   sm,
+			Log:       log,
+		}))
 	}
 	return out
 }

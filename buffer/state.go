@@ -1,0 +1,50 @@
+package buffer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// prefixState holds small named values that must survive a reboot (a
+// station's mode and context, later the rule cache), apart from the queue.
+var prefixState = []byte("s/")
+
+// ErrNoState reports a state key never saved.
+var ErrNoState = errors.New("no such state")
+
+// LoadState returns the value saved under key, or ErrNoState.
+func (b *Buffer) LoadState(key string) ([]byte, error) {
+	var v []byte
+	err := b.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(append(append([]byte(nil), prefixState...), key...))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNoState
+		}
+		if err != nil {
+			return err
+		}
+		v, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNoState) {
+		return nil, fmt.Errorf("load state %s: %w", key, err)
+	}
+	return v, err
+}
+
+// SaveState stores value under key durably (the write is synced before it
+// returns).
+func (b *Buffer) SaveState(key string, value []byte) error {
+	if b.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	err := b.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(append(append([]byte(nil), prefixState...), key...), value)
+	})
+	if err != nil {
+		return fmt.Errorf("save state %s: %w", key, err)
+	}
+	return nil
+}

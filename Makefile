@@ -44,7 +44,8 @@ fuzz:
 		done; \
 	done
 
-# Cross builds for Pi-class boards (CGO off until HID support lands).
+# Cross builds for Pi-class boards, without cgo: no libusb inside, no HID
+# scanners (see README, Licences). A cgo cross build needs a cross CC.
 cross:
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/scangw-arm64 ./cmd/scangw
 	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/scangw-armv7 ./cmd/scangw

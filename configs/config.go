@@ -91,7 +91,7 @@ type Station struct {
 // Scanner is one device feeding a station.
 type Scanner struct {
 	ID   string `yaml:"id"`
-	Type string `yaml:"type"` // serial
+	Type string `yaml:"type"` // serial, hid
 	// Port is the device path, e.g. /dev/ttyACM0.
 	Port string `yaml:"port"`
 	Baud int    `yaml:"baud"`
@@ -100,6 +100,28 @@ type Scanner struct {
 	// MaxFrame caps one frame in bytes; longer frames are discarded.
 	MaxFrame int      `yaml:"max_frame"`
 	Feedback Feedback `yaml:"feedback"`
+
+	// Match finds a USB scanner (type hid) among the devices present.
+	Match Match `yaml:"match"`
+	// Protocol is how a HID scanner talks: wedge (it types like a USB
+	// keyboard) or hidpos (HID POS scanned-data reports).
+	Protocol string `yaml:"protocol"`
+	// Layout is the keyboard layout a wedge scanner types in: us, uk, de, fr.
+	Layout string `yaml:"layout"`
+	// Gap ends a wedge scan that has no Enter/Tab suffix after this pause.
+	Gap Duration `yaml:"gap"`
+	// NoAIM says HID POS reports carry no AIM identifier (some vendors).
+	NoAIM bool `yaml:"no_aim"`
+}
+
+// Match selects a USB device: by vendor and product id, narrowed by serial
+// number or interface, or by its USB port path (for example "1-1.4:1.0").
+type Match struct {
+	VID       int    `yaml:"vid"`
+	PID       int    `yaml:"pid"`
+	Serial    string `yaml:"serial"`
+	Interface *int   `yaml:"interface"`
+	Path      string `yaml:"path"`
 }
 
 // Feedback holds the bytes written back to a scanner after a verdict.

@@ -65,6 +65,9 @@ func TestExample(t *testing.T) {
 				Terminator: "\r\n",
 				MaxFrame:   4096,
 				Feedback:   Feedback{Good: "\x06", Bad: "\x15", Warn: "\x06"},
+				Protocol:   "wedge",
+				Layout:     "us",
+				Gap:        Duration(300 * time.Millisecond),
 			}},
 		}},
 	}
@@ -281,9 +284,23 @@ stations:
 	},
 	{
 		name:  "unknown scanner type",
-		yaml:  strings.Replace(minimal, "port: /dev/ttyACM0", "port: /dev/ttyACM0, type: hid", 1),
+		yaml:  strings.Replace(minimal, "port: /dev/ttyACM0", "port: /dev/ttyACM0, type: bluetooth", 1),
 		paths: []string{"stations[0].scanners[0].type"},
-		text:  "must be one of serial",
+		text:  "must be one of serial, hid",
+	},
+	{
+		name:  "hid scanner with a port and no match",
+		yaml:  strings.Replace(minimal, "port: /dev/ttyACM0", "port: /dev/ttyACM0, type: hid", 1),
+		paths: []string{"stations[0].scanners[0].match", "stations[0].scanners[0].port"},
+		text:  "needs match.vid",
+	},
+	{
+		name: "hid scanner bad fields",
+		yaml: strings.Replace(minimal, "port: /dev/ttyACM0",
+			"type: hid, match: {vid: 0x1FFFF, pid: -1, interface: 300}, protocol: serial, layout: dvorak, gap: -1s", 1),
+		paths: []string{"stations[0].scanners[0].match.vid", "stations[0].scanners[0].match.pid",
+			"stations[0].scanners[0].match.interface", "stations[0].scanners[0].protocol",
+			"stations[0].scanners[0].layout", "stations[0].scanners[0].gap"},
 	},
 	{
 		name:  "empty terminator",

@@ -87,6 +87,9 @@ func (c *Config) applyDefaults() {
 		for j := range st.Scanners {
 			sc := &st.Scanners[j]
 			setString(&sc.Type, defaultScannerType)
+			setString(&sc.Protocol, "wedge")
+			setString(&sc.Layout, "us")
+			setDuration(&sc.Gap, 300*time.Millisecond)
 			setInt(&sc.Baud, defaultBaud)
 			setString(&sc.Terminator, defaultTerminator)
 			setInt(&sc.MaxFrame, defaultMaxFrame)

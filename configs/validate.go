@@ -61,7 +61,7 @@ const (
 	maxKeepAlive    = 65535 * time.Second // MQTT carries keepalive as a 16-bit number of seconds
 	idRule          = "must match [A-Za-z0-9._-], 1 to 64 characters"
 	clientIDRule    = "must match [A-Za-z0-9._-], 1 to 128 characters"
-	scannerTypeRule = "must be one of serial" // more types come later
+	scannerTypeRule = "must be one of serial, hid"
 )
 
 var (
@@ -291,9 +291,10 @@ func (st *Station) validate(v *validator, p string) {
 
 func (sc *Scanner) validate(v *validator, p string) {
 	v.id(p+".id", sc.ID)
-	if sc.Type != "serial" {
-		v.add(p+".type", scannerTypeRule)
-	} else {
+	switch sc.Type {
+	case "hid":
+		sc.validateHID(v, p)
+	case "serial":
 		switch {
 		case sc.Port == "":
 			v.add(p+".port", "required")
@@ -303,6 +304,8 @@ func (sc *Scanner) validate(v *validator, p string) {
 		if !slices.Contains(baudRates, sc.Baud) {
 			v.add(p+".baud", "must be one of %s", listInt(baudRates))
 		}
+	default:
+		v.add(p+".type", scannerTypeRule)
 	}
 	if n := len(sc.Terminator); n < 1 || n > maxTerminator {
 		v.add(p+".terminator", "must be 1 to %d bytes", maxTerminator)
@@ -320,6 +323,39 @@ func (sc *Scanner) validate(v *validator, p string) {
 }
 
 // validID reports whether s is 1 to max characters of [A-Za-z0-9._-].
+var (
+	hidProtocols = []string{"wedge", "hidpos"}
+	hidLayouts   = []string{"us", "uk", "de", "fr"}
+)
+
+func (sc *Scanner) validateHID(v *validator, p string) {
+	m := sc.Match
+	if m.VID == 0 && m.Path == "" {
+		v.add(p+".match", "a hid scanner needs match.vid (with match.pid) or match.path")
+	}
+	if m.VID < 0 || m.VID > 0xFFFF {
+		v.add(p+".match.vid", "must be 0x0000 to 0xFFFF")
+	}
+	if m.PID < 0 || m.PID > 0xFFFF {
+		v.add(p+".match.pid", "must be 0x0000 to 0xFFFF")
+	}
+	if m.Interface != nil && (*m.Interface < 0 || *m.Interface > 255) {
+		v.add(p+".match.interface", "must be 0 to 255")
+	}
+	if sc.Port != "" {
+		v.add(p+".port", "is for serial scanners; a hid scanner is found by match")
+	}
+	if !slices.Contains(hidProtocols, sc.Protocol) {
+		v.add(p+".protocol", "must be one of %s", list(hidProtocols))
+	}
+	if !slices.Contains(hidLayouts, sc.Layout) {
+		v.add(p+".layout", "must be one of %s", list(hidLayouts))
+	}
+	if sc.Gap < 0 {
+		v.add(p+".gap", "must not be negative")
+	}
+}
+
 func validID(s string, max int) bool {
 	if len(s) < 1 || len(s) > max {
 		return false

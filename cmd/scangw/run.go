@@ -19,6 +19,7 @@ import (
 	"github.com/scangw/scangw/buffer"
 	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/device/hidscan"
 	"github.com/scangw/scangw/device/serialscan"
 	"github.com/scangw/scangw/station"
 	"github.com/scangw/scangw/uplink"
@@ -128,18 +129,7 @@ func buildStations(cfg *configs.Config, buf *buffer.Buffer, reg prometheus.Regis
 	for _, sc := range cfg.Stations {
 		var scanners []station.Scanner
 		for _, s := range sc.Scanners {
-			scanners = append(scanners, serialscan.New(serialscan.Config{
-				ID:         s.ID,
-				Port:       s.Port,
-				Baud:       s.Baud,
-				Terminator: []byte(s.Terminator),
-				MaxFrame:   s.MaxFrame,
-				Feedback: map[device.Signal][]byte{
-					device.Good: []byte(s.Feedback.Good),
-					device.Warn: []byte(s.Feedback.Warn),
-					device.Bad:  []byte(s.Feedback.Bad),
-				},
-			}, log.With("scanner", s.ID), dm))
+			scanners = append(scanners, newScanner(s, log.With("scanner", s.ID), dm))
 		}
 		out = append(out, station.New(station.Config{
 			ID:          sc.ID,
@@ -157,6 +147,44 @@ func buildStations(cfg *configs.Config, buf *buffer.Buffer, reg prometheus.Regis
 		}))
 	}
 	return out
+}
+
+func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics) station.Scanner {
+	var fb map[device.Signal][]byte
+	if s.Feedback != (configs.Feedback{}) {
+		fb = map[device.Signal][]byte{
+			device.Good: []byte(s.Feedback.Good),
+			device.Warn: []byte(s.Feedback.Warn),
+			device.Bad:  []byte(s.Feedback.Bad),
+		}
+	}
+	if s.Type == "hid" {
+		if err := hidscan.Available(); err != nil {
+			// The scanner stays down (and says why) while the rest runs.
+			log.Error("HID scanner configured but HID is unavailable", "err", err)
+		}
+		return hidscan.New(hidscan.Config{
+			ID: s.ID,
+			Match: hidscan.Match{
+				VID: uint16(s.Match.VID), PID: uint16(s.Match.PID),
+				Serial: s.Match.Serial, Interface: s.Match.Interface, Path: s.Match.Path,
+			},
+			Mode:     s.Protocol,
+			Layout:   s.Layout,
+			Gap:      s.Gap.D(),
+			NoAIM:    s.NoAIM,
+			MaxScan:  s.MaxFrame,
+			Feedback: fb,
+		}, log, dm)
+	}
+	return serialscan.New(serialscan.Config{
+		ID:         s.ID,
+		Port:       s.Port,
+		Baud:       s.Baud,
+		Terminator: []byte(s.Terminator),
+		MaxFrame:   s.MaxFrame,
+		Feedback:   fb,
+	}, log, dm)
 }
 
 // notifyReady tells systemd READY=1 once every station's pipeline runs. The

@@ -170,7 +170,7 @@ func (s *sayer) say(format string, args ...any) {
 	os.Stdout.Write(line)
 }
 
-// childFail reports a child's failure to the parent and exits.
+// fail reports a child's failure to the parent and exits.
 func (s *sayer) fail(format string, args ...any) {
 	s.say("E "+format, args...)
 	os.Exit(3)
@@ -199,7 +199,7 @@ func payloadSeq(p []byte) (uint64, bool) {
 	return n, err == nil
 }
 
-// drainAll reads the whole queue with Peek.
+// peekAll reads the whole queue with Peek.
 func peekAll(t testing.TB, b *Buffer) []Entry {
 	t.Helper()
 	var all []Entry
@@ -217,8 +217,8 @@ func peekAll(t testing.TB, b *Buffer) []Entry {
 	}
 }
 
-// appendConcurrently appends n payloads from writers goroutines and
-// returns the seqs used; size(seq) gives each payload's size.
+// appendConcurrently appends n seqPayloads from writers goroutines;
+// size(seq) gives each payload's size.
 func appendConcurrently(t testing.TB, b *Buffer, n, writers int, size func(seq uint64) int) {
 	t.Helper()
 	var wg sync.WaitGroup

@@ -60,7 +60,7 @@ func makeHealBase(t *testing.T) healBase {
 		t.Fatal(err)
 	}
 	epoch := b.Epoch()
-	appendConcurrently(t, b, baseTables, 32, baseSize)
+	appendConcurrently(t, b, baseTables, 256, baseSize)
 	for pos := uint64(1); pos <= baseAckTable; pos++ {
 		b.Ack(pos)
 	}
@@ -232,6 +232,7 @@ func tableSeqs(t testing.TB, path string) map[uint64]bool {
 // fresh buffer with a new epoch starts, and every message that can still
 // be read is salvaged into it, byte for byte, once.
 func TestHealCorruptBuffer(t *testing.T) {
+	t.Parallel() // slow, and much of it waiting: overlap with the other slow tests
 	base := makeHealBase(t)
 	t.Logf("base:%s", fileSizes(base.dir))
 

@@ -214,6 +214,7 @@ const diskFullEnv = "SCANGW_DISKFULL_DIR"
 // process, so that a crash fails this test with its signal and the mount
 // is still cleaned up.
 func TestDiskFull(t *testing.T) {
+	t.Parallel() // slow, and much of it waiting: overlap with the other slow tests
 	mnt := filepath.Join(t.TempDir(), "small")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ func settled(t testing.TB, b *Buffer) {
 // returns the disk space, and that the queue goes on after it (and after a
 // reopen) with the next seq and position.
 func TestReclaimGivesSpaceBack(t *testing.T) {
+	t.Parallel() // slow, and much of it waiting: overlap with the other slow tests
 	const n = 200_000
 	dir := t.TempDir()
 	b, err := Open(Options{Dir: dir})
@@ -33,7 +34,7 @@ func TestReclaimGivesSpaceBack(t *testing.T) {
 	}
 	defer func() { b.Close() }()
 	start := time.Now()
-	appendConcurrently(t, b, n, 64, func(uint64) int { return 300 })
+	appendConcurrently(t, b, n, 256, func(uint64) int { return 300 })
 	peak := dirSize(dir)
 	t.Logf("appended %d x 300 B in %v: %.1f MiB on disk", n, time.Since(start).Round(time.Millisecond), mib(peak))
 	if b.Depth() != n {

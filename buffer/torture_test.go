@@ -31,6 +31,7 @@ const tortureEnv = "SCANGW_TORTURE_DIR"
 // or may not have persisted), "G" before a Reclaim and "R" after one
 // returned.
 func TestTortureKill9(t *testing.T) {
+	t.Parallel() // slow, and much of it waiting: overlap with the other slow tests
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("SCANGW_TORTURE_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)

@@ -98,6 +98,9 @@ type Options struct {
 	// Heal moves a directory that Badger proves corrupt aside and starts a
 	// fresh buffer (a new epoch), salvaging what can be read.
 	Heal bool
+	// SeenRetention bounds how long the seen-serial index remembers a
+	// serial (default 400 days).
+	SeenRetention time.Duration
 	// OnCommit, when set, is called by the committer after each durable
 	// commit, before any appender is released, with the event seqs it made
 	// durable. Tests use it to prove feedback follows the sync.
@@ -129,6 +132,7 @@ type Buffer struct {
 	low         uint64              // every position below it is deleted
 	dropMark    uint64              // nextPos at the last Reclaim
 	pendingDel  map[uint64]struct{} // acked, delete not yet committed
+	marks       map[string][]byte   // seen-index writes not yet committed
 	deletedHigh map[uint64]struct{} // committed deletes above low
 	disk        diskState
 }
@@ -153,6 +157,9 @@ func Open(opts Options) (*Buffer, error) {
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
+	}
+	if opts.SeenRetention <= 0 {
+		opts.SeenRetention = 400 * 24 * time.Hour
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	if !opts.ReadOnly {
@@ -181,6 +188,7 @@ func Open(opts Options) (*Buffer, error) {
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 		pendingDel:  make(map[uint64]struct{}),
+		marks:       make(map[string][]byte),
 		deletedHigh: make(map[uint64]struct{}),
 	}
 	if err := b.load(); err != nil {
@@ -570,9 +578,10 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 		}
 		dels = append(dels, pos)
 	}
+	marks := b.takeMarks()
 	nextPos, nextSeq := b.nextPos, b.nextSeq
 	b.mu.Unlock()
-	if len(batch) == 0 && len(dels) == 0 {
+	if len(batch) == 0 && len(dels) == 0 && len(marks) == 0 {
 		return true
 	}
 
@@ -622,7 +631,12 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 				return err
 			}
 		}
-		if stored == 0 && len(dels) == 0 {
+		for _, m := range marks {
+			if err := txn.SetEntry(badger.NewEntry(m.key, m.value).WithTTL(b.opts.SeenRetention)); err != nil {
+				return err
+			}
+		}
+		if stored == 0 && len(dels) == 0 && len(marks) == 0 {
 			return nil
 		}
 		return txn.Commit()
@@ -642,6 +656,7 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 		stored = 0
 	} else {
 		b.applyCommit(nextPos, nextSeq, dels, storedBytes)
+		b.clearMarks(marks)
 		b.depth.Add(int64(stored - len(dels)))
 		if stored > 0 {
 			b.lastAppend.Store(time.Now().UnixNano())
@@ -662,18 +677,18 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 	return err == nil
 }
 
-// flushDeletes commits every pending delete, in as many transactions as
+// flushDeletes commits every pending delete (and seen mark), in as many transactions as
 // the per-transaction cap needs. It runs on the committer.
 func (b *Buffer) flushDeletes() {
 	for {
 		b.mu.Lock()
-		n := len(b.pendingDel)
+		n := len(b.pendingDel) + len(b.marks)
 		b.mu.Unlock()
 		if n == 0 {
 			return
 		}
 		if !b.commit(nil) {
-			return // failed: logged; the deletes stay pending
+			return // failed: logged; the deletes and marks stay pending
 		}
 	}
 }

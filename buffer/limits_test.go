@@ -227,6 +227,9 @@ func TestDiskFull(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		t.Log("child: " + line)
 	}
+	if cmd.ProcessState == nil {
+		t.Fatalf("child did not start: %v", err)
+	}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		t.Fatalf("the buffer's process died of %v on a full disk", ws.Signal())
 	}

@@ -123,6 +123,9 @@ func New(cfg Config, d Deps) *Station {
 	return s
 }
 
+// ID is the station's id.
+func (s *Station) ID() string { return s.cfg.ID }
+
 // Topic is the MQTT topic the station's scans are published on.
 func (s *Station) Topic() string { return s.topic }
 

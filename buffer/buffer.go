@@ -98,6 +98,10 @@ type Options struct {
 	// Heal moves a directory that Badger proves corrupt aside and starts a
 	// fresh buffer (a new epoch), salvaging what can be read.
 	Heal bool
+	// AuditWindow keeps delivered messages this long after their PUBACK
+	// (0: deleted at once), so that the central side can ask for a range
+	// again (Requeue) to repair a gap it detected.
+	AuditWindow time.Duration
 	// SeenRetention bounds how long the seen-serial index remembers a
 	// serial (default 400 days).
 	SeenRetention time.Duration
@@ -627,6 +631,9 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 			}
 		}
 		for _, pos := range dels {
+			if err := b.keepForAudit(txn, pos); err != nil {
+				return err
+			}
 			if err := txn.Delete(queueKey(pos)); err != nil {
 				return err
 			}

@@ -123,8 +123,22 @@ func (b *Buffer) Salvage(ctx context.Context, dir string) (int, error) {
 		have[h] = struct{}{}
 		reqs = append(reqs, &appendReq{topic: e.Topic, raw: e.Payload, at: e.Time, done: make(chan appendResult, 1)})
 	}
-	// Queue them all before waiting, so they commit in large groups and
-	// in order.
+	n, err := b.enqueueRaw(ctx, reqs)
+	if b.m != nil {
+		b.m.salvaged.Add(float64(n))
+	}
+	if err != nil {
+		return n, fmt.Errorf("salvage: %w", err)
+	}
+	return n, readErr
+}
+
+// enqueueRaw queues stored-as-is messages and waits for them. It queues
+// them all before waiting, so they commit in large groups and in order.
+func (b *Buffer) enqueueRaw(ctx context.Context, reqs []*appendReq) (int, error) {
+	if b.opts.ReadOnly {
+		return 0, ErrReadOnly
+	}
 	sent := 0
 send:
 	for _, r := range reqs {
@@ -140,17 +154,17 @@ send:
 	n := 0
 	for _, r := range reqs[:sent] {
 		if res := b.wait(r); res.err != nil {
-			return n, fmt.Errorf("salvage: %w", res.err)
+			return n, res.err
 		}
 		n++
 	}
-	if b.m != nil {
-		b.m.salvaged.Add(float64(n))
-	}
 	if sent < len(reqs) {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
 		return n, ErrClosed
 	}
-	return n, readErr
+	return n, nil
 }
 
 // checkDir looks for damage that Badger would handle badly, before Badger

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scangw/scangw/device"
 )
@@ -267,7 +264,7 @@ func (c *Config) applyDefaults() {
 type Scanner struct {
 	cfg     Config
 	log     *slog.Logger
-	metrics *scannerMetrics
+	metrics *device.ScannerMetrics
 	open    Opener
 	// now stamps reports and drives the wedge gap; tests replace it.
 	now func() time.Time
@@ -300,7 +297,7 @@ func NewWithOpener(cfg Config, log *slog.Logger, m *device.Metrics, open Opener)
 	return &Scanner{
 		cfg:     cfg,
 		log:     log.With("scanner", cfg.ID, "match", cfg.Match.String()),
-		metrics: newScannerMetrics(m, cfg.ID),
+		metrics: m.Scanner(cfg.ID, "decode", "oversize", "overrun"),
 		open:    open,
 		now:     time.Now,
 	}
@@ -443,7 +440,7 @@ func (s *Scanner) readLoop(ctx context.Context, dec decoder, reads chan<- device
 			if errors.Is(err, ErrUnavailable) {
 				return fmt.Errorf("hid scanner %q: %w", s.cfg.ID, err)
 			}
-			s.metrics.ioErrors.Inc()
+			s.metrics.Errors["io"].Inc()
 			attempts++
 			if !outage {
 				// One warning per outage: an unplugged scanner is
@@ -454,7 +451,7 @@ func (s *Scanner) readLoop(ctx context.Context, dec decoder, reads chan<- device
 			} else {
 				s.log.Debug("cannot open scanner", "err", err, "attempt", attempts)
 			}
-			if !sleep(ctx, jitter(delay)) {
+			if !device.Sleep(ctx, device.Jitter(delay)) {
 				return nil
 			}
 			delay = min(2*delay, s.cfg.MaxBackoff)
@@ -462,7 +459,7 @@ func (s *Scanner) readLoop(ctx context.Context, dec decoder, reads chan<- device
 		}
 
 		if everOpened {
-			s.metrics.reconnects.Inc()
+			s.metrics.Reconnects.Inc()
 			s.log.Info("scanner reconnected", "path", info.Path, "outage", time.Since(outageStart).Round(time.Millisecond), "attempts", attempts+1)
 		} else {
 			s.log.Info("scanner opened", "path", info.Path, "product", info.Product)
@@ -488,7 +485,7 @@ func (s *Scanner) readLoop(ctx context.Context, dec decoder, reads chan<- device
 			return nil
 		}
 		dec.Abort("scanner lost mid-scan", emit)
-		s.metrics.ioErrors.Inc()
+		s.metrics.Errors["io"].Inc()
 		// hidapi's libusb backend has no error text ("hid_error is not
 		// implemented yet"): an unplug is the usual cause.
 		s.log.Warn("scanner lost (unplugged?); reopening", "err", err)
@@ -499,7 +496,7 @@ func (s *Scanner) readLoop(ctx context.Context, dec decoder, reads chan<- device
 		if time.Since(opened) >= s.cfg.MaxBackoff {
 			delay = s.cfg.MinBackoff
 		}
-		if !sleep(ctx, jitter(delay)) {
+		if !device.Sleep(ctx, device.Jitter(delay)) {
 			return nil
 		}
 		delay = min(2*delay, s.cfg.MaxBackoff)
@@ -550,11 +547,11 @@ func (s *Scanner) deliver(sc Scan, reads chan<- device.Read) {
 	}
 	switch {
 	case sc.Err == nil:
-		s.metrics.reads.Inc()
+		s.metrics.Reads.Inc()
 	case errors.Is(sc.Err, device.ErrOversize):
-		s.metrics.oversize.Inc()
+		s.metrics.Errors["oversize"].Inc()
 	default:
-		s.metrics.decode.Inc()
+		s.metrics.Errors["decode"].Inc()
 		s.log.Debug("damaged scan", "err", sc.Err)
 	}
 	select {
@@ -563,7 +560,7 @@ func (s *Scanner) deliver(sc Scan, reads chan<- device.Read) {
 		// Blocking here would stall the reads, and hidapi would drop
 		// reports instead: a lost key-up merges two equal characters
 		// into one, silently. A lost scan is counted.
-		s.metrics.overrun.Inc()
+		s.metrics.Errors["overrun"].Inc()
 		s.log.Warn("handler too slow; scan dropped", "queued", queueLen)
 	}
 }
@@ -573,70 +570,8 @@ func (s *Scanner) setDev(d Device, info Info) {
 	s.dev, s.info = d, info
 	s.mu.Unlock()
 	if d != nil {
-		s.metrics.connected.Set(1)
+		s.metrics.Connected.Set(1)
 	} else {
-		s.metrics.connected.Set(0)
+		s.metrics.Connected.Set(0)
 	}
-}
-
-// jitter spreads d over [d/2, d] so that scanners on one USB hub, all lost
-// at the same reset, do not retry in lockstep.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits d or until ctx ends, reporting whether the wait completed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// scannerMetrics holds one scanner's children of device.Metrics, looked up
-// once, so the read path does no label hashing. With nil device.Metrics
-// they are unregistered and count into the void.
-type scannerMetrics struct {
-	connected  prometheus.Gauge
-	reads      prometheus.Counter
-	decode     prometheus.Counter
-	oversize   prometheus.Counter
-	overrun    prometheus.Counter
-	ioErrors   prometheus.Counter
-	reconnects prometheus.Counter
-}
-
-func newScannerMetrics(m *device.Metrics, id string) *scannerMetrics {
-	if m == nil {
-		c := func() prometheus.Counter { return prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"}) }
-		return &scannerMetrics{
-			connected:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "unused"}),
-			reads:      c(),
-			decode:     c(),
-			oversize:   c(),
-			overrun:    c(),
-			ioErrors:   c(),
-			reconnects: c(),
-		}
-	}
-	// Creating every series up front makes a scanner that never worked
-	// show as 0 rather than be missing from the dashboard.
-	sm := &scannerMetrics{
-		connected:  m.Connected.WithLabelValues(id),
-		reads:      m.Reads.WithLabelValues(id),
-		decode:     m.Errors.WithLabelValues(id, "decode"),
-		oversize:   m.Errors.WithLabelValues(id, "oversize"),
-		overrun:    m.Errors.WithLabelValues(id, "overrun"),
-		ioErrors:   m.Errors.WithLabelValues(id, "io"),
-		reconnects: m.Reconnects.WithLabelValues(id),
-	}
-	sm.connected.Set(0)
-	return sm
 }

@@ -239,7 +239,7 @@ func TestDisconnectedWhileAway(t *testing.T) {
 	if err := r.s.Feedback(device.Good); !errors.Is(err, device.ErrNotConnected) {
 		t.Errorf("Feedback while away = %v, want ErrNotConnected", err)
 	}
-	if got := testutil.ToFloat64(r.s.metrics.connected); got != 0 {
+	if got := testutil.ToFloat64(r.s.metrics.Connected); got != 0 {
 		t.Errorf("connected gauge = %v, want 0", got)
 	}
 }
@@ -369,7 +369,7 @@ func TestOverrunCountsDroppedScans(t *testing.T) {
 	close(release)
 	r.stop(t)
 	got := len(r.reads)
-	overrun := testutil.ToFloat64(r.s.metrics.overrun)
+	overrun := testutil.ToFloat64(r.s.metrics.Errors["overrun"])
 	if overrun == 0 || got+int(overrun) != n {
 		t.Errorf("delivered %d, overrun %v; want some overrun and %d in all", got, overrun, n)
 	}

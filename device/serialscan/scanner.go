@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.bug.st/serial"
 
 	"github.com/scangw/scangw/device"
@@ -87,7 +85,7 @@ func (c *Config) applyDefaults() {
 type Scanner struct {
 	cfg     Config
 	log     *slog.Logger
-	metrics *scannerMetrics
+	metrics *device.ScannerMetrics
 	// now stamps Reads; tests replace it.
 	now func() time.Time
 
@@ -121,7 +119,7 @@ func New(cfg Config, log *slog.Logger, m *device.Metrics) *Scanner {
 	return &Scanner{
 		cfg:     cfg,
 		log:     log.With("scanner", cfg.ID, "port", cfg.Port),
-		metrics: newScannerMetrics(m, cfg.ID),
+		metrics: m.Scanner(cfg.ID, "oversize"),
 		now:     time.Now,
 	}
 }
@@ -193,7 +191,7 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 		}
 		port, err := s.open()
 		if err != nil {
-			s.metrics.ioErrors.Inc()
+			s.metrics.Errors["io"].Inc()
 			attempts++
 			if !outage {
 				// One warning per outage: a flapping or unplugged port
@@ -204,7 +202,7 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 			} else {
 				s.log.Debug("cannot open scanner port", "err", err, "attempt", attempts)
 			}
-			if !sleep(ctx, jitter(delay)) {
+			if !device.Sleep(ctx, device.Jitter(delay)) {
 				return nil
 			}
 			delay = min(2*delay, s.cfg.MaxBackoff)
@@ -212,7 +210,7 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 		}
 
 		if everOpened {
-			s.metrics.reconnects.Inc()
+			s.metrics.Reconnects.Inc()
 			s.log.Info("scanner reconnected", "outage", time.Since(outageStart).Round(time.Millisecond), "attempts", attempts+1)
 		} else {
 			s.log.Info("scanner opened")
@@ -233,7 +231,7 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.metrics.ioErrors.Inc()
+		s.metrics.Errors["io"].Inc()
 		s.log.Warn("scanner port lost; reopening", "err", err)
 		outage, outageStart, attempts = true, time.Now(), 0
 		// Only a connection that stayed up for a while earns a fast
@@ -242,7 +240,7 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 		if time.Since(opened) >= s.cfg.MaxBackoff {
 			delay = s.cfg.MinBackoff
 		}
-		if !sleep(ctx, jitter(delay)) {
+		if !device.Sleep(ctx, device.Jitter(delay)) {
 			return nil
 		}
 		delay = min(2*delay, s.cfg.MaxBackoff)
@@ -291,9 +289,9 @@ func (s *Scanner) readLoop(ctx context.Context, port serial.Port, fr *Framer, bu
 			t := s.now()
 			fr.Push(buf[:n], func(frame []byte, ferr error) {
 				if ferr != nil {
-					s.metrics.oversize.Inc()
+					s.metrics.Errors["oversize"].Inc()
 				} else {
-					s.metrics.reads.Inc()
+					s.metrics.Reads.Inc()
 				}
 				handle(ctx, device.Read{
 					Scanner: s.cfg.ID,
@@ -316,63 +314,8 @@ func (s *Scanner) setPort(p serial.Port) {
 	s.port = p
 	s.mu.Unlock()
 	if p != nil {
-		s.metrics.connected.Set(1)
+		s.metrics.Connected.Set(1)
 	} else {
-		s.metrics.connected.Set(0)
+		s.metrics.Connected.Set(0)
 	}
-}
-
-// jitter spreads d over [d/2, d] so that scanners on one USB hub, all lost
-// at the same reset, do not retry in lockstep.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits d or until ctx ends, reporting whether the wait completed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// scannerMetrics holds one scanner's children of device.Metrics, looked up
-// once, so the read path does no label hashing. With nil device.Metrics
-// they are unregistered and count into the void.
-type scannerMetrics struct {
-	connected  prometheus.Gauge
-	reads      prometheus.Counter
-	oversize   prometheus.Counter
-	ioErrors   prometheus.Counter
-	reconnects prometheus.Counter
-}
-
-func newScannerMetrics(m *device.Metrics, id string) *scannerMetrics {
-	if m == nil {
-		return &scannerMetrics{
-			connected:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "unused"}),
-			reads:      prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"}),
-			oversize:   prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"}),
-			ioErrors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"}),
-			reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "unused"}),
-		}
-	}
-	// Creating every series up front makes a scanner that never worked
-	// show as 0 rather than be missing from the dashboard.
-	sm := &scannerMetrics{
-		connected:  m.Connected.WithLabelValues(id),
-		reads:      m.Reads.WithLabelValues(id),
-		oversize:   m.Errors.WithLabelValues(id, "oversize"),
-		ioErrors:   m.Errors.WithLabelValues(id, "io"),
-		reconnects: m.Reconnects.WithLabelValues(id),
-	}
-	sm.connected.Set(0)
-	return sm
 }

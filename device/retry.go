@@ -1,0 +1,28 @@
+package device
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// Jitter spreads d over [d/2, d] so that scanners on one USB hub, all lost
+// at the same reset, do not retry in lockstep.
+func Jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Sleep waits d or until ctx ends, reporting whether the wait completed.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

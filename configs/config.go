@@ -8,7 +8,10 @@
 // New keys always get a default, so a config that loaded once keeps loading.
 package configs
 
-import "time"
+import (
+	"crypto/ed25519"
+	"time"
+)
 
 // Config is the whole gateway configuration.
 type Config struct {
@@ -17,6 +20,7 @@ type Config struct {
 	MQTT     MQTT      `yaml:"mqtt"`
 	HTTP     HTTP      `yaml:"http"`
 	Log      Log       `yaml:"log"`
+	Rules    Rules     `yaml:"rules"`
 	Stations []Station `yaml:"stations"`
 }
 
@@ -40,6 +44,12 @@ type Buffer struct {
 	// HighWater is the fraction of max_scans or max_bytes at which the
 	// buffer warns (log, scangw_buffer_high_water).
 	HighWater float64 `yaml:"high_water"`
+	// AuditWindow keeps delivered scans this long after the broker's
+	// PUBACK, so a resend command can repair a gap (0: off).
+	AuditWindow Duration `yaml:"audit_window"`
+	// SeenRetention is how long the seen-serial index (duplicate rules)
+	// remembers a serial.
+	SeenRetention Duration `yaml:"seen_retention"`
 }
 
 // MQTT configures the uplink session.
@@ -63,6 +73,60 @@ type MQTT struct {
 	// ReconnectMin and ReconnectMax bound the reconnect backoff.
 	ReconnectMin Duration `yaml:"reconnect_min"`
 	ReconnectMax Duration `yaml:"reconnect_max"`
+
+	// Username authenticates the gateway to the broker. Its password
+	// comes from at most one of PasswordFile, PasswordEnv and Password.
+	Username string `yaml:"username"`
+	// Password is the password written into this file. PasswordFile or
+	// PasswordEnv keep it out of a file that a fleet tool templates and
+	// pushes; prefer them.
+	Password string `yaml:"password"`
+	// PasswordFile is read at every connect (a trailing newline is not
+	// part of the password).
+	PasswordFile string `yaml:"password_file"`
+	// PasswordEnv names an environment variable holding the password.
+	PasswordEnv string `yaml:"password_env"`
+	// TLS configures ssl:// and mqtts:// brokers.
+	TLS TLS `yaml:"tls"`
+
+	// MaxPayload caps a published message; a larger one stays in the
+	// buffer unsent (and is reported) instead of getting the gateway
+	// disconnected.
+	MaxPayload Size `yaml:"max_payload"`
+	// Heartbeat is the interval of the heartbeat event.
+	Heartbeat Duration `yaml:"heartbeat"`
+	// MaxCommand caps a downlink command; larger ones get an error reply.
+	MaxCommand Size `yaml:"max_command"`
+	// CommandKeys are base64 Ed25519 public keys; when any is given, every
+	// downlink command must be signed by one of them.
+	CommandKeys []string `yaml:"command_keys"`
+}
+
+// TLS holds the files of a TLS connection to the broker. The broker's
+// name is always checked.
+type TLS struct {
+	// CAFile is a PEM bundle of the CAs the broker's certificate must
+	// chain to; empty means the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the gateway's client certificate and key
+	// (PEM) for mutual TLS: both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the broker's certificate must carry when it
+	// differs from the host in broker.
+	ServerName string `yaml:"server_name"`
+}
+
+// CommandPublicKeys returns CommandKeys decoded. Call it on a validated
+// config: a key that does not decode is left out.
+func (m *MQTT) CommandPublicKeys() []ed25519.PublicKey {
+	var keys []ed25519.PublicKey
+	for _, s := range m.CommandKeys {
+		if k, err := parsePublicKey(s); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // HTTP configures the metrics, health and status endpoint.
@@ -70,6 +134,18 @@ type HTTP struct {
 	// Listen is host:port, default 127.0.0.1:9754; an explicit ""
 	// disables the server.
 	Listen string `yaml:"listen"`
+}
+
+// Rules configures the validation rule engine. Rule sets arrive from File
+// at start and on the retained MQTT rules topics; each must be signed by
+// one of Keys, unless AllowUnsigned (and then Keys must be empty).
+type Rules struct {
+	// Keys are base64 Ed25519 public keys trusted to sign rule sets.
+	Keys []string `yaml:"keys"`
+	// AllowUnsigned accepts unsigned rule sets (for a lab, never a dock).
+	AllowUnsigned bool `yaml:"allow_unsigned"`
+	// File is a signed rule set (envelope JSON) loaded at start; optional.
+	File string `yaml:"file"`
 }
 
 // Log configures logging.

@@ -38,7 +38,7 @@ func TestExample(t *testing.T) {
 	}
 	want := Config{
 		Gateway: Gateway{ID: "gw-dock-01", Site: "plant-a"},
-		Buffer:  Buffer{Dir: "/var/lib/scangw", MaxScans: 5_000_000, MaxBytes: 4 << 30, MinFree: 256 << 20, HighWater: 0.8},
+		Buffer:  Buffer{Dir: "/var/lib/scangw", MaxScans: 5_000_000, MaxBytes: 4 << 30, MinFree: 256 << 20, HighWater: 0.8, SeenRetention: Duration(400 * 24 * time.Hour)},
 		MQTT: MQTT{
 			Broker:         "tcp://127.0.0.1:1883",
 			TopicPrefix:    "scangw/v1",
@@ -49,6 +49,9 @@ func TestExample(t *testing.T) {
 			WriteTimeout:   Duration(10 * time.Second),
 			ReconnectMin:   Duration(500 * time.Millisecond),
 			ReconnectMax:   Duration(60 * time.Second),
+			MaxPayload:     64 << 10,
+			Heartbeat:      Duration(30 * time.Second),
+			MaxCommand:     16 << 10,
 		},
 		HTTP: HTTP{Listen: "127.0.0.1:9754"},
 		Log:  Log{Level: "info", Format: "text"},
@@ -173,6 +176,16 @@ var badCases = []struct {
 		name:  "buffer limits out of range",
 		yaml:  minimal + "buffer: {max_scans: -5, max_bytes: 1MiB, high_water: 1.5}\n",
 		paths: []string{"buffer.max_scans", "buffer.max_bytes", "buffer.high_water"},
+	},
+	{
+		name:  "audit window negative, seen retention too short",
+		yaml:  minimal + "buffer: {audit_window: -1h, seen_retention: 10m}\n",
+		paths: []string{"buffer.audit_window", "buffer.seen_retention"},
+	},
+	{
+		name:  "rules keys not keys, unsigned with keys",
+		yaml:  minimal + "rules: {keys: [\"not-base64!\", \"QUJD\"], allow_unsigned: true}\n",
+		paths: []string{"rules.keys[0]", "rules.keys[1]", "rules.allow_unsigned"},
 	},
 	{
 		name:  "high water not a number",
@@ -377,6 +390,87 @@ stations:
 		yaml:  minimal + "mqtt: {reconnect_min: 5s, reconnect_max: 1s}\n",
 		paths: []string{"mqtt.reconnect_max"},
 		text:  "must be at least reconnect_min (5s)",
+	},
+	{
+		name:  "password without username",
+		yaml:  minimal + "mqtt: {password_file: /etc/scangw/mqtt-password}\n",
+		paths: []string{"mqtt.username"},
+		text:  "mqtt.username: required with password_file",
+	},
+	{
+		name:  "two password sources",
+		yaml:  minimal + "mqtt: {username: gw, password: secret, password_env: MQTT_PASSWORD}\n",
+		paths: []string{"mqtt.password_env"},
+		text:  "only one of password, password_file and password_env",
+	},
+	{
+		name:  "bad password env name",
+		yaml:  minimal + "mqtt: {username: gw, password_env: \"MQTT PASSWORD\"}\n",
+		paths: []string{"mqtt.password_env"},
+		text:  "environment variable name",
+	},
+	{
+		name:  "username with NUL",
+		yaml:  minimal + "mqtt: {username: \"g\\0w\"}\n",
+		paths: []string{"mqtt.username"},
+	},
+	{
+		name:  "tls with a tcp broker",
+		yaml:  minimal + "mqtt: {broker: \"tcp://broker:1883\", tls: {ca_file: /etc/scangw/ca.pem}}\n",
+		paths: []string{"mqtt.tls"},
+		text:  "use ssl:// or mqtts://",
+	},
+	{
+		name:  "client cert without key",
+		yaml:  minimal + "mqtt: {broker: \"mqtts://broker:8883\", tls: {cert_file: /etc/scangw/gw.pem}}\n",
+		paths: []string{"mqtt.tls.key_file"},
+		text:  "required with cert_file",
+	},
+	{
+		name:  "client key without cert",
+		yaml:  minimal + "mqtt: {broker: \"ssl://broker:8883\", tls: {key_file: /etc/scangw/gw.key}}\n",
+		paths: []string{"mqtt.tls.cert_file"},
+	},
+	{
+		name:  "bad server name",
+		yaml:  minimal + "mqtt: {broker: \"ssl://broker:8883\", tls: {server_name: \"broker one\"}}\n",
+		paths: []string{"mqtt.tls.server_name"},
+	},
+	{
+		name:  "unknown tls key",
+		yaml:  minimal + "mqtt: {broker: \"ssl://broker:8883\", tls: {insecure_skip_verify: true}}\n",
+		paths: []string{"mqtt.tls.insecure_skip_verify"},
+		text:  "unknown key; want one of ca_file, cert_file, key_file, server_name",
+	},
+	{
+		name:  "max payload out of range",
+		yaml:  minimal + "mqtt: {max_payload: 100, max_command: 2MiB}\n",
+		paths: []string{"mqtt.max_payload", "mqtt.max_command"},
+		text:  "mqtt.max_payload: must be 1KiB to 128MiB",
+	},
+	{
+		name:  "max payload not a size",
+		yaml:  minimal + "mqtt: {max_payload: big}\n",
+		paths: []string{"mqtt.max_payload"},
+		text:  "invalid size",
+	},
+	{
+		name:  "heartbeat too short",
+		yaml:  minimal + "mqtt: {heartbeat: 100ms}\n",
+		paths: []string{"mqtt.heartbeat"},
+		text:  "must be 1s to 24h0m0s",
+	},
+	{
+		name:  "bad command keys",
+		yaml:  minimal + "mqtt: {command_keys: [\"not base64!\", \"AAAA\", \"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"]}\n",
+		paths: []string{"mqtt.command_keys[0]", "mqtt.command_keys[1]"},
+		text:  "must be an Ed25519 public key in base64 (32 bytes)",
+	},
+	{
+		name:  "command keys not a list",
+		yaml:  minimal + "mqtt: {command_keys: \"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"}\n",
+		paths: []string{"mqtt.command_keys"},
+		text:  "want a list",
 	},
 	{
 		name:  "bad http listen",
@@ -600,9 +694,10 @@ func TestValidateHandBuilt(t *testing.T) {
 	}
 	want := []string{
 		"gateway.id", "gateway.site", "buffer.dir", "buffer.max_scans", "buffer.max_bytes",
-		"buffer.high_water", "mqtt.broker", "mqtt.topic_prefix",
+		"buffer.seen_retention", "buffer.high_water", "mqtt.broker", "mqtt.topic_prefix",
 		"mqtt.inflight", "mqtt.keepalive", "mqtt.connect_timeout", "mqtt.write_timeout",
-		"mqtt.reconnect_min", "mqtt.reconnect_max", "log.level", "log.format", "stations",
+		"mqtt.reconnect_min", "mqtt.reconnect_max", "mqtt.max_payload", "mqtt.heartbeat", "mqtt.max_command",
+		"log.level", "log.format", "stations",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("paths = %q\nwant %q", got, want)
@@ -757,5 +852,33 @@ func assertConfig(t *testing.T, got, want *Config) {
 	}
 	if string(g) != string(w) {
 		t.Errorf("config differs\ngot:\n%s\nwant:\n%s", g, w)
+	}
+}
+
+// TestMQTTSecurity loads the security keys together and checks what the
+// uplink gets from them.
+func TestMQTTSecurity(t *testing.T) {
+	c, err := Parse([]byte(minimal + `
+mqtt:
+  broker: "mqtts://broker.example:8883"
+  username: gw1
+  password_env: SCANGW_MQTT_PASSWORD
+  tls: {ca_file: /etc/scangw/ca.pem, cert_file: /etc/scangw/gw1.pem, key_file: /etc/scangw/gw1.key, server_name: mqtt.internal}
+  max_payload: 32KiB
+  heartbeat: 1m
+  max_command: 4KiB
+  command_keys: ["11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.MQTT
+	if m.TLS.ServerName != "mqtt.internal" || m.PasswordEnv != "SCANGW_MQTT_PASSWORD" || m.MaxPayload != 32<<10 ||
+		m.Heartbeat.D() != time.Minute || m.MaxCommand != 4<<10 {
+		t.Errorf("mqtt = %+v", m)
+	}
+	keys := m.CommandPublicKeys()
+	if len(keys) != 2 || len(keys[0]) != 32 || !keys[0].Equal(keys[1]) {
+		t.Errorf("CommandPublicKeys() = %x, want the same 32-byte key twice (padded and unpadded base64)", keys)
 	}
 }

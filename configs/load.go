@@ -24,6 +24,7 @@ const (
 	defaultMaxBytes       = 4 << 30
 	defaultMinFree        = 256 << 20
 	defaultHighWater      = 0.8
+	defaultSeenRetention  = 400 * 24 * time.Hour
 	defaultBroker         = "tcp://127.0.0.1:1883"
 	defaultTopicPrefix    = "scangw/v1"
 	defaultClientIDPrefix = "scangw-"
@@ -33,6 +34,9 @@ const (
 	defaultWriteTimeout   = 10 * time.Second
 	defaultReconnectMin   = 500 * time.Millisecond
 	defaultReconnectMax   = 60 * time.Second
+	defaultMaxPayload     = 64 << 10
+	defaultHeartbeat      = 30 * time.Second
+	defaultMaxCommand     = 16 << 10
 	defaultHTTPListen     = "127.0.0.1:9754"
 	defaultLogLevel       = "info"
 	defaultLogFormat      = "text"
@@ -61,6 +65,7 @@ func (c *Config) applyDefaults() {
 	if c.Buffer.HighWater == 0 {
 		c.Buffer.HighWater = defaultHighWater
 	}
+	setDuration(&c.Buffer.SeenRetention, defaultSeenRetention)
 
 	m := &c.MQTT
 	setString(&m.Broker, defaultBroker)
@@ -74,6 +79,9 @@ func (c *Config) applyDefaults() {
 	setDuration(&m.WriteTimeout, defaultWriteTimeout)
 	setDuration(&m.ReconnectMin, defaultReconnectMin)
 	setDuration(&m.ReconnectMax, defaultReconnectMax)
+	setSize(&m.MaxPayload, defaultMaxPayload)
+	setDuration(&m.Heartbeat, defaultHeartbeat)
+	setSize(&m.MaxCommand, defaultMaxCommand)
 
 	setString(&c.HTTP.Listen, defaultHTTPListen)
 	setString(&c.Log.Level, defaultLogLevel)
@@ -130,6 +138,12 @@ func setString(p *string, def string) {
 func setInt(p *int, def int) {
 	if *p == 0 {
 		*p = def
+	}
+}
+
+func setSize(p *Size, def int64) {
+	if *p == 0 {
+		*p = Size(def)
 	}
 }
 

@@ -1,6 +1,9 @@
 package configs
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -59,6 +62,12 @@ const (
 	maxTerminator   = 4
 	maxFeedbackLen  = 64
 	maxKeepAlive    = 65535 * time.Second // MQTT carries keepalive as a 16-bit number of seconds
+	maxMQTTString   = 65535               // MQTT strings carry a 16-bit length
+	minMaxPayload   = 1 << 10
+	maxMaxPayload   = 128 << 20 // MQTT's own packet limit is 256 MiB
+	maxHeartbeat    = 24 * time.Hour
+	minMaxCommand   = 1 << 10
+	maxMaxCommand   = 1 << 20
 	idRule          = "must match [A-Za-z0-9._-], 1 to 64 characters"
 	clientIDRule    = "must match [A-Za-z0-9._-], 1 to 128 characters"
 	scannerTypeRule = "must be one of serial, hid"
@@ -122,6 +131,12 @@ func (c *Config) validate(v *validator) {
 	if c.Buffer.MinFree < 0 {
 		v.add("buffer.min_free", "must not be negative")
 	}
+	if c.Buffer.AuditWindow < 0 {
+		v.add("buffer.audit_window", "must not be negative (0 turns it off)")
+	}
+	if c.Buffer.SeenRetention < Duration(time.Hour) {
+		v.add("buffer.seen_retention", "must be at least 1h")
+	}
 	if c.Buffer.HighWater <= 0 || c.Buffer.HighWater >= 1 {
 		v.add("buffer.high_water", "must be between 0 and 1 (a fraction of the limits)")
 	}
@@ -129,6 +144,14 @@ func (c *Config) validate(v *validator) {
 	c.MQTT.validate(v, c.Gateway.ID)
 	c.HTTP.validate(v)
 
+	for i, k := range c.Rules.Keys {
+		if b, err := base64.StdEncoding.DecodeString(k); err != nil || len(b) != 32 {
+			v.add(fmt.Sprintf("rules.keys[%d]", i), "must be a base64 Ed25519 public key (32 bytes)")
+		}
+	}
+	if c.Rules.AllowUnsigned && len(c.Rules.Keys) > 0 {
+		v.add("rules.allow_unsigned", "cannot be true while rules.keys are set: a signed-only gateway must not take unsigned sets")
+	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		v.add("log.level", "must be one of %s", list(logLevels))
 	}
@@ -230,6 +253,102 @@ func (m *MQTT) validate(v *validator, gatewayID string) {
 	} else if m.ReconnectMax <= 0 {
 		v.add("mqtt.reconnect_max", "must be positive")
 	}
+
+	m.validateAuth(v)
+	m.TLS.validate(v, m.Broker)
+
+	if m.MaxPayload < minMaxPayload || m.MaxPayload > maxMaxPayload {
+		v.add("mqtt.max_payload", "must be %s to %s", Size(minMaxPayload), Size(maxMaxPayload))
+	}
+	if m.Heartbeat.D() < time.Second || m.Heartbeat.D() > maxHeartbeat {
+		v.add("mqtt.heartbeat", "must be 1s to %s", maxHeartbeat)
+	}
+	if m.MaxCommand < minMaxCommand || m.MaxCommand > maxMaxCommand {
+		v.add("mqtt.max_command", "must be %s to %s", Size(minMaxCommand), Size(maxMaxCommand))
+	}
+	for i, k := range m.CommandKeys {
+		if _, err := parsePublicKey(k); err != nil {
+			v.add(fmt.Sprintf("mqtt.command_keys[%d]", i), "%v", err)
+		}
+	}
+}
+
+func (m *MQTT) validateAuth(v *validator) {
+	var sources []string
+	for _, s := range []struct{ key, val string }{
+		{"password", m.Password}, {"password_file", m.PasswordFile}, {"password_env", m.PasswordEnv},
+	} {
+		if s.val == "" {
+			continue
+		}
+		sources = append(sources, s.key)
+		if len(sources) > 1 {
+			v.add("mqtt."+s.key, "only one of password, password_file and password_env may be given (%s is)", sources[0])
+		}
+	}
+	switch {
+	case len(sources) > 0 && m.Username == "":
+		v.add("mqtt.username", "required with %s (MQTT sends no password without a user name)", sources[0])
+	case len(m.Username) > maxMQTTString || strings.ContainsRune(m.Username, 0) || !utf8.ValidString(m.Username):
+		v.add("mqtt.username", "must be UTF-8 without NUL, at most %d bytes", maxMQTTString)
+	}
+	if len(m.Password) > maxMQTTString {
+		v.add("mqtt.password", "must be at most %d bytes", maxMQTTString)
+	}
+	if strings.ContainsRune(m.PasswordFile, 0) {
+		v.add("mqtt.password_file", "must not contain a NUL byte")
+	}
+	if m.PasswordEnv != "" && !validEnvName(m.PasswordEnv) {
+		v.add("mqtt.password_env", "must be an environment variable name: [A-Za-z_][A-Za-z0-9_]*")
+	}
+}
+
+func (t *TLS) validate(v *validator, broker string) {
+	given := *t != TLS{}
+	if u, err := url.Parse(broker); given && checkBroker(broker) == "" && err == nil && u.Scheme != "ssl" && u.Scheme != "mqtts" {
+		// Credentials and scans would travel in clear while the operator
+		// believes they are protected.
+		v.add("mqtt.tls", "given, but mqtt.broker is %s://, which does not use TLS: use ssl:// or mqtts://", u.Scheme)
+	}
+	for _, f := range []struct{ key, val string }{
+		{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile},
+	} {
+		if strings.ContainsRune(f.val, 0) {
+			v.add("mqtt.tls."+f.key, "must not contain a NUL byte")
+		}
+	}
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		v.add("mqtt.tls.key_file", "required with cert_file")
+	case t.KeyFile != "" && t.CertFile == "":
+		v.add("mqtt.tls.cert_file", "required with key_file")
+	}
+	if t.ServerName != "" && (len(t.ServerName) > 253 || strings.ContainsAny(t.ServerName, " \t/\x00")) {
+		v.add("mqtt.tls.server_name", "must be a host name or IP address")
+	}
+}
+
+// parsePublicKey decodes a base64 Ed25519 public key.
+func parsePublicKey(s string) (ed25519.PublicKey, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		b, err = base64.RawStdEncoding.DecodeString(s)
+	}
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, errors.New("must be an Ed25519 public key in base64 (32 bytes)")
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+func validEnvName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		ok := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || b == '_' || i > 0 && '0' <= b && b <= '9'
+		if !ok {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // checkBroker returns what is wrong with a broker URL, or "".

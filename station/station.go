@@ -123,6 +123,26 @@ func New(cfg Config, d Deps) *Station {
 	return s
 }
 
+// ScannerState is a scanner's id and whether its device is open.
+type ScannerState struct {
+	ID string
+	Up bool
+}
+
+// Scanners reports the station's scanners; one whose driver cannot tell
+// (no Connected method) counts as up.
+func (s *Station) Scanners() []ScannerState {
+	out := make([]ScannerState, 0, len(s.scanners))
+	for _, sc := range s.scanners {
+		up := true
+		if c, ok := sc.(interface{ Connected() bool }); ok {
+			up = c.Connected()
+		}
+		out = append(out, ScannerState{ID: sc.ID(), Up: up})
+	}
+	return out
+}
+
 // ID is the station's id.
 func (s *Station) ID() string { return s.cfg.ID }
 
@@ -176,6 +196,11 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 		s.m.refused.WithLabelValues(s.cfg.ID).Inc()
 		s.feedback(log, sc, device.Bad)
 		return
+	}
+	if r, ok := s.valid.(Recorder); ok {
+		if err := r.Record(scan); err != nil {
+			log.Warn("scan not recorded for duplicate rules", "id", scan.ID, "err", err)
+		}
 	}
 	s.m.scans.WithLabelValues(s.cfg.ID, scan.Verdict).Inc()
 	log.Debug("scan stored", "seq", seq, "id", scan.ID, "verdict", scan.Verdict)

@@ -1,6 +1,7 @@
 package station
 
 import (
+	"errors"
 	"fmt"
 	"unicode/utf8"
 )
@@ -27,4 +28,37 @@ func (r LengthRule) Validate(s *Scan) {
 	default:
 		s.Verdict = Accepted
 	}
+}
+
+// Chain runs validators in order and stops at the first rejection: the
+// built-in length rule first, then the rule engine.
+type Chain []Validator
+
+// Validate implements Validator.
+func (c Chain) Validate(s *Scan) {
+	for _, v := range c {
+		v.Validate(s)
+		if s.Verdict == Rejected {
+			return
+		}
+	}
+}
+
+// Record passes a stored scan to every validator that remembers scans
+// (duplicate rules).
+func (c Chain) Record(s *Scan) error {
+	var errs []error
+	for _, v := range c {
+		if r, ok := v.(Recorder); ok {
+			errs = append(errs, r.Record(s))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Recorder is a Validator that remembers the scans that were stored, for
+// duplicate rules. Record is called only after the scan's commit: a scan
+// that could not be stored is rescanned, and must not count as seen.
+type Recorder interface {
+	Record(s *Scan) error
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -98,10 +99,11 @@ func mustAppend(t testing.TB, buf *buffer.Buffer, n int) {
 	}
 }
 
-func statusPayload(state string, buf *buffer.Buffer) func() []byte {
+// statusFunc gives the birth's fields as cmd/scangw does.
+func statusFunc(buf *buffer.Buffer) func() Status {
 	started := time.Now()
-	return func() []byte {
-		return Status{State: state, Version: "test", ConfigHash: "cafe", StartTime: started, Epoch: buf.Epoch()}.Encode(statusSource)
+	return func() Status {
+		return Status{Version: "test", ConfigHash: "cafe", StartTime: started, Epoch: buf.Epoch()}
 	}
 }
 
@@ -117,9 +119,10 @@ func testConfig(url string, buf *buffer.Buffer) Config {
 		WriteTimeout:   2 * time.Second,
 		ReconnectMin:   20 * time.Millisecond,
 		ReconnectMax:   200 * time.Millisecond,
-		StatusTopic:    statusTopic,
-		Online:         statusPayload("online", buf),
-		Offline:        statusPayload("offline", buf),
+		TopicPrefix:    "t",
+		Site:           "site1",
+		Gateway:        "gw1",
+		Status:         statusFunc(buf),
 	}
 }
 
@@ -129,12 +132,43 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
+// logBuf collects log output for assertions; safe for concurrent use.
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// captureLogger logs everything, debug included, to the test's output and
+// to the returned buffer.
+func captureLogger(t testing.TB) (*slog.Logger, *logBuf) {
+	lb := &logBuf{}
+	return slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), lb), &slog.HandlerOptions{Level: slog.LevelDebug})), lb
+}
+
 // runUplink runs u.Run in the background. stop cancels it and checks that
 // Run returns nil soon after; it also runs when the test ends.
 func runUplink(t testing.TB, cfg Config, q Queue) (u *Uplink, reg *prometheus.Registry, stop func()) {
 	t.Helper()
+	return runUplinkLog(t, cfg, q, testLogger(t))
+}
+
+// runUplinkLog is runUplink with the given logger.
+func runUplinkLog(t testing.TB, cfg Config, q Queue, log *slog.Logger) (u *Uplink, reg *prometheus.Registry, stop func()) {
+	t.Helper()
 	reg = prometheus.NewRegistry()
-	u = New(cfg, q, testLogger(t), reg)
+	u = New(cfg, q, log, reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- u.Run(ctx) }()
@@ -179,9 +213,11 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 	return time.Since(start)
 }
 
-// metricValue returns the value of the unlabelled counter or gauge name
-// as reg exposes it.
-func metricValue(t testing.TB, reg prometheus.Gatherer, name string) float64 {
+// metricValue returns the value of the counter or gauge name as reg
+// exposes it, summed over its series whose labels include labels (pairs
+// of name and value): metricValue(t, reg, "x_total") is the sum over all
+// of x_total's series.
+func metricValue(t testing.TB, reg prometheus.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -191,14 +227,31 @@ func metricValue(t testing.TB, reg prometheus.Gatherer, name string) float64 {
 		if mf.GetName() != name {
 			continue
 		}
-		m := mf.GetMetric()[0]
-		switch {
-		case m.GetCounter() != nil:
-			return m.GetCounter().GetValue()
-		case m.GetGauge() != nil:
-			return m.GetGauge().GetValue()
+		var sum float64
+	series:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+				}
+				if !found {
+					continue series
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
+			default:
+				t.Fatalf("metric %s is neither counter nor gauge", name)
+			}
 		}
-		t.Fatalf("metric %s is neither counter nor gauge", name)
+		return sum
+	}
+	if len(labels) > 0 {
+		return 0 // a vector without that series yet
 	}
 	t.Fatalf("metric %s not registered", name)
 	return 0

@@ -1,36 +1,23 @@
-// Package uplink owns the MQTT session to the central broker: it connects,
-// announces the gateway, and publishes the durable queue in order, deleting
-// a message only once the broker acknowledged it.
-//
-// # Why not paho's own reconnect and session
-//
-// paho.mqtt.golang can report a publish token as complete after a reconnect
-// without the message having been delivered (paho issues #563, #458, PR
-// #565). So every connection is a fresh client with CleanSession=true and
-// AutoReconnect=false: a token can then only succeed on a PUBACK received on
-// the connection its PUBLISH went out on, and every token of a lost
-// connection fails. The uplink reconnects by itself, with backoff, and after
-// each reconnect resends everything still in the queue from its oldest
-// unacknowledged message. Delivery is at least once; consumers deduplicate
-// by event id.
-//
-// # The window
-//
-// Up to Inflight QoS 1 publishes are outstanding at once (paho has no limit
-// of its own). They complete in FIFO order in the collector, which acks each
-// to the queue; a failed token ends the session, and the next one resends.
 package uplink
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scangw/scangw/buffer"
@@ -41,37 +28,112 @@ type Queue interface {
 	// Peek returns up to max unacknowledged messages from queue position
 	// from on, in order.
 	Peek(from uint64, max int) ([]buffer.Entry, error)
-	// Ack marks the message at a queue position delivered.
+	// Ack marks the message at a queue position delivered. Acks may come
+	// out of order (a poison message is skipped, not acked).
 	Ack(pos uint64)
 	// Appended is signalled after new messages were stored.
 	Appended() <-chan struct{}
 }
 
-// Config configures the uplink.
+// Config configures the uplink. Zero durations and sizes marked with a
+// default get it.
 type Config struct {
-	Broker         string // tcp://host:port
-	ClientID       string
-	Inflight       int
+	// Broker is tcp://host:port (or mqtt://); ssl:// and mqtts:// use TLS.
+	Broker   string
+	ClientID string
+	// Username and a password from at most one of Password, PasswordFile
+	// (read at every connect, trailing newline dropped) and PasswordEnv
+	// (an environment variable's name). The password is never logged.
+	Username     string
+	Password     string
+	PasswordFile string
+	PasswordEnv  string
+	// TLS applies to ssl:// and mqtts:// brokers.
+	TLS TLS
+
+	Inflight       int // default 20
 	KeepAlive      time.Duration
 	ConnectTimeout time.Duration
 	WriteTimeout   time.Duration
 	ReconnectMin   time.Duration
 	ReconnectMax   time.Duration
 
-	// StatusTopic gets the retained birth and will.
-	StatusTopic string
-	// Online makes the birth payload at each connect; Offline the will and
-	// the clean-shutdown payload.
-	Online, Offline func() []byte
+	// MaxPayload is the largest queued message published (default
+	// 64 KiB); larger ones are held in the buffer (package comment,
+	// "Poison messages").
+	MaxPayload int
+	// Heartbeat is the interval of heartbeats and of publish-permission
+	// probes while publishing is not permitted (default 30s).
+	Heartbeat time.Duration
+	// ProbeTimeout bounds the wait for a probe to come back (default
+	// WriteTimeout, or 10s).
+	ProbeTimeout time.Duration
+
+	// MaxCommand is the largest command accepted (default 16 KiB).
+	MaxCommand int
+	// CommandKeys, when not empty, are the Ed25519 keys one of which must
+	// have signed every command.
+	CommandKeys []ed25519.PublicKey
+	// CommandTimeout bounds one Commander call (default 10s).
+	CommandTimeout time.Duration
+
+	// TopicPrefix, Site and Gateway make the topics (TopicsFor) and the
+	// source scangw://<site>/<gateway> of the uplink's own events.
+	TopicPrefix, Site, Gateway string
+
+	// Status returns the birth's fields at each connect; the uplink sets
+	// State and Instance itself.
+	Status func() Status
+	// Health, when set, fills each heartbeat's health fields.
+	Health func() Health
+	// Commander carries out status, set_mode and set_context; nil answers
+	// them with CodeUnsupported.
+	Commander Commander
+	// Rules, when set, gets every message from the rules topics (called
+	// on the downlink goroutine, never on paho's); nil ignores them.
+	Rules func(topic string, payload []byte)
 }
 
-// Uplink publishes a Queue to an MQTT broker.
+// LogValue keeps the password out of any log line that prints a Config.
+func (c Config) LogValue() slog.Value {
+	pw := "none"
+	switch {
+	case c.PasswordFile != "":
+		pw = "file " + c.PasswordFile
+	case c.PasswordEnv != "":
+		pw = "env " + c.PasswordEnv
+	case c.Password != "":
+		pw = "literal (redacted)"
+	}
+	return slog.GroupValue(
+		slog.String("broker", c.Broker), slog.String("client_id", c.ClientID),
+		slog.String("username", c.Username), slog.String("password", pw),
+		slog.String("ca_file", c.TLS.CAFile), slog.String("cert_file", c.TLS.CertFile),
+	)
+}
+
+// Uplink publishes a Queue to an MQTT broker and serves the downlink.
 type Uplink struct {
-	cfg       Config
-	q         Queue
-	log       *slog.Logger
-	m         *metrics
+	cfg      Config
+	q        Queue
+	log      *slog.Logger
+	m        *metrics
+	topics   Topics
+	source   string
+	instance string
+	started  time.Time
+	ident    identity
+
 	connected atomic.Bool
+	permitted atomic.Int32 // 1 permitted, 0 not, -1 not known yet
+
+	mu     sync.Mutex
+	client mqtt.Client // the connected session's, for replies; nil between sessions
+
+	inbox  chan downMsg
+	recent replyCache // downlink goroutine only
+
+	poisoned map[uint64]bool // positions reported; pump goroutine only (sessions never overlap)
 }
 
 // New makes an uplink; reg receives its metrics.
@@ -79,18 +141,63 @@ func New(cfg Config, q Queue, log *slog.Logger, reg prometheus.Registerer) *Upli
 	if cfg.Inflight <= 0 {
 		cfg.Inflight = 20
 	}
-	return &Uplink{cfg: cfg, q: q, log: log, m: newMetrics(reg)}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = 64 << 10
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 30 * time.Second
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = cfg.WriteTimeout
+		if cfg.ProbeTimeout <= 0 {
+			cfg.ProbeTimeout = 10 * time.Second
+		}
+	}
+	if cfg.MaxCommand <= 0 {
+		cfg.MaxCommand = 16 << 10
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = 10 * time.Second
+	}
+	u := &Uplink{
+		cfg:      cfg,
+		q:        q,
+		log:      log,
+		m:        newMetrics(reg),
+		topics:   TopicsFor(cfg.TopicPrefix, cfg.Site, cfg.Gateway),
+		source:   fmt.Sprintf("scangw://%s/%s", cfg.Site, cfg.Gateway),
+		instance: uuid.Must(uuid.NewV7()).String(),
+		started:  time.Now(),
+		inbox:    make(chan downMsg, inboxSize),
+		poisoned: map[uint64]bool{},
+	}
+	u.ident.instance = u.instance
+	u.permitted.Store(-1)
+	if u.cfg.Status == nil {
+		u.cfg.Status = func() Status { return Status{Version: "unknown", Epoch: "unknown", StartTime: u.started} }
+	}
+	return u
 }
 
 // Connected reports whether a session is up.
 func (u *Uplink) Connected() bool { return u.connected.Load() }
 
+// Instance returns this process's instance id, as the status and
+// heartbeats carry it.
+func (u *Uplink) Instance() string { return u.instance }
+
 // Run keeps a session to the broker until ctx ends, reconnecting with
 // exponential backoff and full jitter (so a broker restart does not meet a
-// fleet of gateways in the same second). It returns nil when ctx ends.
+// fleet of gateways in the same second), and runs the downlink. It returns
+// nil when ctx ends.
 func (u *Uplink) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { u.downlink(ctx) })
+
 	failures := 0
 	var lastWarn time.Time
+	var lastReason string
 	for {
 		upFor, err := u.session(ctx)
 		if ctx.Err() != nil {
@@ -104,20 +211,44 @@ func (u *Uplink) Run(ctx context.Context) error {
 		}
 		failures++
 		wait := backoff(u.cfg.ReconnectMin, u.cfg.ReconnectMax, failures)
-		// One warning per outage, then a reminder every few minutes: a
-		// broker down for hours must not flood the journal.
-		if failures == 1 || time.Since(lastWarn) >= 5*time.Minute {
-			u.log.Warn("mqtt session ended; reconnecting", "err", err, "attempt", failures, "retry_in", wait.Round(time.Millisecond))
+		msg, reason, level, attrs := describeEnd(err)
+		attrs = append(attrs, "attempt", failures, "retry_in", wait.Round(time.Millisecond))
+		// One line per outage and per new reason, then a reminder every
+		// few minutes: a broker down for hours must not flood the journal.
+		if failures == 1 || reason != lastReason || time.Since(lastWarn) >= 5*time.Minute {
+			u.log.Log(ctx, level, msg, attrs...)
 			lastWarn = time.Now()
 		} else {
-			u.log.Debug("mqtt reconnect failed", "err", err, "attempt", failures, "retry_in", wait.Round(time.Millisecond))
+			u.log.Debug(msg, attrs...)
 		}
+		lastReason = reason
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
 	}
+}
+
+// describeEnd turns a session's error into a log message, its reason,
+// level and attributes.
+func describeEnd(err error) (msg, reason string, level slog.Level, attrs []any) {
+	var ce *connectError
+	if errors.As(err, &ce) {
+		level := slog.LevelWarn
+		switch ce.reason {
+		case ReasonTLSUnknownCA, ReasonTLSBadCertificate, ReasonTLSExpired, ReasonTLSHandshake, ReasonBadCredentials, ReasonLocal:
+			// Waiting does not fix these: someone must act.
+			level = slog.LevelError
+		}
+		return "mqtt connect failed; retrying", ce.reason, level, []any{"reason", ce.reason, "hint", ce.hint, "err", err}
+	}
+	reason = LostNetwork
+	var se *sessionEnd
+	if errors.As(err, &se) {
+		reason = se.reason
+	}
+	return "mqtt session ended; reconnecting", reason, slog.LevelWarn, []any{"reason", reason, "err", err}
 }
 
 // stableSession is how long a session must last for the reconnect backoff
@@ -139,6 +270,15 @@ func backoff(lo, hi time.Duration, n int) time.Duration {
 	return lo + rand.N(ceil-lo)
 }
 
+// sessionEnd is why a session that was up ended.
+type sessionEnd struct {
+	reason string // a Lost constant
+	err    error
+}
+
+func (e *sessionEnd) Error() string { return e.err.Error() }
+func (e *sessionEnd) Unwrap() error { return e.err }
+
 type inflight struct {
 	pos  uint64 // queue position
 	tok  mqtt.Token
@@ -149,6 +289,7 @@ type inflight struct {
 // never connected).
 func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 	lost := make(chan error, 1)
+	echo := make(chan string, 8) // event ids seen on the heartbeat topic
 	opts := mqtt.NewClientOptions().
 		AddBroker(u.cfg.Broker).
 		SetClientID(u.cfg.ClientID).
@@ -160,25 +301,101 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 		SetPingTimeout(u.cfg.KeepAlive/2+time.Second).
 		SetConnectTimeout(u.cfg.ConnectTimeout).
 		SetWriteTimeout(u.cfg.WriteTimeout).
-		SetBinaryWill(u.cfg.StatusTopic, u.cfg.Offline(), 1, true).
+		SetBinaryWill(u.topics.Status, u.statusPayload("offline"), 1, true).
+		// paho's router calls this for every message on our subscriptions;
+		// route never blocks it.
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { u.route(m, echo) }).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
 			case lost <- err:
 			default:
 			}
 		})
+	var st *dialState
+	if u.cfg.Username != "" {
+		pw, err := u.cfg.password()
+		if err != nil {
+			return 0, u.connectFailed(&localError{ReasonLocal, err}, nil)
+		}
+		opts.SetUsername(u.cfg.Username).SetPassword(pw)
+	}
+	if isTLS(u.cfg.Broker) {
+		st = &dialState{}
+		tc, err := u.tlsConfig(st, time.Now())
+		if err != nil {
+			return 0, u.connectFailed(err, st)
+		}
+		opts.SetCustomOpenConnectionFn(func(uri *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+			return u.dialTLS(st, tc, uri.Host)
+		})
+	}
 	c := mqtt.NewClient(opts)
 	if err := wait(ctx, c.Connect(), u.cfg.ConnectTimeout+time.Second); err != nil {
-		u.m.connectFailures.Inc()
 		c.Disconnect(0)
-		return 0, fmt.Errorf("connect %s: %w", u.cfg.Broker, err)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, u.connectFailed(err, st)
 	}
 	defer c.Disconnect(250)
-	if err := wait(ctx, c.Publish(u.cfg.StatusTopic, 1, true, u.cfg.Online()), u.cfg.WriteTimeout); err != nil {
-		return 0, fmt.Errorf("publish birth: %w", err)
+	// Commands may arrive as soon as the subscription is granted (a
+	// retained one at once): their replies need the client from now on.
+	u.setClient(c)
+	defer u.setClient(nil)
+
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel (defers run last-in first-out)
+	var lostErr error
+	lostSeen := make(chan struct{})
+	wg.Go(func() {
+		select {
+		case err := <-lost:
+			lostErr = err
+			close(lostSeen)
+			cancel(&sessionEnd{lostReason(err), fmt.Errorf("connection lost: %w", err)})
+		case <-sctx.Done():
+		}
+	})
+	end := func(err error) (time.Duration, error) {
+		cancel(err)
+		cause := context.Cause(sctx)
+		if ctx.Err() != nil {
+			return 0, nil
+		}
+		var se *sessionEnd
+		if !errors.As(cause, &se) {
+			se = &sessionEnd{LostSetup, cause}
+		}
+		// paho fails the tokens of a lost connection before it calls the
+		// connection-lost handler, so a failed token may be the first to
+		// tell; the handler's error says why (keepalive or network).
+		if (se.reason == LostSetup || se.reason == LostPublish) && strings.Contains(se.err.Error(), "connection lost") {
+			timer := time.NewTimer(time.Second)
+			select {
+			case <-lostSeen:
+				se = &sessionEnd{lostReason(lostErr), se.err}
+			case err := <-lost:
+				se = &sessionEnd{lostReason(err), se.err}
+			case <-timer.C:
+				se = &sessionEnd{LostNetwork, se.err}
+			}
+			timer.Stop()
+		}
+		u.m.reconnects.WithLabelValues(se.reason).Inc()
+		return 0, se
+	}
+
+	canProbe, err := u.subscribe(sctx, c)
+	if err != nil {
+		return end(&sessionEnd{LostSetup, err})
+	}
+	if err := wait(sctx, c.Publish(u.topics.Status, 1, true, u.statusPayload("online")), u.cfg.WriteTimeout); err != nil {
+		return end(&sessionEnd{LostSetup, fmt.Errorf("publish birth: %w", err)})
 	}
 	connected := time.Now()
-	u.log.Info("mqtt connected", "broker", u.cfg.Broker, "client_id", u.cfg.ClientID)
+	u.log.Info("mqtt connected", "broker", u.cfg.Broker, "client_id", u.cfg.ClientID, "instance", u.instance)
 	u.connected.Store(true)
 	u.m.connected.Set(1)
 	defer func() {
@@ -187,34 +404,204 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 		u.m.inflight.Set(0)
 	}()
 
-	sctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		select {
-		case err := <-lost:
-			cancel(fmt.Errorf("connection lost: %w", err))
-		case <-sctx.Done():
-		}
-	}()
-
-	slots := make(chan struct{}, u.cfg.Inflight)
-	pending := make(chan inflight, u.cfg.Inflight)
-	collected := make(chan struct{})
-	go func() {
-		defer close(collected)
-		u.collect(sctx, cancel, slots, pending)
-	}()
-	err = u.pump(sctx, c, slots, pending)
+	if canProbe {
+		err = u.awaitPermission(sctx, c, echo)
+	} else {
+		u.log.Warn("cannot check that the broker lets the gateway publish: it refused the subscription to the heartbeat topic; publishing anyway",
+			"topic", u.topics.Heartbeat)
+	}
+	if err == nil {
+		wg.Go(func() { u.heartbeats(sctx, c) })
+		slots := make(chan struct{}, u.cfg.Inflight)
+		pending := make(chan inflight, u.cfg.Inflight)
+		wg.Go(func() { u.collect(sctx, cancel, slots, pending) })
+		err = u.pump(sctx, c, slots, pending)
+	}
 	cancel(err)
-	<-collected
+	wg.Wait()
+	upFor = time.Since(connected)
 	if ctx.Err() != nil {
 		// A will is not sent on DISCONNECT: say offline ourselves.
 		if c.IsConnected() {
-			wait(context.Background(), c.Publish(u.cfg.StatusTopic, 1, true, u.cfg.Offline()), time.Second)
+			wait(context.Background(), c.Publish(u.topics.Status, 1, true, u.statusPayload("offline")), time.Second)
 		}
-		return time.Since(connected), nil
+		return upFor, nil
 	}
-	return time.Since(connected), context.Cause(sctx)
+	_, err = end(err)
+	return upFor, err
+}
+
+// connectFailed counts and wraps a failed connection attempt.
+func (u *Uplink) connectFailed(err error, st *dialState) error {
+	ce := classifyConnect(fmt.Errorf("connect %s: %w", u.cfg.Broker, err), st)
+	u.m.connectFailures.WithLabelValues(ce.reason).Inc()
+	return ce
+}
+
+func (u *Uplink) setClient(c mqtt.Client) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.client = c
+}
+
+func (u *Uplink) currentClient() mqtt.Client {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.client
+}
+
+// statusPayload encodes the status with state and this instance.
+func (u *Uplink) statusPayload(state string) []byte {
+	st := u.cfg.Status()
+	st.State, st.Instance = state, u.instance
+	return st.Encode(u.source)
+}
+
+// subscribe subscribes to the gateway's downlink topics, its own status
+// (duplicate detection) and heartbeat (the probe). It reports whether the
+// heartbeat subscription was granted, without which there is no probe.
+func (u *Uplink) subscribe(ctx context.Context, c mqtt.Client) (canProbe bool, err error) {
+	t := u.topics
+	filters := map[string]byte{t.Status: 1, t.Heartbeat: 1, t.Cmd: 1, t.SiteRules: 1, t.GatewayRules: 1}
+	tok := c.SubscribeMultiple(filters, nil)
+	if err := wait(ctx, tok, u.cfg.WriteTimeout); err != nil {
+		return false, fmt.Errorf("subscribe: %w", err)
+	}
+	granted := tok.(*mqtt.SubscribeToken).Result()
+	for _, topic := range []string{t.Cmd, t.SiteRules, t.GatewayRules, t.Status, t.Heartbeat} {
+		// 0x80 is the MQTT 3.1.1 SUBACK failure code (section 3.9.3).
+		if code, ok := granted[topic]; !ok || code > 2 {
+			u.log.Warn("broker refused a subscription (ACL?)", "topic", topic, "suback", code)
+			continue
+		}
+		if topic == t.Heartbeat {
+			canProbe = true
+		}
+	}
+	return canProbe, nil
+}
+
+// route dispatches one incoming message. It runs on paho's router and
+// must not block.
+func (u *Uplink) route(m mqtt.Message, echo chan<- string) {
+	switch m.Topic() {
+	case u.topics.Status:
+		if st, log := u.ident.observe(m.Payload()); st != nil {
+			u.m.duplicate.Set(1)
+			if log {
+				u.log.Error("another process announces itself as this gateway: two gateways share gateway.id (they take each other's session over)",
+					"other_instance", st.Data.Instance, "other_state", st.Data.State, "other_version", st.Data.Version,
+					"other_start_time", st.Data.StartTime, "instance", u.instance, "client_id", u.cfg.ClientID)
+			}
+		}
+	case u.topics.Heartbeat:
+		var ev struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(m.Payload(), &ev) == nil && ev.ID != "" {
+			select {
+			case echo <- ev.ID:
+			default:
+			}
+		}
+	case u.topics.Cmd, u.topics.SiteRules, u.topics.GatewayRules:
+		u.enqueue(m)
+	}
+}
+
+// awaitPermission publishes a heartbeat as a probe and waits for it to
+// come back through the subscription, repeating every heartbeat interval
+// until one does (a late echo of an earlier probe counts too: a slow
+// broker is not a denying one). It returns nil once publishing is
+// permitted, or the session's end.
+func (u *Uplink) awaitPermission(ctx context.Context, c mqtt.Client, echo <-chan string) error {
+	var sent []string // the last probes' ids
+	var lastLog time.Time
+	for {
+		payload, id := u.heartbeat()
+		if err := wait(ctx, c.Publish(u.topics.Heartbeat, 1, false, payload), u.cfg.WriteTimeout); err != nil {
+			return &sessionEnd{LostPublish, fmt.Errorf("publish probe: %w", err)}
+		}
+		sent = append(sent[max(len(sent)-15, 0):], id)
+		back := u.waitEcho(ctx, echo, sent, u.cfg.ProbeTimeout)
+		if !back && ctx.Err() == nil {
+			u.permitted.Store(0)
+			u.m.permitted.Set(0)
+			if lastLog.IsZero() || time.Since(lastLog) >= 5*time.Minute {
+				u.log.Error("the broker does not let the gateway publish: the probe on its heartbeat topic did not come back; holding the queue (nothing is sent, nothing deleted) and probing again",
+					"topic", u.topics.Heartbeat, "timeout", u.cfg.ProbeTimeout, "retry_in", u.cfg.Heartbeat,
+					"hint", "grant the gateway's user read and write on its own topics (ACL)")
+				lastLog = time.Now()
+			}
+			back = u.waitEcho(ctx, echo, sent, u.cfg.Heartbeat)
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if back {
+			if u.permitted.Swap(1) == 0 {
+				u.log.Info("the broker lets the gateway publish again; sending the queue", "topic", u.topics.Heartbeat)
+			}
+			u.m.permitted.Set(1)
+			return nil
+		}
+	}
+}
+
+// waitEcho waits up to timeout for one of the probes' event ids to come
+// back.
+func (u *Uplink) waitEcho(ctx context.Context, echo <-chan string, ids []string, timeout time.Duration) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case got := <-echo:
+			if slices.Contains(ids, got) {
+				return true
+			}
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// heartbeat encodes a heartbeat event and returns it with its id.
+func (u *Uplink) heartbeat() ([]byte, string) {
+	d := heartbeatData{
+		Instance:         u.instance,
+		DuplicateGateway: u.ident.duplicate(),
+		UptimeSeconds:    time.Since(u.started).Seconds(),
+	}
+	switch u.permitted.Load() {
+	case 1:
+		d.PublishPermitted = new(true)
+	case 0:
+		d.PublishPermitted = new(false)
+	}
+	if u.cfg.Health != nil {
+		d.healthData = newHealthData(u.cfg.Health())
+	}
+	return encodeEvent(u.source, HeartbeatType, d)
+}
+
+// heartbeats publishes a heartbeat every interval until ctx ends. They go
+// at QoS 0: a lost one is replaced by the next.
+func (u *Uplink) heartbeats(ctx context.Context, c mqtt.Client) {
+	t := time.NewTicker(u.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		payload, _ := u.heartbeat()
+		if err := wait(ctx, c.Publish(u.topics.Heartbeat, 0, false, payload), u.cfg.WriteTimeout); err != nil && ctx.Err() == nil {
+			u.log.Debug("heartbeat not sent", "err", err)
+		}
+	}
 }
 
 // pump publishes the queue in order, holding at most Inflight unacked.
@@ -223,7 +610,7 @@ func (u *Uplink) pump(ctx context.Context, c mqtt.Client, slots chan struct{}, p
 	for {
 		batch, err := u.q.Peek(cursor, u.cfg.Inflight)
 		if err != nil {
-			return err
+			return &sessionEnd{LostQueue, err}
 		}
 		if len(batch) == 0 {
 			select {
@@ -234,6 +621,11 @@ func (u *Uplink) pump(ctx context.Context, c mqtt.Client, slots chan struct{}, p
 			}
 		}
 		for _, e := range batch {
+			cursor = e.Pos + 1
+			if len(e.Payload) > u.cfg.MaxPayload {
+				u.poison(e)
+				continue
+			}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
@@ -245,9 +637,20 @@ func (u *Uplink) pump(ctx context.Context, c mqtt.Client, slots chan struct{}, p
 				return err
 			}
 			pending <- inflight{pos: e.Pos, tok: tok, sent: time.Now()}
-			cursor = e.Pos + 1
 		}
 	}
+}
+
+// poison reports a queued message too large to publish, once per process.
+func (u *Uplink) poison(e buffer.Entry) {
+	if u.poisoned[e.Pos] {
+		return
+	}
+	u.poisoned[e.Pos] = true
+	u.m.poison.Inc()
+	u.log.Error("queued message larger than mqtt.max_payload: held in the buffer, not published; the messages after it are sent",
+		"queue_position", e.Pos, "topic", e.Topic, "bytes", len(e.Payload), "max_payload", u.cfg.MaxPayload,
+		"appended", e.Time, "hint", "inspect it with `scangw buffer peek`; raising mqtt.max_payload sends it")
 }
 
 // publish hands one message to paho without letting a dying connection
@@ -286,7 +689,7 @@ func (u *Uplink) collect(ctx context.Context, fail context.CancelCauseFunc, slot
 		}
 		if err := f.tok.Error(); err != nil {
 			u.m.publishFailures.Inc()
-			fail(fmt.Errorf("publish queue position %d: %w", f.pos, err))
+			fail(&sessionEnd{LostPublish, fmt.Errorf("publish queue position %d: %w", f.pos, err)})
 			return
 		}
 		u.q.Ack(f.pos)
@@ -307,47 +710,6 @@ func wait(ctx context.Context, t mqtt.Token, timeout time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timer.C:
-		return errors.New("timed out")
+		return errTimedOut
 	}
-}
-
-type metrics struct {
-	connected       prometheus.Gauge
-	connectFailures prometheus.Counter
-	published       prometheus.Counter
-	publishFailures prometheus.Counter
-	inflight        prometheus.Gauge
-	latency         prometheus.Histogram
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		connected: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "scangw_mqtt_connected",
-			Help: "1 while the MQTT session is up.",
-		}),
-		connectFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "scangw_mqtt_connect_failures_total",
-			Help: "Connection attempts that failed.",
-		}),
-		published: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "scangw_mqtt_published_total",
-			Help: "Queued messages acknowledged by the broker (PUBACK) and deleted.",
-		}),
-		publishFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "scangw_mqtt_publish_failures_total",
-			Help: "Publishes that failed; each ends the session and is resent.",
-		}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "scangw_mqtt_inflight_messages",
-			Help: "QoS 1 publishes sent and not yet acknowledged.",
-		}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "scangw_mqtt_publish_latency_seconds",
-			Help:    "Time from PUBLISH sent to PUBACK received.",
-			Buckets: prometheus.ExponentialBuckets(100e-6, 2, 16),
-		}),
-	}
-	reg.MustRegister(m.connected, m.connectFailures, m.published, m.publishFailures, m.inflight, m.latency)
-	return m
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/scangw/scangw/station/schema"
 	"github.com/scangw/scangw/uplink/mosquittotest"
 )
 
@@ -36,6 +37,9 @@ func parseStatus(p []byte) (statusEvent, error) {
 	}
 	if ev.SpecVersion != "1.0" || ev.ID == "" || ev.Source != statusSource || ev.Type != StatusType || ev.DataContentType != "application/json" {
 		return ev, fmt.Errorf("status envelope %+v, want specversion 1.0, an id, source %s, type %s, application/json", ev, statusSource, StatusType)
+	}
+	if err := schema.Check(p); err != nil {
+		return ev, fmt.Errorf("status %s: %w", p, err)
 	}
 	return ev, nil
 }
@@ -88,8 +92,8 @@ func TestDeliversInOrder(t *testing.T) {
 	for _, m := range status.Messages() {
 		ev, _ = parseStatus(m.Payload)
 	}
-	if ev.Data.Epoch != buf.Epoch() || ev.Data.Version != "test" || ev.Data.StartTime.IsZero() {
-		t.Errorf("birth data = %+v, want epoch %s, version test, a start time", ev.Data, buf.Epoch())
+	if ev.Data.Epoch != buf.Epoch() || ev.Data.Version != "test" || ev.Data.StartTime.IsZero() || ev.Data.Instance != u.Instance() {
+		t.Errorf("birth data = %+v, want epoch %s, version test, a start time, instance %s", ev.Data, buf.Epoch(), u.Instance())
 	}
 	// A subscriber that comes later gets the birth as the retained message.
 	late := mosquittotest.Subscribe(t, br, "sub-order-late", statusTopic)
@@ -117,17 +121,42 @@ func TestDeliversInOrder(t *testing.T) {
 # HELP scangw_mqtt_connected 1 while the MQTT session is up.
 # TYPE scangw_mqtt_connected gauge
 scangw_mqtt_connected 1
-# HELP scangw_mqtt_connect_failures_total Connection attempts that failed.
+# HELP scangw_mqtt_connect_failures_total Connection attempts that failed, by reason.
 # TYPE scangw_mqtt_connect_failures_total counter
-scangw_mqtt_connect_failures_total 0
+scangw_mqtt_connect_failures_total{reason="bad_credentials"} 0
+scangw_mqtt_connect_failures_total{reason="local"} 0
+scangw_mqtt_connect_failures_total{reason="network"} 0
+scangw_mqtt_connect_failures_total{reason="refused"} 0
+scangw_mqtt_connect_failures_total{reason="timeout"} 0
+scangw_mqtt_connect_failures_total{reason="tls_bad_certificate"} 0
+scangw_mqtt_connect_failures_total{reason="tls_expired"} 0
+scangw_mqtt_connect_failures_total{reason="tls_handshake"} 0
+scangw_mqtt_connect_failures_total{reason="tls_unknown_ca"} 0
+# HELP scangw_mqtt_duplicate_gateway 1 once another process was seen announcing itself on this gateway's status topic.
+# TYPE scangw_mqtt_duplicate_gateway gauge
+scangw_mqtt_duplicate_gateway 0
+# HELP scangw_mqtt_poison_total Queued messages over mqtt.max_payload, held in the buffer unsent (counted once per message and process).
+# TYPE scangw_mqtt_poison_total counter
+scangw_mqtt_poison_total 0
+# HELP scangw_mqtt_publish_permitted 1 if the probe on the heartbeat topic came back (the broker lets the gateway publish), 0 if it did not (queue held), -1 not known yet.
+# TYPE scangw_mqtt_publish_permitted gauge
+scangw_mqtt_publish_permitted 1
 # HELP scangw_mqtt_publish_failures_total Publishes that failed; each ends the session and is resent.
 # TYPE scangw_mqtt_publish_failures_total counter
 scangw_mqtt_publish_failures_total 0
 # HELP scangw_mqtt_published_total Queued messages acknowledged by the broker (PUBACK) and deleted.
 # TYPE scangw_mqtt_published_total counter
 scangw_mqtt_published_total %d
+# HELP scangw_mqtt_reconnects_total Sessions that were up and ended (so the uplink reconnects), by reason.
+# TYPE scangw_mqtt_reconnects_total counter
+scangw_mqtt_reconnects_total{reason="keepalive"} 0
+scangw_mqtt_reconnects_total{reason="network"} 0
+scangw_mqtt_reconnects_total{reason="publish_failed"} 0
+scangw_mqtt_reconnects_total{reason="queue"} 0
+scangw_mqtt_reconnects_total{reason="setup_failed"} 0
 `, backlog+live)), "scangw_mqtt_connected", "scangw_mqtt_connect_failures_total",
-		"scangw_mqtt_publish_failures_total", "scangw_mqtt_published_total"); err != nil {
+		"scangw_mqtt_publish_failures_total", "scangw_mqtt_published_total", "scangw_mqtt_reconnects_total",
+		"scangw_mqtt_poison_total", "scangw_mqtt_publish_permitted", "scangw_mqtt_duplicate_gateway"); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.CollectAndCount(u.m.latency); n != 1 {
@@ -234,6 +263,12 @@ func TestBrokerOutages(t *testing.T) {
 	t.Logf("%d scans, %d outages lasting %v; %d duplicate deliveries, %d duplicate acks, %v connect failures, %v publish failures",
 		total, outages, downFor, got.dups, q.dupAcks, metricValue(t, reg, "scangw_mqtt_connect_failures_total"),
 		metricValue(t, reg, "scangw_mqtt_publish_failures_total"))
+	if n := metricValue(t, reg, "scangw_mqtt_reconnects_total"); n < outages {
+		t.Errorf("scangw_mqtt_reconnects_total = %v, want at least one per outage (%d)", n, outages)
+	}
+	if v := metricValue(t, reg, "scangw_mqtt_duplicate_gateway"); v != 0 {
+		t.Errorf("scangw_mqtt_duplicate_gateway = %v across broker restarts, want 0", v)
+	}
 }
 
 // TestHalfOpenConnection freezes the broker (SIGSTOP): its sockets stay
@@ -294,6 +329,16 @@ func TestHalfOpenConnection(t *testing.T) {
 	})
 	t.Logf("status messages: %v", states(t, status.Messages()))
 	waitUntil(t, 5*time.Second, "still connected", u.Connected)
+	if n := metricValue(t, reg, "scangw_mqtt_reconnects_total", "reason", LostKeepalive); n < 1 {
+		t.Errorf("scangw_mqtt_reconnects_total{reason=keepalive} = %v, want the half-open session counted", n)
+	}
+	if n := metricValue(t, reg, "scangw_mqtt_connect_failures_total", "reason", ReasonTimeout); n < 2 {
+		t.Errorf("scangw_mqtt_connect_failures_total{reason=timeout} = %v, want the attempts on the frozen broker", n)
+	}
+	// The stale attempts were this process's own: no duplicate.
+	if v := metricValue(t, reg, "scangw_mqtt_duplicate_gateway"); v != 0 {
+		t.Errorf("scangw_mqtt_duplicate_gateway = %v after the gateway's own stale connections, want 0", v)
+	}
 }
 
 // TestReconnectIsPaced runs the uplink against a stopped broker: attempts
@@ -328,6 +373,9 @@ func TestReconnectIsPaced(t *testing.T) {
 	}
 	if u.Connected() {
 		t.Error("Connected() = true with the broker down")
+	}
+	if all, refused := metricValue(t, reg, "scangw_mqtt_connect_failures_total"), metricValue(t, reg, "scangw_mqtt_connect_failures_total", "reason", ReasonNetwork); all != refused {
+		t.Errorf("%v connect failures, %v with reason network; want all: the port is closed", all, refused)
 	}
 
 	br.Restart()

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/device/serialsim"
 	"github.com/scangw/scangw/station/schema"
@@ -58,8 +56,6 @@ const (
 	crashFinalFeedbackTimeout = 10 * time.Second
 	crashDrainTimeout         = 60 * time.Second
 	crashStopTimeout          = 10 * time.Second
-	// crashMaxStarts bounds the starts of one run; see restartAfterBadger2207.
-	crashMaxStarts = 3
 
 	crashPrefix  = "crash/v1"
 	crashSite    = "plant-c"
@@ -107,7 +103,6 @@ func TestCrashKillNineLosesNothing(t *testing.T) {
 
 	var (
 		kills, startupKills int
-		failedStarts        int   // see restartAfterBadger2207
 		atKill              []int // messages received when each kill happened
 	)
 	for run := 1; kills < crashKills; run++ {
@@ -122,7 +117,7 @@ func TestCrashKillNineLosesNothing(t *testing.T) {
 		}
 		ackedBefore := crashAckedCount(scanners)
 		logPath := filepath.Join(dir, fmt.Sprintf("run-%02d.log", run))
-		firstAck := crashKillRun(t, crashNewDaemon(t, bin, config, logPath, &failedStarts), scanners, run, startup, delay)
+		firstAck := crashKillRun(t, crashNewDaemon(t, bin, config, logPath), scanners, run, startup, delay)
 		atKill = append(atKill, sub.Count())
 
 		awaiting := 0
@@ -151,7 +146,7 @@ func TestCrashKillNineLosesNothing(t *testing.T) {
 			t.Fatalf("flush %s: %v", s.line.Path(), err)
 		}
 	}
-	d := crashNewDaemon(t, bin, config, filepath.Join(dir, "run-final.log"), &failedStarts)
+	d := crashNewDaemon(t, bin, config, filepath.Join(dir, "run-final.log"))
 	d.start()
 	crashStreamToEnd(t, d, scanners, final, crashFinalScans)
 	scanners[0].pending, scanners[0].pendingSent = crashMarker, false
@@ -180,6 +175,12 @@ func TestCrashKillNineLosesNothing(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() && len(missing) > 0 {
 			t.Logf("acknowledged but never received (%d): %v", len(missing), crashFirst(slices.Sorted(maps.Keys(missing)), 20))
+			logs, _ := filepath.Glob(filepath.Join(dir, "run-*.log"))
+			for _, l := range logs {
+				if b, _ := os.ReadFile(l); len(b) > 0 {
+					t.Log(crashLogTail(l))
+				}
+			}
 		}
 	})
 	scanTopic := fmt.Sprintf("%s/%s/%s/scans/%s", crashPrefix, crashSite, crashGateway, crashStation)
@@ -211,9 +212,6 @@ func TestCrashKillNineLosesNothing(t *testing.T) {
 		"%d resent by the uplink (after %d of the %d kills), %d stored again because a kill ate their ACK",
 		len(acked), st.received, st.distinct, st.lastSeq, st.received-len(acked),
 		st.received-st.distinct, st.killsWithResends, len(atKill), st.storedAgain)
-	if failedStarts > 0 {
-		t.Logf("%d times the daemon failed to start on the buffer a kill left (dgraph-io/badger#2207) and was restarted", failedStarts)
-	}
 	if lines := crashLogLines(t, dir); len(lines) > 0 {
 		t.Logf("the daemons logged %d lines at warn or above, first ones:\n%s", len(lines), strings.Join(crashFirst(lines, 10), "\n"))
 	}
@@ -259,9 +257,7 @@ func crashKillRun(t *testing.T, d *crashDaemon, scanners []*crashScanner, run in
 			case <-first:
 				break waitAck
 			case <-d.done:
-				if !d.restartAfterBadger2207() {
-					t.Fatalf("run %d: daemon exited before acknowledging a scan: %v\n%s", run, d.err, crashLogTail(d.logPath))
-				}
+				t.Fatalf("run %d: daemon exited before acknowledging a scan: %v\n%s", run, d.err, crashLogTail(d.logPath))
 			case <-st.failed:
 				st.stop()
 				t.Fatalf("run %d: %v\n%s", run, st.err(), crashLogTail(d.logPath))
@@ -278,9 +274,7 @@ waitKill:
 		case <-kill.C:
 			break waitKill
 		case <-d.done:
-			if !d.restartAfterBadger2207() {
-				t.Fatalf("run %d: daemon exited by itself: %v\n%s", run, d.err, crashLogTail(d.logPath))
-			}
+			t.Fatalf("run %d: daemon exited by itself: %v\n%s", run, d.err, crashLogTail(d.logPath))
 		case <-st.failed:
 			st.stop()
 			t.Fatalf("run %d: %v\n%s", run, st.err(), crashLogTail(d.logPath))
@@ -312,9 +306,7 @@ func crashStreamToEnd(t *testing.T, d *crashDaemon, scanners []*crashScanner, ru
 		case <-st.done:
 			done = true
 		case <-d.done:
-			if !d.restartAfterBadger2207() {
-				t.Fatalf("final daemon exited: %v\n%s", d.err, crashLogTail(d.logPath))
-			}
+			t.Fatalf("final daemon exited: %v\n%s", d.err, crashLogTail(d.logPath))
 		case <-timer.C:
 			t.Fatalf("scanners not done within %v\n%s", crashDrainTimeout, crashLogTail(d.logPath))
 		}
@@ -347,7 +339,9 @@ type crashScanner struct {
 // pending code and newCodes new ones were acknowledged. It returns nil when
 // ctx ends (the daemon was killed and will never answer).
 func (s *crashScanner) stream(ctx context.Context, run, newCodes int, timeout time.Duration, onAck func()) error {
-	n, err := crashDrain(s.line)
+	// An ACK that a killed daemon wrote after the scanner stopped
+	// listening must not pass for the answer to the retransmission.
+	n, err := s.line.Drain()
 	s.drained += n
 	if err != nil {
 		if ctx.Err() != nil {
@@ -393,38 +387,6 @@ func (s *crashScanner) stream(ctx context.Context, run, newCodes int, timeout ti
 		}
 	}
 	return nil
-}
-
-// crashDrain discards feedback bytes waiting on the scanner's end of the
-// line and returns how many: an ACK that a killed daemon wrote after the
-// scanner stopped listening must not pass for the answer to the
-// retransmission. serialsim's Drain cannot do it: it sets a read deadline
-// of now, and Go's poller fails a read whose deadline has passed before it
-// reaches the kernel, so it discards nothing.
-func crashDrain(line *serialsim.Pty) (int, error) {
-	m := line.Master()
-	if err := m.SetReadDeadline(time.Time{}); err != nil {
-		return 0, err
-	}
-	rc, err := m.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	total := 0
-	var buf [64]byte
-	err = rc.Read(func(fd uintptr) bool {
-		for { // the master is non-blocking: read until EAGAIN
-			n, err := unix.Read(int(fd), buf[:])
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if n <= 0 || err != nil {
-				return true
-			}
-			total += n
-		}
-	})
-	return total, err
 }
 
 // crashStream is the scanners' goroutines for one run.
@@ -490,15 +452,12 @@ func (st *crashStream) err() error {
 	return errors.Join(st.errs...)
 }
 
-// crashDaemon is one run of the scangw binary: a child process, and the
-// restarts that the shipped systemd unit (Restart=always) would make after
-// the one failed start the test tolerates.
+// crashDaemon is one run of the scangw binary, a child process. Every start
+// must succeed: a buffer left by a kill always opens (the buffer removes the
+// empty log files of dgraph-io/badger#2207 itself).
 type crashDaemon struct {
-	t            *testing.T
-	bin, config  string
-	firstLog     string
-	starts       int
-	failedStarts *int // shared by every run, for the summary
+	t           *testing.T
+	bin, config string
 
 	// The current process.
 	cmd     *exec.Cmd
@@ -507,25 +466,23 @@ type crashDaemon struct {
 	err     error         // cmd.Wait's result, valid once done is closed
 }
 
-func crashNewDaemon(t *testing.T, bin, config, logPath string, failedStarts *int) *crashDaemon {
-	return &crashDaemon{t: t, bin: bin, config: config, firstLog: logPath, failedStarts: failedStarts}
+func crashNewDaemon(t *testing.T, bin, config, logPath string) *crashDaemon {
+	return &crashDaemon{t: t, bin: bin, config: config, logPath: logPath}
 }
 
 // start runs the binary, its output in a log file of its own.
 func (d *crashDaemon) start() {
 	t := d.t
 	t.Helper()
-	d.starts++
-	d.logPath = d.firstLog
-	if d.starts > 1 {
-		d.logPath = strings.TrimSuffix(d.firstLog, ".log") + fmt.Sprintf("-restart%d.log", d.starts-1)
-	}
 	f, err := os.Create(d.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(d.bin, "run", "--config", d.config)
 	cmd.Stdout, cmd.Stderr = f, f
+	// A daemon that outlived this test would keep reopening its port path,
+	// and ptys reuse their numbers: it would steal later tests' scans.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()
 	f.Close() // the child has its own copy
 	if err != nil {
@@ -541,31 +498,6 @@ func (d *crashDaemon) start() {
 		cmd.Process.Kill()
 		<-done
 	})
-}
-
-// restartAfterBadger2207 is called when the daemon exited by itself. If its
-// log shows the failed start of dgraph-io/badger#2207, it starts it again
-// and returns true, as systemd would; otherwise it returns false.
-//
-// Badger creates a new memtable WAL (and, in a new directory, a value log)
-// at every open: open(O_CREAT), then ftruncate. A kill in between leaves a
-// 0-byte 0000N.mem (or .vlog), and the next badger.Open fails with
-// "while opening memtables err: while opening fid: N err: Create a new file"
-// (z.NewFile, returned for the empty file and taken for an error by
-// openMemTables and valueLog.open). That failed open has truncated the file
-// to its full size, so the next start works and nothing is lost; the
-// shipped unit restarts the daemon 2 s later. Any other exit, or a second
-// failure in a row, fails the test.
-func (d *crashDaemon) restartAfterBadger2207() bool {
-	d.t.Helper()
-	b, _ := os.ReadFile(d.logPath)
-	if d.starts >= crashMaxStarts || !strings.Contains(string(b), "err: Create a new file") {
-		return false
-	}
-	*d.failedStarts++
-	d.t.Logf("daemon failed to start on the buffer a kill left (dgraph-io/badger#2207), restarting it: %s", strings.TrimSpace(string(b)))
-	d.start()
-	return true
 }
 
 // kill9 kills the daemon with SIGKILL and reaps it; it fails the test if

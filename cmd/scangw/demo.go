@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,14 +27,14 @@ import (
 // demoScans is what the simulated scanners type: GS1 codes with AIM
 // prefixes, plain serials, and some that the station must reject.
 var demoScans = []string{
-	"]d2010950600013435221SN0001\x1d10LOT42",
-	"]C1SSCC00095060001343525",
-	"SER-7731-A",
-	"", // empty: rejected
-	"]d2010950600013435221SN0002\x1d10LOT42",
-	"X",              // too short: rejected
-	"MODEL9\tSERIAL", // control character: rejected
-	"]Q3https://id.example.com/01/09506000134352/21/SN0003",
+	"]d2010950600013435221SN0001\x1d10LOT42\x1d17281231", // GS1 DataMatrix: GTIN, serial, lot, expiry
+	"]C100095060001343528",                               // GS1-128 SSCC of a pallet
+	"SER-7731-A",                                         // a plain serial
+	"",                                                   // empty: rejected
+	"]d2010950600013435321SN0002",                        // GTIN check digit wrong: rejected
+	"X",                                                  // too short for this station: rejected
+	"MODEL9\tSERIAL",                                     // a control character: rejected
+	"]Q3https://id.example.com/01/09506000134352/21/SN0003", // GS1 Digital Link in a QR code
 }
 
 // demo runs the real daemon — real serial driver on real ptys, real Badger
@@ -60,7 +61,7 @@ func demo(ctx context.Context, out io.Writer, perScanner int, dir string) error 
 
 	var received atomic.Int64
 	broker.Subscribe("scangw/v1/#", 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
-		if !pk.FixedHeader.Retain {
+		if strings.Contains(pk.TopicName, "/scans/") {
 			received.Add(1)
 		}
 		p.event(pk.TopicName, pk.Payload)
@@ -214,6 +215,9 @@ func (p *printer) event(topic string, payload []byte) {
 	json.Unmarshal(payload, &ev)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if strings.HasSuffix(topic, "/heartbeat") {
+		return // every few seconds; /metrics tells the same
+	}
 	if ev.Data.State != "" {
 		fmt.Fprintf(p.w, "broker  %s  %s\n", topic, ev.Data.State)
 		return

@@ -3,6 +3,7 @@
 //	scangw run --config FILE     run the daemon
 //	scangw check-config FILE     validate a config, list every problem
 //	scangw demo                  the real daemon with simulated scanners and an embedded broker
+//	scangw inspect [CODE ...]    parse barcodes (GS1, Digital Link, HIBC, plain) as JSON lines
 //	scangw buffer ...            inspect or repair a stopped gateway's buffer
 //	scangw bench buffer          measure the buffer on this disk
 //	scangw version               print the version
@@ -19,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/scangw/scangw/configs"
+	"github.com/scangw/scangw/station/inspect"
 )
 
 const usage = `scangw — edge gateway for serial-number scan stations
@@ -27,9 +29,20 @@ Usage:
   scangw run [--config FILE]     run the daemon (default config /etc/scangw/scangw.yaml)
   scangw check-config FILE       validate a config file; exit 1 listing every problem
   scangw demo [--scans N]        run the daemon with simulated scanners and an embedded broker
+  scangw inspect [CODE ...]      parse barcodes (arguments, or stdin lines) and print one JSON object each
+  scangw rules keygen|sign|check  make keys, sign and check rule sets
   scangw buffer stats|peek|export|salvage   inspect or repair a stopped gateway's buffer
   scangw bench buffer [flags]    measure the buffer on this disk; prints JSON
   scangw version                 print the version
+`
+
+const inspectUsage = `usage: scangw inspect [CODE ...]
+
+Parses each code (the arguments, or else one per line of standard input)
+and prints one JSON object per code: input, valid, errors, symbology,
+scheme (gs1, gs1-dl, hibc, plain), ais and named fields (gtin, serial, lot,
+expiry ...). Write GS (FNC1) as \x1d or <GS>; an AIM prefix (]d2, ]C1 ...)
+may lead. Exit 0 even for invalid codes.
 `
 
 func main() {
@@ -88,6 +101,22 @@ func dispatch(ctx context.Context, cmd string, args []string) int {
 		fs.Parse(args)
 		if err := demo(ctx, os.Stdout, *scans, *dir); err != nil && !errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "scangw demo:", err)
+			return 1
+		}
+		return 0
+	case "inspect":
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprint(os.Stderr, inspectUsage)
+			return 2
+		}
+		if err := inspect.Run(os.Stdin, args, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "scangw inspect:", err)
+			return 1
+		}
+		return 0
+	case "rules":
+		if err := rulesCmd(os.Stdout, args); err != nil {
+			fmt.Fprintln(os.Stderr, "scangw rules:", err)
 			return 1
 		}
 		return 0

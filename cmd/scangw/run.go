@@ -37,27 +37,46 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	defer buf.Close() // last: stations and uplink have stopped using it
 	log.Info("buffer open", "dir", cfg.Buffer.Dir, "epoch", buf.Epoch(), "backlog", buf.Depth())
 
-	stations := buildStations(cfg, buf, reg, log)
-	started := time.Now()
-	source := fmt.Sprintf("scangw://%s/%s", cfg.Gateway.Site, cfg.Gateway.ID)
-	status := func(state string) func() []byte {
-		return func() []byte {
-			return uplink.Status{State: state, Version: version(), ConfigHash: cfg.Hash(), StartTime: started, Epoch: buf.Epoch()}.Encode(source)
-		}
+	rs, err := newRuleSets(cfg, buf, log.With("part", "rules"), reg)
+	if err != nil {
+		return err
 	}
-	up := uplink.New(uplink.Config{
+	stations := buildStations(cfg, buf, rs.engine, reg, log)
+	started := time.Now()
+	upCfg := uplink.Config{
 		Broker:         cfg.MQTT.Broker,
 		ClientID:       cfg.MQTT.ClientID,
+		Username:       cfg.MQTT.Username,
+		Password:       cfg.MQTT.Password,
+		PasswordFile:   cfg.MQTT.PasswordFile,
+		PasswordEnv:    cfg.MQTT.PasswordEnv,
+		TLS:            uplink.TLS(cfg.MQTT.TLS),
 		Inflight:       cfg.MQTT.Inflight,
 		KeepAlive:      cfg.MQTT.KeepAlive.D(),
 		ConnectTimeout: cfg.MQTT.ConnectTimeout.D(),
 		WriteTimeout:   cfg.MQTT.WriteTimeout.D(),
 		ReconnectMin:   cfg.MQTT.ReconnectMin.D(),
 		ReconnectMax:   cfg.MQTT.ReconnectMax.D(),
-		StatusTopic:    fmt.Sprintf("%s/%s/%s/status", cfg.MQTT.TopicPrefix, cfg.Gateway.Site, cfg.Gateway.ID),
-		Online:         status("online"),
-		Offline:        status("offline"),
-	}, buf, log.With("part", "uplink"), reg)
+		MaxPayload:     int(cfg.MQTT.MaxPayload),
+		Heartbeat:      cfg.MQTT.Heartbeat.D(),
+		MaxCommand:     int(cfg.MQTT.MaxCommand),
+		CommandKeys:    cfg.MQTT.CommandPublicKeys(),
+		TopicPrefix:    cfg.MQTT.TopicPrefix,
+		Site:           cfg.Gateway.Site,
+		Gateway:        cfg.Gateway.ID,
+		Status: func() uplink.Status {
+			return uplink.Status{Version: version(), ConfigHash: cfg.Hash(), StartTime: started, Epoch: buf.Epoch()}
+		},
+		Health:    gatewayHealth(buf, stations),
+		Commander: newCommander(stations, buf),
+		Rules:     rs.fromMQTT,
+	}
+	// Files the config names must be usable before anything connects; a
+	// broken one is a config error, named by its key.
+	if err := uplink.CheckLocal(upCfg); err != nil {
+		return uplinkSetupError(err)
+	}
+	up := uplink.New(upCfg, buf, log.With("part", "uplink"), reg)
 
 	ready := func() bool {
 		for _, st := range stations {
@@ -95,10 +114,12 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 // until it clears or ctx ends, so nothing on disk is touched.
 func openBuffer(ctx context.Context, c configs.Buffer, log *slog.Logger, reg prometheus.Registerer) (*buffer.Buffer, error) {
 	opts := buffer.Options{
-		Dir:        c.Dir,
-		Logger:     log,
-		Registerer: reg,
-		Heal:       true,
+		Dir:           c.Dir,
+		Logger:        log,
+		Registerer:    reg,
+		Heal:          true,
+		AuditWindow:   c.AuditWindow.D(),
+		SeenRetention: c.SeenRetention.D(),
 		Limits: buffer.Limits{
 			MaxScans:     c.MaxScans,
 			MaxBytes:     int64(c.MaxBytes),
@@ -122,7 +143,7 @@ func openBuffer(ctx context.Context, c configs.Buffer, log *slog.Logger, reg pro
 	}
 }
 
-func buildStations(cfg *configs.Config, buf *buffer.Buffer, reg prometheus.Registerer, log *slog.Logger) []*station.Station {
+func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Validator, reg prometheus.Registerer, log *slog.Logger) []*station.Station {
 	dm := device.NewMetrics(reg)
 	sm := station.NewMetrics(reg)
 	var out []*station.Station
@@ -141,7 +162,7 @@ func buildStations(cfg *configs.Config, buf *buffer.Buffer, reg prometheus.Regis
 			Scanners:  scanners,
 			Store:     buf,
 			State:     buf,
-			Validator: station.LengthRule{Min: sc.MinLength, Max: sc.MaxLength},
+			Validator: station.Chain{station.LengthRule{Min: sc.MinLength, Max: sc.MaxLength}, engine},
 			Metrics:   sm,
 			Log:       log,
 		}))

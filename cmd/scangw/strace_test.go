@@ -48,10 +48,17 @@ stations:
 		"-o", tracePath, bin, "run", "--config", cfg)
 	logf, _ := os.Create(filepath.Join(dir, "daemon.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, so that cleanup reaches the daemon too: a
+	// daemon left running would keep reopening its port path, and ptys
+	// reuse their numbers — it would steal later tests' scans.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	defer func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	}()
 
 	const scans = 20
 	for i := range scans {

@@ -72,6 +72,13 @@ type Options struct {
 	// example TLS listener lines or max_packet_size. It must not change the
 	// log settings: Start reads the log to know the broker is up.
 	ExtraConfig string
+	// Listeners adds listeners, each on a free loopback port of its own,
+	// after the default one: each string is the config that follows its
+	// "listener <port> 127.0.0.1" line (cafile, certfile, keyfile,
+	// require_certificate, ...). ListenerAddr(i) tells where listener i
+	// runs. They are written before ExtraConfig, whose global settings
+	// therefore follow them.
+	Listeners []string
 }
 
 // Broker is a Mosquitto process run for one test. Its methods report
@@ -84,7 +91,8 @@ type Broker struct {
 	logPath  string
 	outPath  string // Mosquitto's stdout and stderr, for errors before the log opens
 	opts     Options
-	port     int // fixed once Start returns
+	port     int   // fixed once Start returns
+	ports    []int // of opts.Listeners, fixed once Start returns
 
 	mu     sync.Mutex
 	proc   *process // nil while stopped
@@ -146,6 +154,14 @@ func start(t testing.TB, name string, opts Options, pickPort func() (int, error)
 			return nil, fmt.Errorf("pick a free port: %w", err)
 		}
 		b.port = port
+		b.ports = b.ports[:0]
+		for range opts.Listeners {
+			p, err := pickPort()
+			if err != nil {
+				return nil, fmt.Errorf("pick a free port: %w", err)
+			}
+			b.ports = append(b.ports, p)
+		}
 		if err := os.WriteFile(b.confPath, []byte(b.config()), 0o600); err != nil {
 			return nil, fmt.Errorf("write config: %w", err)
 		}
@@ -212,6 +228,13 @@ func (b *Broker) config() string {
 		// Mosquitto 1.x appends the file name without a separator.
 		fmt.Fprintf(&c, "persistence_location %s/\n", b.persistDir())
 		c.WriteString("autosave_interval 1\n")
+	}
+	for i, l := range b.opts.Listeners {
+		fmt.Fprintf(&c, "listener %d 127.0.0.1\n", b.ports[i])
+		c.WriteString(l)
+		if !strings.HasSuffix(l, "\n") {
+			c.WriteString("\n")
+		}
 	}
 	if b.opts.ExtraConfig != "" {
 		c.WriteString(b.opts.ExtraConfig)
@@ -298,6 +321,34 @@ func (b *Broker) URL() string { return "tcp://" + b.Addr() }
 
 // Port returns the broker's TCP port, which stays the same across Restart.
 func (b *Broker) Port() int { return b.port }
+
+// ListenerAddr returns "127.0.0.1:port" of Options.Listeners[i], which
+// stays the same across Restart.
+func (b *Broker) ListenerAddr(i int) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.ports[i]))
+}
+
+// Reload makes the running broker reread its configuration files with
+// SIGHUP (Mosquitto reloads, among others, its acl_file and
+// password_file), without dropping connections. It returns once the
+// broker logged the reload.
+func (b *Broker) Reload() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.runningLocked("Reload")
+	logStart := fileSize(b.logPath)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		b.t.Fatalf("mosquittotest: reload mosquitto on %s: %v", b.Addr(), err)
+	}
+	deadline := time.Now().Add(readyTimeout)
+	for !strings.Contains(readFrom(b.logPath, logStart), "Reloading config") {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("mosquittotest: mosquitto on %s did not log a reload within %v; log:\n%s", b.Addr(), readyTimeout, b.logReport())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the broker's log file
+	}
+}
 
 // Stop stops the broker with SIGTERM and waits for it to exit, so that with
 // Persistence it has saved its database. It does nothing if the broker is

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -294,5 +295,41 @@ func TestWaitForTimeoutReports(t *testing.T) {
 	errs, fatal := rec.failures()
 	if !fatal || len(errs) != 1 || !strings.Contains(errs[0], "waiting for 1 messages") || !strings.Contains(errs[0], "received 0 messages") {
 		t.Fatalf("failures = %q (fatal %v), want a timeout summary", errs, fatal)
+	}
+}
+
+// TestListenersAndReload runs a second listener whose settings follow its
+// own listener line, and reloads an ACL without restarting: a publish the
+// ACL denies is acknowledged and dropped, and after Reload it passes.
+func TestListenersAndReload(t *testing.T) {
+	t.Parallel()
+	acl := t.TempDir() + "/acl"
+	if err := os.WriteFile(acl, []byte("topic read #\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := Start(t, Options{
+		Listeners:   []string{"max_connections 10"},
+		ExtraConfig: "acl_file " + acl + "\n",
+	})
+	if b.ListenerAddr(0) == b.Addr() {
+		t.Fatalf("listener 0 shares the default port %s", b.Addr())
+	}
+	conn, err := net.DialTimeout("tcp", b.ListenerAddr(0), waitTimeout)
+	if err != nil {
+		t.Fatalf("dial listener 0: %v\n%s", err, b.Log())
+	}
+	conn.Close()
+
+	sub := Subscribe(t, b, "sub-acl", "acl/#")
+	pub := connect(t, b, "pub-acl")
+	publishSeq(t, pub, "acl/x", 1, 1) // PUBACKed, dropped by the ACL
+	if err := os.WriteFile(acl, []byte("topic readwrite #\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.Reload()
+	publishSeq(t, pub, "acl/x", 2, 1)
+	sub.WaitCount(1, waitTimeout)
+	if got := payloads(sub.Messages()); !slices.Equal(got, []string{"2"}) {
+		t.Errorf("received %q, want only the publish after the reload", got)
 	}
 }

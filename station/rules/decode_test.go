@@ -1,0 +1,359 @@
+package rules_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/scangw/scangw/station/rules"
+)
+
+func TestDecodeSigned(t *testing.T) {
+	payload := mustJSON(t, baseSet())
+	env, err := rules.Sign(payload, key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Decode(env, []ed25519.PublicKey{pub(key(2)), pub(key(1))}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Name() != "site:1" || set.Scope != rules.ScopeSite || set.Site != "dc-east" || set.Issued.Year() != 2026 {
+		t.Errorf("set = %+v", set)
+	}
+	st := set.Stats()
+	if st.Products != 5 || st.DenyKeys != 6 || st.Orders != 2 || st.ExpectedKeys != 4 {
+		t.Errorf("stats = %+v", st)
+	}
+	// An envelope without the key hint verifies against every trusted key.
+	var m map[string]any
+	json.Unmarshal(env, &m)
+	delete(m, "key")
+	if _, err := rules.Decode(mustJSON(t, m), []ed25519.PublicKey{pub(key(2)), pub(key(1))}, 0); err != nil {
+		t.Errorf("without key id: %v", err)
+	}
+}
+
+func TestDecodeUnsigned(t *testing.T) {
+	env, err := rules.Unsigned(mustJSON(t, baseSet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rules.DecodeUnsigned(env, 0); err != nil {
+		t.Errorf("DecodeUnsigned: %v", err)
+	}
+	if _, err := rules.Decode(env, []ed25519.PublicKey{pub(key(1))}, 0); rules.Code(err) != rules.CodeUnsigned {
+		t.Errorf("with keys: %v", err)
+	}
+	if _, err := rules.Decode(env, nil, 0); rules.Code(err) != rules.CodeUnsigned {
+		t.Errorf("with no keys: %v", err)
+	}
+	if _, err := rules.New(rules.Options{Keys: []ed25519.PublicKey{pub(key(1))}, AllowUnsigned: true}); err == nil {
+		t.Error("New accepted keys and AllowUnsigned together")
+	}
+	e, err := rules.New(rules.Options{AllowUnsigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Load(env); err != nil {
+		t.Errorf("engine allowing unsigned sets: %v", err)
+	}
+	e, _ = rules.New(rules.Options{})
+	if _, err := e.Load(env); rules.Code(err) != rules.CodeUnsigned {
+		t.Errorf("engine with no keys: %v", err)
+	}
+}
+
+// tamper re-encodes an envelope after changing it.
+func tamper(t *testing.T, env []byte, f func(m map[string]any)) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(env, &m); err != nil {
+		t.Fatal(err)
+	}
+	f(m)
+	return mustJSON(t, m)
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// Every refused set leaves the set in use in place.
+func TestLoadRefusals(t *testing.T) {
+	good := mustJSON(t, withVersion(5))
+	goodEnv, err := rules.Sign(good, key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutate := func(f func(m map[string]any)) []byte {
+		m := withVersion(6) // newer than the set in use: only the change is wrong
+		f(m)
+		return signed(t, mustJSON(t, m), key(1))
+	}
+	product := func(f func(p map[string]any)) []byte {
+		return mutate(func(m map[string]any) { f(m["products"].([]any)[0].(map[string]any)) })
+	}
+	deny := func(f func(d map[string]any)) []byte {
+		return mutate(func(m map[string]any) { f(m["deny"].([]any)[0].(map[string]any)) })
+	}
+	tests := []struct {
+		name string
+		env  []byte
+		code string
+		path string
+	}{
+		{name: "forged: another key", env: signed(t, good, key(2)), code: rules.CodeBadSignature},
+		{name: "forged: names a trusted key", env: tamper(t, signed(t, good, key(2)), func(m map[string]any) { m["key"] = rules.KeyID(pub(key(1))) }),
+			code: rules.CodeBadSignature},
+		{name: "payload tampered", env: tamper(t, goodEnv, func(m map[string]any) {
+			m["payload"] = b64(bytes.Replace(good, []byte(`"reason":"stolen"`), []byte(`"reason":"stolem"`), 1))
+		}), code: rules.CodeBadSignature},
+		{name: "signature tampered", env: tamper(t, goodEnv, func(m map[string]any) {
+			sig, _ := base64.StdEncoding.DecodeString(m["sig"].(string))
+			sig[10] ^= 1
+			m["sig"] = b64(sig)
+		}), code: rules.CodeBadSignature},
+		{name: "signature truncated", env: tamper(t, goodEnv, func(m map[string]any) { m["sig"] = b64([]byte("short")) }), code: rules.CodeBadSignature},
+		{name: "unsigned", env: tamper(t, goodEnv, func(m map[string]any) { delete(m, "sig") }), code: rules.CodeUnsigned},
+		{name: "older version", env: signed(t, mustJSON(t, withVersion(4)), key(1)), code: rules.CodeNotNewer},
+		{name: "same version", env: goodEnv, code: rules.CodeNotNewer},
+		{name: "too large", env: append(bytes.Repeat([]byte(" "), 2<<20), goodEnv...), code: rules.CodeTooLarge},
+		{name: "not json", env: []byte("payload"), code: rules.CodeBadJSON},
+		{name: "empty", env: nil, code: rules.CodeBadJSON},
+		{name: "envelope unknown field", env: tamper(t, goodEnv, func(m map[string]any) { m["x"] = 1 }), code: rules.CodeBadJSON},
+		{name: "envelope trailing data", env: append(append([]byte{}, goodEnv...), "{}"...), code: rules.CodeBadJSON},
+		{name: "payload not base64", env: tamper(t, goodEnv, func(m map[string]any) { m["payload"] = "!!" }), code: rules.CodeBadJSON},
+		{name: "no payload", env: []byte(`{"sig":""}`), code: rules.CodeBadJSON},
+		{name: "payload not json", env: signed(t, []byte("{schema"), key(1)), code: rules.CodeBadJSON},
+		{name: "payload trailing data", env: signed(t, append(mustJSON(t, withVersion(9)), " []"...), key(1)), code: rules.CodeBadJSON},
+		{name: "payload tampered to a newer version", env: tamper(t, goodEnv, func(m map[string]any) {
+			m["payload"] = b64(bytes.Replace(good, []byte(`"version":5`), []byte(`"version":6`), 1))
+		}), code: rules.CodeBadSignature},
+		{name: "no schema", env: mutate(func(m map[string]any) { delete(m, "schema") }), code: rules.CodeBadSchema},
+		{name: "schema 2", env: mutate(func(m map[string]any) { m["schema"] = 2 }), code: rules.CodeBadSchema},
+		{name: "schema a string", env: mutate(func(m map[string]any) { m["schema"] = "1" }), code: rules.CodeBadSchema},
+		{name: "wrong site", env: mutate(func(m map[string]any) { m["site"] = "dc-west" }), code: rules.CodeWrongTarget},
+		{name: "wrong gateway", env: mutate(func(m map[string]any) { m["scope"], m["gateway"] = "gateway", "gw-02" }), code: rules.CodeWrongTarget},
+		{name: "bad regex", env: product(func(p map[string]any) { p["serial"].(map[string]any)["pattern"] = "[A-Z" }),
+			code: rules.CodeBadRule, path: "products[0].serial.pattern"},
+		{name: "pattern escaping its anchors", env: product(func(p map[string]any) { p["serial"].(map[string]any)["pattern"] = "A)|(.*" }),
+			code: rules.CodeBadRule, path: "products[0].serial.pattern"},
+		{name: "bad check algorithm", env: product(func(p map[string]any) { p["serial"].(map[string]any)["check"] = "crc32" }),
+			code: rules.CodeBadRule, path: "products[0].serial.check"},
+		{name: "min above max", env: product(func(p map[string]any) { p["serial"].(map[string]any)["min"] = 30 }),
+			code: rules.CodeBadRule, path: "products[0].serial.max"},
+		{name: "bad gtin", env: product(func(p map[string]any) { p["gtin"] = "09506000134353" }), code: rules.CodeBadRule, path: "products[0].gtin"},
+		{name: "gtin and sku", env: product(func(p map[string]any) { p["sku"] = "X" }), code: rules.CodeBadRule, path: "products[0]"},
+		{name: "no product key", env: product(func(p map[string]any) { delete(p, "gtin") }), code: rules.CodeBadRule, path: "products[0]"},
+		{name: "duplicate product", env: mutate(func(m map[string]any) {
+			m["products"] = append(m["products"].([]any), map[string]any{"gtin": gtinA[1:]})
+		}),
+			code: rules.CodeBadRule, path: "products[5]"},
+		{name: "bad require", env: product(func(p map[string]any) { p["require"] = []any{"lot", "colour"} }), code: rules.CodeBadRule, path: "products[0].require[1]"},
+		{name: "bad warn days", env: product(func(p map[string]any) { p["expiry"].(map[string]any)["warn_within_days"] = -1 }),
+			code: rules.CodeBadRule, path: "products[0].expiry.warn_within_days"},
+		{name: "unknown field", env: product(func(p map[string]any) { p["requires"] = []any{"lot"} }), code: rules.CodeBadRule, path: "products[0].requires"},
+		{name: "unknown field in a deny entry", env: deny(func(d map[string]any) { d["serail"] = "X" }), code: rules.CodeBadRule, path: "deny[0].serail"},
+		{name: "unknown top-level field", env: mutate(func(m map[string]any) { m["denied"] = []any{} }), code: rules.CodeBadRule, path: "denied"},
+		{name: "wrong type", env: product(func(p map[string]any) { p["serial"].(map[string]any)["min"] = "6" }), code: rules.CodeBadRule, path: "products.serial.min"},
+		{name: "bad reason", env: deny(func(d map[string]any) { d["reason"] = "Recalled!" }), code: rules.CodeBadRule, path: "deny[0].reason"},
+		{name: "no reason", env: deny(func(d map[string]any) { delete(d, "reason") }), code: rules.CodeBadRule, path: "deny[0].reason"},
+		{name: "serials not strings", env: deny(func(d map[string]any) { d["serials"] = []any{"A", 7} }), code: rules.CodeBadRule, path: "deny[0].serials"},
+		{name: "serials not a list", env: deny(func(d map[string]any) { d["serials"] = "A" }), code: rules.CodeBadRule, path: "deny[0].serials"},
+		{name: "empty serial", env: deny(func(d map[string]any) { d["serials"] = []any{"A", ""} }), code: rules.CodeBadRule, path: "deny[0].serials"},
+		{name: "control character", env: deny(func(d map[string]any) { d["serials"] = []any{"A\u0007"} }), code: rules.CodeBadRule, path: "deny[0].serials"},
+		{name: "lot without product", env: mutate(func(m map[string]any) {
+			m["deny"] = []any{map[string]any{"lot": "L1", "reason": "recalled"}}
+		}), code: rules.CodeBadRule, path: "deny[0]"},
+		{name: "empty deny entry", env: mutate(func(m map[string]any) { m["deny"] = []any{map[string]any{"reason": "recalled"}} }),
+			code: rules.CodeBadRule, path: "deny[0]"},
+		{name: "bad duplicate policy", env: mutate(func(m map[string]any) { m["duplicates"].(map[string]any)["receive"] = "block" }),
+			code: rules.CodeBadRule, path: "duplicates.receive"},
+		{name: "unknown duplicate mode", env: mutate(func(m map[string]any) { m["duplicates"].(map[string]any)["recieve"] = "reject" }),
+			code: rules.CodeBadRule, path: "duplicates.recieve"},
+		{name: "deny entry of the wrong type", env: deny(func(d map[string]any) { d["gtin"] = 9506000134352 }), code: rules.CodeBadRule, path: "deny[0].gtin"},
+		{name: "deny not a list", env: mutate(func(m map[string]any) { m["deny"] = map[string]any{} }), code: rules.CodeBadRule, path: "deny"},
+		{name: "order policies disagree", env: mutate(func(m map[string]any) {
+			m["expected"].([]any)[1].(map[string]any)["policy"] = "reject"
+		}), code: rules.CodeBadRule, path: "expected[1].policy"},
+		{name: "expected without order", env: mutate(func(m map[string]any) { delete(m["expected"].([]any)[0].(map[string]any), "order") }),
+			code: rules.CodeBadRule, path: "expected[0].order"},
+		{name: "bad scope", env: mutate(func(m map[string]any) { m["scope"] = "world" }), code: rules.CodeBadRule, path: "scope"},
+		{name: "gateway scope without gateway", env: mutate(func(m map[string]any) { m["scope"] = "gateway" }), code: rules.CodeBadRule, path: "gateway"},
+		{name: "bad gateway id", env: mutate(func(m map[string]any) { m["gateway"] = "gw 01" }), code: rules.CodeBadRule, path: "gateway"},
+		{name: "version 0", env: mutate(func(m map[string]any) { m["version"] = 0 }), code: rules.CodeBadRule, path: "version"},
+		{name: "version not an integer", env: mutate(func(m map[string]any) { m["version"] = 6.5 }), code: rules.CodeBadRule, path: "version"},
+		{name: "bad issued", env: mutate(func(m map[string]any) { m["issued"] = "yesterday" }), code: rules.CodeBadRule, path: "issued"},
+		{name: "unknown product policy", env: mutate(func(m map[string]any) { m["unknown_product"] = "deny" }), code: rules.CodeBadRule, path: "unknown_product"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := rules.New(rules.Options{Keys: []ed25519.PublicKey{pub(key(1))}, Site: "dc-east", Gateway: "gw-01", MaxSize: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Load(goodEnv); err != nil {
+				t.Fatal(err)
+			}
+			before := e.Current(rules.ScopeSite)
+			set, err := e.Load(tc.env)
+			if set != nil || err == nil {
+				t.Fatalf("accepted: %v", set.Name())
+			}
+			var re *rules.Error
+			if !errors.As(err, &re) || re.Code != tc.code || re.Path != tc.path {
+				t.Errorf("error %v (%#v); want code %s path %q", err, re, tc.code, tc.path)
+			}
+			if rules.Code(err) != tc.code {
+				t.Errorf("Code = %q", rules.Code(err))
+			}
+			if e.Current(rules.ScopeSite) != before || e.Version() != "site:5" || e.Current(rules.ScopeGateway) != nil {
+				t.Errorf("the set in use changed: %s", e.Version())
+			}
+		})
+	}
+}
+
+// Every bad rule is reported, with its path, not only the first.
+func TestAllBadRules(t *testing.T) {
+	m := baseSet()
+	m["products"].([]any)[0].(map[string]any)["serial"].(map[string]any)["pattern"] = "("
+	m["products"].([]any)[1].(map[string]any)["serial"].(map[string]any)["check"] = "nope"
+	m["deny"].([]any)[2].(map[string]any)["reason"] = ""
+	_, err := rules.Check(mustJSON(t, m))
+	var es rules.Errors
+	if !errors.As(err, &es) || len(es) != 3 {
+		t.Fatalf("err = %v", err)
+	}
+	want := []string{"products[0].serial.pattern", "products[1].serial.check", "deny[2].reason"}
+	for i, e := range es {
+		if e.Path != want[i] || e.Code != rules.CodeBadRule {
+			t.Errorf("error %d: %v", i, e)
+		}
+	}
+	if !strings.Contains(err.Error(), "and 2 more") {
+		t.Errorf("message %q", err)
+	}
+}
+
+func TestDecodeVersion(t *testing.T) {
+	env := signed(t, mustJSON(t, withVersion(5)), key(1))
+	keys := []ed25519.PublicKey{pub(key(1))}
+	for cur, want := range map[int64]string{0: "", 4: "", 5: rules.CodeNotNewer, 6: rules.CodeNotNewer} {
+		if _, err := rules.Decode(env, keys, cur); rules.Code(err) != want {
+			t.Errorf("current %d: %v, want %q", cur, err, want)
+		}
+	}
+	// Versions beyond 32 bits work on 32-bit gateways too.
+	env = signed(t, mustJSON(t, withVersion(202607011200)), key(1))
+	if set, err := rules.Decode(env, keys, 5); err != nil || set.Version != 202607011200 {
+		t.Errorf("large version: %v", err)
+	}
+}
+
+func TestDecodeTooLarge(t *testing.T) {
+	big := make([]byte, rules.MaxSize+1)
+	if _, err := rules.DecodeUnsigned(big, 0); rules.Code(err) != rules.CodeTooLarge {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// Restore at boot takes the persisted set again, and checks it against the
+// keys configured now.
+func TestRestore(t *testing.T) {
+	env := signed(t, mustJSON(t, withVersion(5)), key(1))
+	e, _ := rules.New(rules.Options{Keys: []ed25519.PublicKey{pub(key(1))}})
+	if _, err := e.Restore(env); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Restore(env); err != nil {
+		t.Errorf("restoring the set in use: %v", err)
+	}
+	if _, err := e.Load(env); rules.Code(err) != rules.CodeNotNewer {
+		t.Errorf("Load of the set in use: %v", err)
+	}
+	if _, err := e.Restore(signed(t, mustJSON(t, withVersion(4)), key(1))); rules.Code(err) != rules.CodeNotNewer {
+		t.Errorf("Restore of an older set: %v", err)
+	}
+	rotated, _ := rules.New(rules.Options{Keys: []ed25519.PublicKey{pub(key(2))}})
+	if _, err := rotated.Restore(env); rules.Code(err) != rules.CodeBadSignature || rotated.Version() != "none" {
+		t.Errorf("after key rotation: %v, %s", err, rotated.Version())
+	}
+}
+
+func TestSign(t *testing.T) {
+	if _, err := rules.Sign(mustJSON(t, baseSet()), key(1)[:10]); err == nil {
+		t.Error("short key accepted")
+	}
+	m := baseSet()
+	m["products"].([]any)[0].(map[string]any)["serial"].(map[string]any)["pattern"] = "("
+	if _, err := rules.Sign(mustJSON(t, m), key(1)); rules.Code(err) != rules.CodeBadRule {
+		t.Errorf("broken set signed: %v", err)
+	}
+	if _, err := rules.Unsigned([]byte(`{"schema":3}`)); rules.Code(err) != rules.CodeBadSchema {
+		t.Errorf("broken set wrapped: %v", err)
+	}
+}
+
+func TestParseKeys(t *testing.T) {
+	p, err := rules.ParsePublicKey(rules.KeyID(pub(key(3))))
+	if err != nil || !p.Equal(pub(key(3))) {
+		t.Errorf("public: %v", err)
+	}
+	for _, s := range []string{b64(key(3).Seed()), b64(key(3))} {
+		k, err := rules.ParsePrivateKey(s)
+		if err != nil || !k.Equal(key(3)) {
+			t.Errorf("private %q: %v", s, err)
+		}
+	}
+	for _, s := range []string{"!", b64([]byte("short"))} {
+		if _, err := rules.ParsePublicKey(s); err == nil {
+			t.Errorf("public %q accepted", s)
+		}
+		if _, err := rules.ParsePrivateKey(s); err == nil {
+			t.Errorf("private %q accepted", s)
+		}
+	}
+	if _, err := rules.New(rules.Options{Keys: []ed25519.PublicKey{[]byte("short")}}); err == nil {
+		t.Error("New accepted a short key")
+	}
+}
+
+// The shipped example is a valid set, and it judges as documented.
+func TestExample(t *testing.T) {
+	b, err := os.ReadFile("testdata/example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Check(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Name() != "site:42" {
+		t.Errorf("name %s", set.Name())
+	}
+	env, err := rules.Sign(b, key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := rules.New(rules.Options{Keys: []ed25519.PublicKey{pub(key(1))}, Site: "dc-east"})
+	if _, err := e.Load(env); err != nil {
+		t.Fatal(err)
+	}
+	for data, want := range map[string]string{
+		gs1Scan(gtinA, "270131", "ABC1", "SERIAL01"):   "accepted",
+		gs1Scan(gtinA, "270131", "ABC1", "RECALL0001"): "rejected",
+		"SN-STOLEN-77": "rejected",
+		gtinUnknown:    "warning",
+	} {
+		s := scan("", data, "transfer", nil)
+		e.Validate(s)
+		if s.Verdict != want {
+			t.Errorf("%q: %s %v", data, s.Verdict, codes(s.Reasons))
+		}
+	}
+}

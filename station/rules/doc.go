@@ -1,0 +1,147 @@
+// Package rules is the gateway's rule engine: it judges every scan against
+// rule sets it keeps locally, so that validation needs no network, and it
+// decides which rule sets to trust.
+//
+// # Rule sets
+//
+// A rule set is JSON, issued by the central system and versioned (the
+// comments below explain; JSON has none):
+//
+//	{
+//	  "schema": 1,                        // format version; others are refused
+//	  "version": 42,                      // per scope, strictly increasing
+//	  "issued": "2026-07-01T06:00:00Z",   // RFC 3339
+//	  "scope": "site",                    // "site" or "gateway"
+//	  "site": "dc-east",                  // optional: refused by other sites
+//	  "gateway": "gw-01",                 // required for scope "gateway"
+//	  "unknown_product": "warn",          // a product with no rule: allow (default), warn, reject
+//	  "products": [{
+//	    "gtin": "09506000134352",         // or "sku": see Products
+//	    "serial": {"pattern": "[A-Z0-9]+", "min": 6, "max": 20,
+//	               "charset": "0123456789ABCDEFGHJKLMNPRSTUVWXYZ", "check": "luhn"},
+//	    "require": ["serial", "lot", "expiry"],
+//	    "expiry": {"reject_expired": true, "warn_within_days": 30}
+//	  }],
+//	  "deny": [
+//	    {"gtin": "09506000134352", "serials": ["A1", "A2"], "reason": "recalled", "message": "Recall R-14"},
+//	    {"gtin": "09506000134352", "lot": "L2309", "reason": "recalled"},
+//	    {"serial": "SN-77", "reason": "stolen"}
+//	  ],
+//	  "duplicates": {"receive": "reject", "ship": "warn", "ship_requires_received": "warn"},
+//	  "expected": [{"order": "PO-1234", "policy": "reject", "gtin": "09506000134352", "serials": ["A1", "A2"]}]
+//	}
+//
+// testdata/example.json is a complete example; a test loads it. Unknown
+// fields are refused (CodeBadRule): a misspelt "requires" must not turn a
+// rule off in silence. A change of meaning needs a new "schema".
+//
+// Products are named by "gtin" (a GTIN-8, -12, -13 or -14 with a correct
+// check digit; kept as the 14 digits AI (01) carries) or by "sku": the
+// LIC followed by the product number for HIBC ("+A99912345…" is LIC A999,
+// PCN 1234: "A9991234"), or, for plain serials, what the station's
+// context names as "sku" (SetContext {"sku": "PUMP-200"}). "serial"
+// checks the serial number (AI (21), the HIBC serial, or the whole plain
+// scan): "pattern" is an RE2 regular expression that must match the whole
+// serial; "min" and "max" count characters (max 0: no limit); "charset"
+// lists every allowed character; "check" names a check character
+// algorithm of package checkdigit: gs1, luhn, mod11-2, mod37-2, mod43,
+// gs1-pair. "require" lists fields the scan must carry. "expiry" applies
+// to AI (17) (or (7003)) and the HIBC expiry date.
+//
+// A deny entry names a product ("gtin" or "sku") and/or "serial" /
+// "serials" and "lot" / "lots" (a lot needs its product, as lot numbers
+// are only unique within one); an entry with only a product denies all of
+// it, one with only serials denies them for any product. "reason" is a code
+// ([a-z][a-z0-9_]*, such as recalled, counterfeit, stolen) that becomes
+// the reason code "denied.<reason>"; "message" is for the operator. List
+// many serials in one entry: a million of them then cost about 15 MB of
+// JSON.
+//
+// "duplicates" sets, per station mode (receive, ship, return, transfer,
+// count), what to do when a unit's last recorded movement at this gateway
+// was in the same mode ("duplicate"), and, with "ship_requires_received",
+// what to do when a unit is shipped that has no recorded movement here
+// or was last shipped ("not_received"). A policy is "allow" (the default:
+// no check), "warn" or "reject".
+//
+// "expected" lists the units an order (an advance ship notice) brings:
+// while a station's context names that order (SetContext {"order":
+// "PO-1234"}), a unit not listed gets "unexpected_serial" with the order's
+// policy ("warn" by default). An entry with a product and no serials
+// expects every unit of it; entries of one order share one policy.
+//
+// # Verdicts and reasons
+//
+// A scan is rejected if any finding says reject, else a warning if any
+// says warn, else accepted. Each finding is a station.Reason with a
+// stable code: "gs1.<code>" and "hibc.<code>" for syntax errors (the
+// parsers' codes; nothing else is judged then), the Reason* constants,
+// and "denied.<reason>". A scan's rules_version names the sets that
+// judged it ("site:42", "site:42,gateway:7") or "none".
+//
+// Scans are read as `scangw inspect` reads them (GS1 element string,
+// Digital Link, HIBC, or plain). A unit is identified in the seen-serial
+// index by a key that must stay stable, as the buffer persists it:
+// "gs1:(01)<GTIN-14>(21)<serial>", "gs1:(00)<SSCC>", "hibc:<LIC><PCN>/<serial>"
+// or "plain:<scan>". A scan without one (a bare GTIN, a standalone HIBC
+// secondary) skips the duplicate checks.
+//
+// # Trust
+//
+// A rule set travels in a signed envelope:
+//
+//	{"payload": "<base64 of the rule-set JSON>", "sig": "<base64 Ed25519 signature of those bytes>", "key": "<base64 public key>"}
+//
+// The gateway's config lists the Ed25519 public keys it trusts (base64,
+// ParsePublicKey); a set must be signed by one of them. "key" only says
+// which one to try first. Sign makes envelopes (`scangw rules sign`). A
+// gateway may be configured to accept unsigned sets only when it trusts no
+// key at all (Options.AllowUnsigned): one gateway never mixes both. The
+// payload is parsed only after its signature verified. A set naming
+// another site or gateway is refused (CodeWrongTarget), so a set signed
+// for one gateway cannot be replayed on another's topic; one not newer
+// than the set in use for its scope is refused (CodeNotNewer), so an old
+// set cannot be replayed at all. Refusals
+// are typed (*Error, Errors) with a Code for logs, metrics and downlink
+// replies; bad rules name their path, such as
+// "products[3].serial.pattern".
+//
+// A site set and a gateway set may both be in use: both apply, and the
+// stricter finding wins, so a gateway set can add rules but never lift a
+// site-wide recall.
+//
+// # Scale
+//
+// Deny and expected lists are kept as 64-bit hashes of their keys in one
+// sorted slice with a bucket index: 12 bytes a key, about 12 MiB for a
+// million (a map of strings takes about 84 MiB), and a lookup touches two
+// or three cache lines. Two keys share a hash with probability 2^-64, so a
+// million-entry list denies a good unit by accident about once in 10^13
+// scans; the lists are signed, so nobody can pick entries to force it.
+// Lists are decoded entry by entry straight into hashes, so loading a
+// million-key set needs about its payload plus 12 MiB at its peak.
+//
+// # Offline
+//
+// The Engine holds the sets in use behind an atomic pointer: Load swaps a
+// new set in whole, and Validate, on any number of goroutines, never
+// blocks and never sees half a change. A set that fails any check leaves
+// the old one in place. The caller persists each envelope Load accepted
+// (in the buffer's state) and hands it to Restore at boot, which checks it
+// again against the configured keys, so a gateway that restarts without a
+// network validates with its last good sets. With no set at all the
+// engine still checks GS1 and HIBC syntax, so a bad check digit is caught
+// from the first boot.
+//
+// # Clock
+//
+// A Raspberry Pi has no real-time clock: until NTP synchronised it, its
+// time is whatever it saved last. So an expired date rejects a scan only
+// when the scan's clock was synchronised (station.Scan.ClockSynced);
+// otherwise it is the warning "expired_clock_unsynced". While the clock is
+// not synchronised, "now" is never taken earlier than the newest loaded
+// set's "issued" time, which is signed and so a trusted lower bound; it
+// also places two-digit years (GS1 GenSpecs 7.12). Dates are compared as
+// calendar days in Options.Location: a unit is expired the day after its
+// expiry date.
+package rules

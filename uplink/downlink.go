@@ -1,0 +1,499 @@
+package uplink
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Commands the downlink understands (the "cmd" of a command).
+const (
+	// CmdPing answers at once; the result carries the instance and uptime.
+	CmdPing = "ping"
+	// CmdStatus asks the Commander for the gateway's and stations' state.
+	CmdStatus = "status"
+	// CmdSetMode sets a station's mode (Commander).
+	CmdSetMode = "set_mode"
+	// CmdSetContext sets a station's context, e.g. the order being
+	// received (Commander).
+	CmdSetContext = "set_context"
+	// CmdResyncRules subscribes to the rules topics again, so the broker
+	// sends the retained rule sets to Config.Rules once more.
+	CmdResyncRules = "resync_rules"
+	// CmdResend puts delivered events back in the queue from the buffer's
+	// audit window (Commander); CodeNoAuditWindow when none is kept.
+	CmdResend = "resend"
+)
+
+// Error codes of command replies. A Commander may use others through
+// *CommandError; the metric counts those as "error".
+const (
+	CodeTooLarge           = "too_large"           // over mqtt.max_command
+	CodeBadJSON            = "bad_json"            // not one JSON object
+	CodeUnsupportedVersion = "unsupported_version" // "v" missing or not 1
+	CodeMissingID          = "missing_id"          // "id" missing, empty, not a string or over 128 bytes
+	CodeBadSignature       = "bad_signature"       // keys configured and no valid "sig"
+	CodeUnknownCommand     = "unknown_command"
+	CodeBadArgs            = "bad_args"        // "station" or "args" malformed
+	CodeUnknownStation     = "unknown_station" // for Commanders
+	CodeUnsupported        = "unsupported"     // nothing on this gateway carries it out
+	CodeNoAuditWindow      = "no_audit_window" // resend: no audit window is kept
+	CodeRetained           = "retained"        // commands must not be retained: it would run on every connect
+	CodeTimeout            = "timeout"         // the Commander did not answer in time
+	CodeFailed             = "failed"          // the Commander failed without a code
+)
+
+var knownCodes = []string{
+	CodeTooLarge, CodeBadJSON, CodeUnsupportedVersion, CodeMissingID, CodeBadSignature,
+	CodeUnknownCommand, CodeBadArgs, CodeUnknownStation, CodeUnsupported, CodeNoAuditWindow,
+	CodeRetained, CodeTimeout, CodeFailed,
+}
+
+// maxCommandID bounds the correlation id echoed in replies.
+const maxCommandID = 128
+
+// Command is one downlink command, decoded and checked (version,
+// correlation id, signature when keys are configured).
+type Command struct {
+	// ID is the sender's correlation id, echoed in the reply.
+	ID string
+	// Cmd is one of the Cmd constants.
+	Cmd string
+	// Station is the station the command is for; "" for the gateway.
+	Station string
+	// Args is the command's "args" object as sent, or nil.
+	Args json.RawMessage
+}
+
+// Commander carries out the commands that act on stations: CmdStatus,
+// CmdSetMode and CmdSetContext. It runs on the downlink's goroutine, one
+// command at a time, and should return within ctx's deadline. Its result
+// becomes the reply's "result" (JSON); an error becomes the reply's
+// "error", with the code of a *CommandError, CodeTimeout for a ctx error,
+// or CodeFailed.
+type Commander interface {
+	Command(ctx context.Context, cmd Command) (result any, err error)
+}
+
+// CommandError is an error with the code to reply with, such as
+// CodeUnknownStation or CodeBadArgs.
+type CommandError struct {
+	Code    string
+	Message string
+}
+
+// Error returns "<code>: <message>".
+func (e *CommandError) Error() string { return e.Code + ": " + e.Message }
+
+// downMsg is a downlink message handed from paho's router to the
+// downlink goroutine.
+type downMsg struct {
+	topic    string
+	payload  []byte
+	retained bool
+}
+
+// inboxSize bounds the downlink queue. A command that finds it full is
+// dropped (and counted): the router must never wait, and the central side
+// retries a command that got no reply.
+const inboxSize = 64
+
+// enqueue runs on paho's router: it must not block.
+func (u *Uplink) enqueue(m mqtt.Message) {
+	select {
+	case u.inbox <- downMsg{topic: m.Topic(), payload: m.Payload(), retained: m.Retained()}:
+	default:
+		u.m.downlinkDropped.Inc()
+		u.log.Warn("downlink queue full; message dropped", "topic", m.Topic(), "bytes", len(m.Payload()))
+	}
+}
+
+// downlink consumes the downlink queue until ctx ends. Run owns it, so a
+// command that came in on one connection is answered on the next one if
+// the first dropped meanwhile.
+func (u *Uplink) downlink(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-u.inbox:
+			switch m.topic {
+			case u.topics.Cmd:
+				u.command(ctx, m)
+			case u.topics.SiteRules, u.topics.GatewayRules:
+				if u.cfg.Rules == nil {
+					u.log.Debug("rules message ignored: no rules engine", "topic", m.topic, "bytes", len(m.payload))
+					continue
+				}
+				u.cfg.Rules(m.topic, m.payload)
+			}
+		}
+	}
+}
+
+// reply is the data of an io.scangw.reply.v1 event.
+type reply struct {
+	ID     string      `json:"id"`
+	Cmd    string      `json:"cmd"`
+	OK     bool        `json:"ok"`
+	Error  *replyError `json:"error,omitempty"`
+	Result any         `json:"result,omitempty"`
+}
+
+type replyError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func failReply(id, cmd, code, format string, args ...any) *reply {
+	return &reply{ID: id, Cmd: cmd, Error: &replyError{Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+// command checks, carries out and answers one command.
+func (u *Uplink) command(ctx context.Context, m downMsg) {
+	if len(m.payload) == 0 {
+		// How an operator clears a command retained by mistake; there is
+		// nothing to answer.
+		u.log.Debug("empty message on the command topic ignored", "retained", m.retained)
+		return
+	}
+	cmd, bad := u.decodeCommand(m.payload)
+	// The broker sets the retain flag only on what it sends because of a
+	// new subscription: a retained command that would run again at every
+	// connect.
+	if bad == nil && m.retained {
+		bad = failReply(cmd.ID, cmd.Cmd, CodeRetained, "a command must not be retained: it would run again on every connect")
+	}
+	if bad != nil {
+		u.log.Warn("downlink command refused", "id", bad.ID, "cmd", bad.Cmd, "code", bad.Error.Code, "why", bad.Error.Message)
+		u.answer(bad, "", false)
+		return
+	}
+	// QoS 1 may deliver a command twice, and a sender may retry one whose
+	// reply it missed: run each correlation id once, and answer a repeat
+	// with the first reply.
+	if prev, ok := u.recent.get(cmd.ID); ok {
+		u.m.commands.WithLabelValues(cmdLabel(cmd.Cmd), "duplicate").Inc()
+		u.publishReply(prev)
+		return
+	}
+	r := u.execute(ctx, cmd)
+	u.answer(r, cmd.ID, true)
+}
+
+// answer publishes r, counts it, and remembers it under id when keep.
+func (u *Uplink) answer(r *reply, id string, keep bool) {
+	result := "ok"
+	r.OK = r.Error == nil
+	if !r.OK {
+		result = r.Error.Code
+		if !slices.Contains(knownCodes, result) {
+			result = "error"
+		}
+	}
+	u.m.commands.WithLabelValues(cmdLabel(r.Cmd), result).Inc()
+	payload, _ := encodeEvent(u.source, ReplyType, r)
+	if keep {
+		u.recent.put(id, payload)
+	}
+	u.publishReply(payload)
+}
+
+func cmdLabel(cmd string) string {
+	if slices.Contains(knownCommands, cmd) {
+		return cmd
+	}
+	return "unknown"
+}
+
+// publishReply sends a reply on the current connection, if any.
+func (u *Uplink) publishReply(payload []byte) {
+	c := u.currentClient()
+	if c == nil {
+		u.log.Warn("command reply dropped: not connected")
+		return
+	}
+	if err := wait(context.Background(), c.Publish(u.topics.Reply, 1, false, payload), u.cfg.WriteTimeout); err != nil {
+		u.log.Warn("command reply not delivered", "err", err)
+	}
+}
+
+// execute carries out a checked command.
+func (u *Uplink) execute(ctx context.Context, cmd Command) *reply {
+	r := &reply{ID: cmd.ID, Cmd: cmd.Cmd}
+	switch cmd.Cmd {
+	case CmdPing:
+		r.Result = map[string]any{"instance": u.instance, "uptime_seconds": time.Since(u.started).Seconds()}
+	case CmdResyncRules:
+		if u.cfg.Rules == nil {
+			return failReply(cmd.ID, cmd.Cmd, CodeUnsupported, "no rules engine on this gateway yet")
+		}
+		c := u.currentClient()
+		if c == nil {
+			return failReply(cmd.ID, cmd.Cmd, CodeFailed, "not connected")
+		}
+		// Subscribing again to an existing subscription makes the broker
+		// send the retained messages once more (MQTT 3.1.1, 3.8.4).
+		topics := map[string]byte{u.topics.SiteRules: 1, u.topics.GatewayRules: 1}
+		if err := wait(ctx, c.SubscribeMultiple(topics, nil), u.cfg.WriteTimeout); err != nil {
+			return failReply(cmd.ID, cmd.Cmd, CodeFailed, "subscribe to the rules topics: %v", err)
+		}
+		r.Result = map[string]any{"resubscribed": []string{u.topics.SiteRules, u.topics.GatewayRules}}
+	case CmdStatus, CmdSetMode, CmdSetContext, CmdResend:
+		if u.cfg.Commander == nil {
+			return failReply(cmd.ID, cmd.Cmd, CodeUnsupported, "no commander on this gateway")
+		}
+		cctx, cancel := context.WithTimeout(ctx, u.cfg.CommandTimeout)
+		defer cancel()
+		res, err := u.cfg.Commander.Command(cctx, cmd)
+		var ce *CommandError
+		switch {
+		case err == nil:
+			r.Result = res
+		case errors.As(err, &ce):
+			return failReply(cmd.ID, cmd.Cmd, ce.Code, "%s", ce.Message)
+		case errors.Is(err, context.DeadlineExceeded):
+			return failReply(cmd.ID, cmd.Cmd, CodeTimeout, "no answer within %v", u.cfg.CommandTimeout)
+		default:
+			return failReply(cmd.ID, cmd.Cmd, CodeFailed, "%v", err)
+		}
+		u.log.Info("downlink command done", "id", cmd.ID, "cmd", cmd.Cmd, "station", cmd.Station)
+	}
+	return r
+}
+
+// decodeCommand parses and checks a command. On failure it returns the
+// error reply, with as much of the id and cmd as could be read.
+func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
+	var cmd Command
+	if len(payload) > u.cfg.MaxCommand {
+		// Still echo the correlation id if one can be read cheaply.
+		if len(payload) <= 1<<20 {
+			var head struct {
+				ID  any `json:"id"`
+				Cmd any `json:"cmd"`
+			}
+			json.Unmarshal(payload, &head)
+			id, _ := head.ID.(string)
+			c, _ := head.Cmd.(string)
+			cmd.ID, cmd.Cmd = clip(id, maxCommandID), clip(c, 64)
+		}
+		return cmd, failReply(cmd.ID, cmd.Cmd, CodeTooLarge, "%d bytes, more than mqtt.max_command (%d)", len(payload), u.cfg.MaxCommand)
+	}
+	obj, err := parseObject(payload)
+	if err != nil {
+		return cmd, failReply("", "", CodeBadJSON, "%v", err)
+	}
+	// Each field is read from the object by its exact key, the same object
+	// the signature is checked over: encoding/json's case-insensitive
+	// struct matching could otherwise run a field the signer never saw.
+	id, ok := obj["id"].(string)
+	c, _ := obj["cmd"].(string)
+	cmd.Cmd = clip(c, 64)
+	switch {
+	case !ok || id == "":
+		return cmd, failReply("", cmd.Cmd, CodeMissingID, `"id" must be a non-empty string: the correlation id of the reply`)
+	case len(id) > maxCommandID || !utf8.ValidString(id):
+		return cmd, failReply("", cmd.Cmd, CodeMissingID, `"id" must be valid UTF-8 of at most %d bytes`, maxCommandID)
+	}
+	cmd.ID = id
+	if v, _ := obj["v"].(json.Number); v != "1" {
+		return cmd, failReply(id, cmd.Cmd, CodeUnsupportedVersion, `"v" is %s; this gateway speaks command version 1`, describe(obj["v"]))
+	}
+	if len(u.cfg.CommandKeys) > 0 {
+		if err := verifyCommand(obj, u.cfg.CommandKeys); err != nil {
+			return cmd, failReply(id, cmd.Cmd, CodeBadSignature, "%v", err)
+		}
+	}
+	if _, isString := obj["cmd"].(string); !isString {
+		return cmd, failReply(id, cmd.Cmd, CodeUnknownCommand, `"cmd" must be a string, one of %v`, knownCommands)
+	}
+	if !slices.Contains(knownCommands, c) {
+		return cmd, failReply(id, cmd.Cmd, CodeUnknownCommand, "unknown command %q; known: %v", cmd.Cmd, knownCommands)
+	}
+	if st, present := obj["station"]; present {
+		s, ok := st.(string)
+		if !ok || !validID(s) {
+			return cmd, failReply(id, cmd.Cmd, CodeBadArgs, `"station" must be a station id ([A-Za-z0-9._-], 1 to 64 characters)`)
+		}
+		cmd.Station = s
+	}
+	if a, present := obj["args"]; present && a != nil {
+		if _, ok := a.(map[string]any); !ok {
+			return cmd, failReply(id, cmd.Cmd, CodeBadArgs, `"args" must be an object`)
+		}
+		cmd.Args, _ = marshalCanonical(a)
+	}
+	return cmd, nil
+}
+
+// parseObject decodes exactly one JSON object, keeping numbers as written.
+func parseObject(payload []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("not JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("not JSON: more than one value")
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("want a JSON object, got %s", describe(v))
+	}
+	return obj, nil
+}
+
+func describe(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "missing or null"
+	case json.Number:
+		return string(v)
+	case string:
+		return fmt.Sprintf("the string %q", clip(v, 32))
+	case bool:
+		return fmt.Sprint(v)
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// CanonicalCommand returns the bytes a command's "sig" covers: the command
+// object without "sig", re-encoded with its object keys sorted (by bytes),
+// no insignificant white space, numbers exactly as written, and strings
+// escaped as Go's encoding/json does with HTML escaping off (", \ and
+// control characters; U+2028 and U+2029 as \u2028 and \u2029; invalid
+// UTF-8 as U+FFFD). A signer builds the command, signs these bytes with
+// Ed25519 and adds "sig" as standard base64 (SignCommand does all that).
+func CanonicalCommand(payload []byte) ([]byte, error) {
+	obj, err := parseObject(payload)
+	if err != nil {
+		return nil, err
+	}
+	delete(obj, "sig")
+	return marshalCanonical(obj)
+}
+
+// SignCommand returns the command with "sig" set: an Ed25519 signature
+// by key over CanonicalCommand(payload).
+func SignCommand(payload []byte, key ed25519.PrivateKey) ([]byte, error) {
+	obj, err := parseObject(payload)
+	if err != nil {
+		return nil, err
+	}
+	delete(obj, "sig")
+	canon, err := marshalCanonical(obj)
+	if err != nil {
+		return nil, err
+	}
+	obj["sig"] = base64.StdEncoding.EncodeToString(ed25519.Sign(key, canon))
+	return marshalCanonical(obj)
+}
+
+// marshalCanonical encodes v (from parseObject) canonically:
+// encoding/json already sorts map keys and keeps json.Number verbatim.
+func marshalCanonical(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// verifyCommand checks obj's "sig" against the keys.
+func verifyCommand(obj map[string]any, keys []ed25519.PublicKey) error {
+	s, ok := obj["sig"].(string)
+	if !ok || s == "" {
+		return errors.New(`unsigned: this gateway requires "sig", an Ed25519 signature (mqtt.command_keys)`)
+	}
+	sig, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return errors.New(`"sig" is not a base64 Ed25519 signature`)
+	}
+	rest := make(map[string]any, len(obj))
+	for k, v := range obj {
+		if k != "sig" {
+			rest[k] = v
+		}
+	}
+	canon, err := marshalCanonical(rest)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if ed25519.Verify(k, canon, sig) {
+			return nil
+		}
+	}
+	return errors.New("the signature does not verify with any key in mqtt.command_keys")
+}
+
+// clip cuts s to at most n bytes without splitting a UTF-8 sequence.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// validID reports whether s is 1 to 64 characters of [A-Za-z0-9._-], the
+// id alphabet of the config (DESIGN.md, "Wire contract").
+func validID(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '.' || b == '_' || b == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// replyCache remembers the replies to the last commands by correlation id.
+type replyCache struct {
+	ids     []string // ring, oldest first once full
+	next    int
+	replies map[string][]byte
+}
+
+const replyCacheSize = 256
+
+func (c *replyCache) get(id string) ([]byte, bool) {
+	r, ok := c.replies[id]
+	return r, ok
+}
+
+func (c *replyCache) put(id string, payload []byte) {
+	if c.replies == nil {
+		c.replies = map[string][]byte{}
+		c.ids = make([]string, replyCacheSize)
+	}
+	if old := c.ids[c.next]; old != "" {
+		delete(c.replies, old)
+	}
+	c.ids[c.next] = id
+	c.next = (c.next + 1) % replyCacheSize
+	c.replies[id] = payload
+}

@@ -1,0 +1,408 @@
+package uplink
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/scangw/scangw/station/schema"
+	"github.com/scangw/scangw/uplink/mosquittotest"
+)
+
+// fakeCommander is a station side with modes per station.
+type fakeCommander struct {
+	mu    sync.Mutex
+	modes map[string]string
+	calls []Command
+	// release, when set, holds every call until it is closed or the
+	// call's ctx ends.
+	release chan struct{}
+}
+
+func newFakeCommander(stations ...string) *fakeCommander {
+	f := &fakeCommander{modes: map[string]string{}}
+	for _, st := range stations {
+		f.modes[st] = "receive"
+	}
+	return f
+}
+
+func (f *fakeCommander) Command(ctx context.Context, cmd Command) (any, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, cmd)
+	f.mu.Unlock()
+	if f.release != nil {
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if cmd.Station == "slow" {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cmd.Cmd == CmdStatus {
+		return map[string]any{"modes": maps(f.modes)}, nil
+	}
+	if cmd.Cmd == CmdResend { // as a gateway that keeps no audit window
+		return nil, &CommandError{Code: CodeNoAuditWindow, Message: "no audit window is kept"}
+	}
+	if _, ok := f.modes[cmd.Station]; !ok {
+		return nil, &CommandError{Code: CodeUnknownStation, Message: fmt.Sprintf("no station %q on this gateway", cmd.Station)}
+	}
+	switch cmd.Cmd {
+	case CmdSetMode:
+		var args struct {
+			Mode string `json:"mode"`
+		}
+		if json.Unmarshal(cmd.Args, &args) != nil || args.Mode == "" {
+			return nil, &CommandError{Code: CodeBadArgs, Message: `want args {"mode": ...}`}
+		}
+		f.modes[cmd.Station] = args.Mode
+		return map[string]string{"station": cmd.Station, "mode": args.Mode}, nil
+	}
+	return nil, nil
+}
+
+func maps(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (f *fakeCommander) ncalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls)
+}
+
+func (f *fakeCommander) mode(st string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.modes[st]
+}
+
+// rulesLog records what Config.Rules got.
+type rulesLog struct {
+	mu   sync.Mutex
+	msgs []string // "topic payload"
+}
+
+func (r *rulesLog) rules(topic string, payload []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, topic+" "+string(payload))
+}
+
+func (r *rulesLog) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs)
+}
+
+// sender publishes to the broker as the central side does.
+func sender(t testing.TB, br *mosquittotest.Broker, id string) func(topic string, payload []byte, retained bool) {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(br.URL()).SetClientID(id).SetAutoReconnect(false))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect sender: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return func(topic string, payload []byte, retained bool) {
+		t.Helper()
+		if tok := c.Publish(topic, 1, retained, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish to %s: %v", topic, tok.Error())
+		}
+	}
+}
+
+// replyEvent is a reply as the central side reads it.
+type replyEvent struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	Data struct {
+		ID    string `json:"id"`
+		Cmd   string `json:"cmd"`
+		OK    bool   `json:"ok"`
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+		Result json.RawMessage `json:"result"`
+	} `json:"data"`
+}
+
+// nextReply waits for the reply after the first n and checks its schema.
+func nextReply(t testing.TB, sub *mosquittotest.Subscriber, n int) replyEvent {
+	t.Helper()
+	sub.WaitCount(n+1, 10*time.Second)
+	m := sub.Messages()[n]
+	if err := schema.Check(m.Payload); err != nil {
+		t.Fatalf("reply %s: %v", m.Payload, err)
+	}
+	var r replyEvent
+	if err := json.Unmarshal(m.Payload, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestCommands sends commands through a real broker, good and bad, and
+// checks each reply on the reply topic: the correlation id, ok or the
+// error code, and that a refused command changed nothing.
+func TestCommands(t *testing.T) {
+	t.Parallel()
+	br := mosquittotest.Start(t, mosquittotest.Options{})
+	send := sender(t, br, "central")
+	// Retained rule sets, there before the gateway connects.
+	send("t/site1/rules", []byte(`{"rules":"site"}`), true)
+	send("t/site1/gw1/rules", []byte(`{"rules":"gw1"}`), true)
+	replies := mosquittotest.Subscribe(t, br, "sub-replies", "t/site1/gw1/reply")
+	const cmdTopic = "t/site1/gw1/cmd"
+	// A command retained by mistake would run at every connect.
+	send(cmdTopic, []byte(`{"v":1,"id":"c-retained","cmd":"set_mode","station":"dock-3","args":{"mode":"count"}}`), true)
+	buf := openBuffer(t)
+	cfg := testConfig(br.URL(), buf)
+	cfg.MaxCommand = 1024
+	cfg.CommandTimeout = 300 * time.Millisecond
+	cmdr := newFakeCommander("dock-3")
+	var rules rulesLog
+	cfg.Commander, cfg.Rules = cmdr, rules.rules
+	u, reg, _ := runUplink(t, cfg, buf)
+	waitUntil(t, 10*time.Second, "both retained rule sets handed to Rules", func() bool { return rules.count() == 2 })
+	if r := nextReply(t, replies, 0); r.Data.ID != "c-retained" || r.Data.OK || r.Data.Error.Code != CodeRetained || cmdr.ncalls() != 0 {
+		t.Errorf("reply to a retained command %+v, want error %s and nothing done", r.Data, CodeRetained)
+	}
+	send(cmdTopic, nil, true) // clears it; no reply
+
+	n := 1 // replies so far
+	for _, tc := range []struct {
+		name    string
+		payload string
+		id      string // want in the reply
+		code    string // "" for ok
+		check   func(t *testing.T, r replyEvent)
+	}{
+		{name: "ping", payload: `{"v":1,"id":"c-ping","cmd":"ping"}`, id: "c-ping", check: func(t *testing.T, r replyEvent) {
+			if !strings.Contains(string(r.Data.Result), u.Instance()) {
+				t.Errorf("ping result %s lacks the instance %s", r.Data.Result, u.Instance())
+			}
+		}},
+		{name: "unknown command", payload: `{"v":1,"id":"c-unknown","cmd":"reboot"}`, id: "c-unknown", code: CodeUnknownCommand},
+		{name: "no command", payload: `{"v":1,"id":"c-nocmd"}`, id: "c-nocmd", code: CodeUnknownCommand},
+		{name: "bad JSON", payload: `{"v":1,"id":"c-bad",`, id: "", code: CodeBadJSON},
+		{name: "not an object", payload: `["ping"]`, id: "", code: CodeBadJSON},
+		{name: "two values", payload: `{"v":1,"id":"a","cmd":"ping"} {}`, id: "", code: CodeBadJSON},
+		{name: "oversize", payload: `{"v":1,"id":"c-big","cmd":"set_context","station":"dock-3","args":{"order":"` + strings.Repeat("x", 2000) + `"}}`,
+			id: "c-big", code: CodeTooLarge},
+		{name: "missing id", payload: `{"v":1,"cmd":"ping"}`, id: "", code: CodeMissingID},
+		{name: "id not a string", payload: `{"v":1,"id":7,"cmd":"ping"}`, id: "", code: CodeMissingID},
+		{name: "unknown version", payload: `{"v":2,"id":"c-v2","cmd":"ping"}`, id: "c-v2", code: CodeUnsupportedVersion},
+		{name: "no version", payload: `{"id":"c-v0","cmd":"ping"}`, id: "c-v0", code: CodeUnsupportedVersion},
+		{name: "unknown station", payload: `{"v":1,"id":"c-nost","cmd":"set_mode","station":"dock-9","args":{"mode":"ship"}}`,
+			id: "c-nost", code: CodeUnknownStation},
+		{name: "bad station id", payload: `{"v":1,"id":"c-badst","cmd":"set_mode","station":"dock/3","args":{"mode":"ship"}}`,
+			id: "c-badst", code: CodeBadArgs},
+		{name: "args not an object", payload: `{"v":1,"id":"c-badargs","cmd":"set_mode","station":"dock-3","args":"ship"}`,
+			id: "c-badargs", code: CodeBadArgs},
+		{name: "set mode", payload: `{"v":1,"id":"c-mode","cmd":"set_mode","station":"dock-3","args":{"mode":"ship"}}`, id: "c-mode",
+			check: func(t *testing.T, r replyEvent) {
+				if cmdr.mode("dock-3") != "ship" {
+					t.Errorf("mode of dock-3 = %q after set_mode, want ship", cmdr.mode("dock-3"))
+				}
+			}},
+		{name: "status", payload: `{"v":1,"id":"c-status","cmd":"status"}`, id: "c-status", check: func(t *testing.T, r replyEvent) {
+			if string(r.Data.Result) != `{"modes":{"dock-3":"ship"}}` {
+				t.Errorf("status result %s", r.Data.Result)
+			}
+		}},
+		{name: "commander too slow", payload: `{"v":1,"id":"c-slow","cmd":"set_context","station":"slow","args":{}}`, id: "c-slow", code: CodeTimeout},
+		{name: "resend", payload: `{"v":1,"id":"c-resend","cmd":"resend","args":{"from_seq":10}}`, id: "c-resend", code: CodeNoAuditWindow},
+		{name: "resync rules", payload: `{"v":1,"id":"c-resync","cmd":"resync_rules"}`, id: "c-resync", check: func(t *testing.T, r replyEvent) {
+			waitUntil(t, 10*time.Second, "the retained rule sets again", func() bool { return rules.count() == 4 })
+		}},
+		{name: "repeated id", payload: `{"v":1,"id":"c-ping","cmd":"ping"}`, id: "c-ping", check: func(t *testing.T, r replyEvent) {
+			first := nextReply(t, replies, 1)
+			if r.ID != first.ID {
+				t.Errorf("repeated command got reply event %s, want the first reply %s again", r.ID, first.ID)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := cmdr.ncalls()
+			mode := cmdr.mode("dock-3")
+			send(cmdTopic, []byte(tc.payload), false)
+			r := nextReply(t, replies, n)
+			n++
+			if r.Type != ReplyType || r.Data.ID != tc.id {
+				t.Fatalf("reply %+v, want type %s for id %q", r, ReplyType, tc.id)
+			}
+			switch {
+			case tc.code == "" && (!r.Data.OK || r.Data.Error != nil):
+				t.Errorf("reply %+v, want ok", r.Data)
+			case tc.code != "" && (r.Data.OK || r.Data.Error == nil || r.Data.Error.Code != tc.code || r.Data.Error.Message == ""):
+				t.Errorf("reply %+v (error %+v), want error %s with a message", r.Data, r.Data.Error, tc.code)
+			}
+			if tc.code != "" && tc.code != CodeUnknownStation && tc.code != CodeTimeout && tc.code != CodeNoAuditWindow {
+				if cmdr.ncalls() != calls {
+					t.Errorf("a refused command reached the Commander")
+				}
+			}
+			if tc.code != "" && cmdr.mode("dock-3") != mode {
+				t.Errorf("a refused command changed the mode")
+			}
+			if tc.check != nil {
+				tc.check(t, r)
+			}
+		})
+	}
+	for _, c := range []struct {
+		cmd, result string
+		want        float64
+	}{
+		{"ping", "ok", 1}, {"ping", "duplicate", 1}, {"unknown", "unknown_command", 2}, {"unknown", "bad_json", 3},
+		{"set_context", "too_large", 1}, {"set_mode", "unknown_station", 1}, {"set_mode", "ok", 1},
+		{"resend", "no_audit_window", 1}, {"set_mode", "retained", 1}, {"set_context", "timeout", 1},
+	} {
+		if got := metricValue(t, reg, "scangw_mqtt_commands_total", "cmd", c.cmd, "result", c.result); got != c.want {
+			t.Errorf(`scangw_mqtt_commands_total{cmd=%q,result=%q} = %v, want %v`, c.cmd, c.result, got, c.want)
+		}
+	}
+}
+
+// TestSignedCommands requires commands to be signed: a signed one runs;
+// an unsigned, forged or altered one gets bad_signature.
+func TestSignedCommands(t *testing.T) {
+	t.Parallel()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := mosquittotest.Start(t, mosquittotest.Options{})
+	send := sender(t, br, "central")
+	replies := mosquittotest.Subscribe(t, br, "sub-replies", "t/site1/gw1/reply")
+	buf := openBuffer(t)
+	cfg := testConfig(br.URL(), buf)
+	cfg.CommandKeys = []ed25519.PublicKey{pub}
+	cmdr := newFakeCommander("dock-3")
+	cfg.Commander = cmdr
+	u, _, _ := runUplink(t, cfg, buf)
+	waitUntil(t, 10*time.Second, "connected", u.Connected)
+
+	sign := func(payload string, key ed25519.PrivateKey) string {
+		b, err := SignCommand([]byte(payload), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	// The canonical form, written out by hand: a signer in any language
+	// must produce exactly these bytes.
+	canon := `{"args":{"mode":"ship"},"cmd":"set_mode","id":"s-hand","station":"dock-3","v":1}`
+	got, err := CanonicalCommand([]byte(`{ "v": 1, "station": "dock-3", "id": "s-hand", "cmd": "set_mode", "args": { "mode": "ship" }, "sig": "x" }`))
+	if err != nil || string(got) != canon {
+		t.Fatalf("CanonicalCommand = %s, %v; want %s", got, err, canon)
+	}
+	handSig := base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(canon)))
+	signedPing := sign(`{"v":1,"id":"s-ping","cmd":"ping"}`, priv)
+
+	for i, tc := range []struct {
+		name, payload, id, code string
+	}{
+		{"signed", signedPing, "s-ping", ""},
+		{"signed by hand, other key order and spacing",
+			`{"sig": "` + handSig + `", "cmd": "set_mode", "v": 1, "id": "s-hand", "station": "dock-3", "args": {"mode": "ship"}}`, "s-hand", ""},
+		{"unsigned", `{"v":1,"id":"s-unsigned","cmd":"ping"}`, "s-unsigned", CodeBadSignature},
+		{"signed by another key", sign(`{"v":1,"id":"s-forged","cmd":"ping"}`, other), "s-forged", CodeBadSignature},
+		{"altered after signing", strings.Replace(sign(`{"v":1,"id":"s-altered","cmd":"set_mode","station":"dock-3","args":{"mode":"count"}}`, priv),
+			`"count"`, `"return"`, 1), "s-altered", CodeBadSignature},
+		{"field added after signing", strings.Replace(signedPing, `"id":"s-ping"`, `"id":"s-added","station":"dock-3"`, 1), "s-added", CodeBadSignature},
+		{"signature not base64", `{"v":1,"id":"s-garbage","cmd":"ping","sig":"!!"}`, "s-garbage", CodeBadSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mode := cmdr.mode("dock-3")
+			send("t/site1/gw1/cmd", []byte(tc.payload), false)
+			r := nextReply(t, replies, i)
+			if r.Data.ID != tc.id {
+				t.Fatalf("reply for id %q, want %q", r.Data.ID, tc.id)
+			}
+			switch {
+			case tc.code == "" && !r.Data.OK:
+				t.Errorf("reply %+v (error %+v), want ok", r.Data, r.Data.Error)
+			case tc.code != "" && (r.Data.OK || r.Data.Error.Code != tc.code):
+				t.Errorf("reply %+v, want error %s", r.Data, tc.code)
+			}
+			if tc.code != "" && cmdr.mode("dock-3") != mode {
+				t.Errorf("a refused command changed the mode")
+			}
+		})
+	}
+	if cmdr.mode("dock-3") != "ship" {
+		t.Errorf("mode %q, want ship from the hand-signed command", cmdr.mode("dock-3"))
+	}
+}
+
+// TestDownlinkNeverBlocksRouter holds the Commander: meanwhile scans keep
+// flowing and the connection stays up, a flood of commands overflows the
+// bounded queue (counted, never waited for), and once released the held
+// command is answered.
+func TestDownlinkNeverBlocksRouter(t *testing.T) {
+	t.Parallel()
+	br := mosquittotest.Start(t, mosquittotest.Options{})
+	send := sender(t, br, "central")
+	replies := mosquittotest.Subscribe(t, br, "sub-replies", "t/site1/gw1/reply")
+	scans := mosquittotest.Subscribe(t, br, "sub-scans", scanFilter)
+	buf := openBuffer(t)
+	cfg := testConfig(br.URL(), buf)
+	cfg.KeepAlive = time.Second // a blocked router would miss PINGRESPs
+	cfg.CommandTimeout = time.Minute
+	cmdr := newFakeCommander("dock-3")
+	cmdr.release = make(chan struct{})
+	cfg.Commander = cmdr
+	u, reg, _ := runUplink(t, cfg, buf)
+	waitUntil(t, 10*time.Second, "connected", u.Connected)
+
+	send("t/site1/gw1/cmd", []byte(`{"v":1,"id":"held","cmd":"set_mode","station":"dock-3","args":{"mode":"ship"}}`), false)
+	waitUntil(t, 10*time.Second, "the Commander to be called", func() bool { return cmdr.ncalls() == 1 })
+	for i := range inboxSize + 20 {
+		send("t/site1/gw1/cmd", fmt.Appendf(nil, `{"v":1,"id":"flood-%d","cmd":"ping"}`, i), false)
+	}
+	waitUntil(t, 10*time.Second, "dropped downlink messages", func() bool {
+		return metricValue(t, reg, "scangw_mqtt_downlink_dropped_total") > 0
+	})
+	mustAppend(t, buf, 100)
+	var got arrivals
+	got.waitAll(t, scans, 100, deliveryTimeout)
+	// Three keepalive periods with the Commander still held.
+	start := time.Now()
+	waitUntil(t, 10*time.Second, "3s", func() bool { return time.Since(start) > 3*cfg.KeepAlive })
+	if n := metricValue(t, reg, "scangw_mqtt_reconnects_total"); n != 0 || !u.Connected() {
+		t.Fatalf("%v reconnects while the Commander was held, connected %v; want none", n, u.Connected())
+	}
+
+	close(cmdr.release)
+	replies.WaitFor(10*time.Second, "the held command's reply", func(msgs []mosquittotest.Message) bool {
+		return slices.ContainsFunc(msgs, func(m mosquittotest.Message) bool { return strings.Contains(string(m.Payload), `"id":"held"`) })
+	})
+	dropped := int(metricValue(t, reg, "scangw_mqtt_downlink_dropped_total"))
+	replies.WaitCount(1+inboxSize+20-dropped, 10*time.Second)
+}

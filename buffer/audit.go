@@ -19,7 +19,9 @@ var prefixAudit = []byte("a/")
 // ErrNoAuditWindow reports a Requeue on a buffer that keeps no audit window.
 var ErrNoAuditWindow = errors.New("no audit window is kept (buffer.audit_window is 0)")
 
-func auditKey(pos uint64) []byte { return append(append([]byte(nil), prefixAudit...), queueKey(pos)[1:]...) }
+func auditKey(pos uint64) []byte {
+	return append(append([]byte(nil), prefixAudit...), queueKey(pos)[1:]...)
+}
 
 // keepForAudit copies the message at pos into the audit window, if one is
 // kept. It runs in the committer's transaction, before the delete.

@@ -36,8 +36,11 @@ type Scan struct {
 	Scanner   string
 	Symbology string
 	Data      []byte // without terminator and AIM prefix
-	Verdict   string
-	Reasons   []Reason
+	// Fields are what validation parsed out of Data (gtin, serial, lot,
+	// expiry, ...); nil before validation or for unparsed text.
+	Fields  map[string]string
+	Verdict string
+	Reasons []Reason
 	// RulesVersion names the rule set that judged the scan.
 	RulesVersion string
 	ClockSynced  bool
@@ -64,6 +67,7 @@ type scanData struct {
 	Symbology    string            `json:"symbology"`
 	Raw          string            `json:"raw"`
 	RawBase64    string            `json:"raw_base64,omitempty"`
+	Fields       map[string]string `json:"fields,omitempty"`
 	Verdict      string            `json:"verdict"`
 	Reasons      []Reason          `json:"reasons"`
 	RulesVersion string            `json:"rules_version"`
@@ -81,6 +85,7 @@ func EncodeScan(s *Scan, source string, seq uint64, epoch string) ([]byte, error
 		Context:      s.Context,
 		Scanner:      s.Scanner,
 		Symbology:    s.Symbology,
+		Fields:       s.Fields,
 		Verdict:      s.Verdict,
 		Reasons:      s.Reasons,
 		RulesVersion: s.RulesVersion,

@@ -20,7 +20,6 @@ import (
 	"syscall"
 
 	"github.com/scangw/scangw/configs"
-	"github.com/scangw/scangw/station/inspect"
 )
 
 const usage = `scangw — edge gateway for serial-number scan stations
@@ -36,13 +35,15 @@ Usage:
   scangw version                 print the version
 `
 
-const inspectUsage = `usage: scangw inspect [CODE ...]
+const inspectUsage = `usage: scangw inspect [--rules FILE] [CODE ...]
 
 Parses each code (the arguments, or else one per line of standard input)
 and prints one JSON object per code: input, valid, errors, symbology,
 scheme (gs1, gs1-dl, hibc, plain), ais and named fields (gtin, serial, lot,
 expiry ...). Write GS (FNC1) as \x1d or <GS>; an AIM prefix (]d2, ]C1 ...)
-may lead. Exit 0 even for invalid codes.
+may lead. With --rules FILE (a rule set, signed or not) each object also
+carries the verdict, reasons and rules_version a station would give.
+Exit 0 even for invalid codes.
 `
 
 func main() {
@@ -109,7 +110,12 @@ func dispatch(ctx context.Context, cmd string, args []string) int {
 			fmt.Fprint(os.Stderr, inspectUsage)
 			return 2
 		}
-		if err := inspect.Run(os.Stdin, args, os.Stdout); err != nil {
+		in, args, err := newInspector(args)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scangw inspect:", err)
+			return 2
+		}
+		if err := in.Run(os.Stdin, args, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "scangw inspect:", err)
 			return 1
 		}

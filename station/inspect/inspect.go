@@ -107,6 +107,24 @@ type Result struct {
 	UnitOfMeasure *int   `json:"unit_of_measure,omitempty"`
 	Quantity      *int   `json:"quantity,omitempty"`
 	Link          string `json:"link,omitempty"`
+
+	// With a rule set (Inspector.Judge): the verdict a station would give.
+	Verdict      string   `json:"verdict,omitempty"`
+	Reasons      []Reason `json:"reasons,omitempty"`
+	RulesVersion string   `json:"rules_version,omitempty"`
+}
+
+// Reason explains a verdict (station.Reason).
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Judgement is what a rule engine says of a scan.
+type Judgement struct {
+	Verdict      string
+	Reasons      []Reason
+	RulesVersion string
 }
 
 // Inspector inspects scans. The zero value is ready to use.
@@ -114,6 +132,10 @@ type Inspector struct {
 	// Now gives the reference time for two-digit years (GS1 GenSpecs
 	// 7.12); nil means time.Now.
 	Now func() time.Time
+	// Judge, when set, adds the verdict of a rule set to each result
+	// (`scangw inspect --rules FILE`). It gets the scan as a scanner would
+	// deliver it: symbology split off, GS as 0x1D.
+	Judge func(symbology string, data []byte) Judgement
 }
 
 // Inspect inspects one line with the zero Inspector.
@@ -206,6 +228,10 @@ func (in Inspector) Inspect(line string) Result {
 		in.plain(&res, data, where)
 	}
 	res.Valid = len(res.Errors) == 0
+	if in.Judge != nil {
+		j := in.Judge(sym, []byte(body))
+		res.Verdict, res.Reasons, res.RulesVersion = j.Verdict, j.Reasons, j.RulesVersion
+	}
 	return res
 }
 

@@ -193,7 +193,8 @@ type Judgement struct {
 // the reasons and the rules version to it. A verdict already on s (from
 // decoding) is only ever made worse.
 func (e *Engine) Validate(s *station.Scan) {
-	j := e.judge(s, false)
+	j := e.judge(s, true)
+	s.Fields = j.Fields
 	s.Reasons = append(s.Reasons, j.Reasons...)
 	s.Verdict = worse(s.Verdict, j.Verdict)
 	s.RulesVersion = j.RulesVersion

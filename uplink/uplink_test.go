@@ -189,12 +189,12 @@ func TestBrokerOutages(t *testing.T) {
 	const (
 		// At least this many scans; the appender keeps going until the
 		// last outage is over, however long the outages take.
-		minTotal = 5000
-		outages  = 4
+		minTotal = 20000
+		outages  = 10
 		// Each outage starts once this many more scans were appended,
 		// and lasts until at least whileDown more were.
-		every     = 1000
-		whileDown = 200
+		every     = 1500
+		whileDown = 300
 	)
 	br := mosquittotest.Start(t, mosquittotest.Options{Persistence: true})
 	sub := mosquittotest.Subscribe(t, br, "sub-outage", scanFilter)
@@ -203,7 +203,7 @@ func TestBrokerOutages(t *testing.T) {
 	u, reg, _ := runUplink(t, testConfig(br.URL(), buf), q)
 	waitUntil(t, 10*time.Second, "first connect", u.Connected)
 
-	// The appender: bursts of 5 every 5 ms, about 1,000 scans/s. The
+	// The appender: bursts of 10 every 5 ms, about 2,000 scans/s. The
 	// ticker paces the load; it synchronises nothing.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -220,11 +220,11 @@ func TestBrokerOutages(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			if err := appendScans(ctx, buf, 5, 5, 0); err != nil {
+			if err := appendScans(ctx, buf, 10, 10, 0); err != nil {
 				appendDone <- err
 				return
 			}
-			appended.Add(5)
+			appended.Add(10)
 		}
 		appendDone <- nil
 	}()

@@ -152,6 +152,27 @@ func TestMinimal(t *testing.T) {
 	}
 }
 
+// TestSerialMatch covers the serial scanners found by match instead of
+// port: vid (with or without pid, serial, interface) or path is enough.
+func TestSerialMatch(t *testing.T) {
+	for _, tc := range []struct{ name, scanner string }{
+		{"vid and pid", "match: {vid: 0x0c2e, pid: 0x0b61}"},
+		{"vid, pid and serial", "match: {vid: 0x0c2e, pid: 0x0b61, serial: A1}"},
+		{"vid and interface", "match: {vid: 0x0403, interface: 1}"},
+		{"path", `match: {path: "1-1.4:1.0"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(strings.Replace(minimal, "port: /dev/ttyACM0", tc.scanner, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sc := c.Stations[0].Scanners[0]; sc.Type != "serial" || sc.Port != "" {
+				t.Errorf("type %q, port %q; want serial and no port", sc.Type, sc.Port)
+			}
+		})
+	}
+}
+
 var badCases = []struct {
 	name string
 	yaml string
@@ -294,6 +315,24 @@ stations:
 		yaml:  strings.Replace(minimal, ", port: /dev/ttyACM0", "", 1),
 		paths: []string{"stations[0].scanners[0].port"},
 		text:  "port: required",
+	},
+	{
+		name:  "serial scanner with port and match",
+		yaml:  strings.Replace(minimal, "port: /dev/ttyACM0", "port: /dev/ttyACM0, match: {vid: 0x0c2e, pid: 0x0b61}", 1),
+		paths: []string{"stations[0].scanners[0].match"},
+		text:  "give port or match, not both",
+	},
+	{
+		name:  "serial scanner matched by serial number alone",
+		yaml:  strings.Replace(minimal, "port: /dev/ttyACM0", "match: {serial: A1}", 1),
+		paths: []string{"stations[0].scanners[0].match"},
+		text:  "needs match.vid (with match.pid) or match.path",
+	},
+	{
+		name: "serial scanner match out of range",
+		yaml: strings.Replace(minimal, "port: /dev/ttyACM0", "match: {vid: 0x10000, pid: -1, interface: 256}", 1),
+		paths: []string{"stations[0].scanners[0].match.vid", "stations[0].scanners[0].match.pid",
+			"stations[0].scanners[0].match.interface"},
 	},
 	{
 		name:  "unknown scanner type",

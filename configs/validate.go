@@ -414,11 +414,29 @@ func (sc *Scanner) validate(v *validator, p string) {
 	case "hid":
 		sc.validateHID(v, p)
 	case "serial":
+		// A USB serial scanner may be found by match instead of port, as a
+		// hid one is (read from sysfs at start; see cmd/scangw). Both at
+		// once would leave the reader guessing which one wins.
+		m := sc.Match
+		hasMatch := m.VID != 0 || m.PID != 0 || m.Serial != "" || m.Interface != nil || m.Path != ""
 		switch {
-		case sc.Port == "":
-			v.add(p+".port", "required")
-		case !path.IsAbs(sc.Port) || strings.ContainsRune(sc.Port, 0):
+		case sc.Port != "" && hasMatch:
+			v.add(p+".match", "give port or match, not both")
+		case sc.Port == "" && !hasMatch:
+			v.add(p+".port", "required (or match: {vid, pid} for a USB serial scanner)")
+		case sc.Port == "" && m.VID == 0 && m.Path == "":
+			v.add(p+".match", "a serial scanner found by match needs match.vid (with match.pid) or match.path")
+		case sc.Port != "" && (!path.IsAbs(sc.Port) || strings.ContainsRune(sc.Port, 0)):
 			v.add(p+".port", "must be an absolute device path like /dev/ttyACM0")
+		}
+		if m.VID < 0 || m.VID > 0xFFFF {
+			v.add(p+".match.vid", "must be 0x0000 to 0xFFFF")
+		}
+		if m.PID < 0 || m.PID > 0xFFFF {
+			v.add(p+".match.pid", "must be 0x0000 to 0xFFFF")
+		}
+		if m.Interface != nil && (*m.Interface < 0 || *m.Interface > 255) {
+			v.add(p+".match.interface", "must be 0 to 255")
 		}
 		if !slices.Contains(baudRates, sc.Baud) {
 			v.add(p+".baud", "must be one of %s", listInt(baudRates))

@@ -31,6 +31,7 @@ Usage:
   scangw inspect [CODE ...]      parse barcodes (arguments, or stdin lines) and print one JSON object each
   scangw rules keygen|sign|check  make keys, sign and check rule sets
   scangw buffer stats|peek|export|salvage   inspect or repair a stopped gateway's buffer
+  scangw devices [--json]        list USB HID and serial devices present, and the configured scanner each is
   scangw bench buffer [flags]    measure the buffer on this disk; prints JSON
   scangw version                 print the version
 `
@@ -139,6 +140,12 @@ func dispatch(ctx context.Context, cmd string, args []string) int {
 		}
 		if err := benchBuffer(ctx, os.Stdout, args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, "scangw bench:", err)
+			return 1
+		}
+		return 0
+	case "devices":
+		if err := devicesCmd(os.Stdout, os.Stderr, args, systemDeviceSources()); err != nil {
+			fmt.Fprintln(os.Stderr, "scangw devices:", err)
 			return 1
 		}
 		return 0

@@ -198,9 +198,17 @@ func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics) station
 			Feedback: fb,
 		}, log, dm)
 	}
+	port := s.Port
+	if port == "" {
+		// Configured by match: resolved once, here; see serialPort.
+		var ok bool
+		if port, ok = newMatchedSerial(s, log); !ok {
+			return downScanner{id: s.ID}
+		}
+	}
 	return serialscan.New(serialscan.Config{
 		ID:         s.ID,
-		Port:       s.Port,
+		Port:       port,
 		Baud:       s.Baud,
 		Terminator: []byte(s.Terminator),
 		MaxFrame:   s.MaxFrame,

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/scangw/scangw/configs"
+	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/device/hidscan"
+	"github.com/scangw/scangw/device/usbdev"
+)
+
+const defaultConfigPath = "/etc/scangw/scangw.yaml"
+
+// deviceSources is where `scangw devices` looks; tests pass fakes.
+type deviceSources struct {
+	hid    func() ([]hidscan.Info, error)
+	serial func() ([]usbdev.Info, error)
+	// config is read, when it exists, to show which configured scanner
+	// each device is; an explicit --config must exist.
+	config string
+}
+
+func systemDeviceSources() deviceSources {
+	return deviceSources{hid: hidscan.Enumerate, serial: usbdev.List, config: defaultConfigPath}
+}
+
+// deviceRow is one line of `scangw devices`, and one object of its --json
+// array. Ids are strings like "0x0c2e", the way a config's match writes
+// them.
+type deviceRow struct {
+	Kind         string   `json:"kind"` // hid or serial
+	VID          string   `json:"vid"`
+	PID          string   `json:"pid"`
+	Serial       string   `json:"serial"`
+	Manufacturer string   `json:"manufacturer"`
+	Product      string   `json:"product"`
+	Path         string   `json:"path"`
+	Interface    int      `json:"interface"`
+	Dev          string   `json:"dev,omitempty"`
+	Scanners     []string `json:"scanners"` // ids of the configured scanners it matches
+}
+
+// devicesCmd lists the HID devices and USB serial ports present. Problems
+// that leave part of the picture (HID unavailable in this build, a broken
+// default config) are notes on stderr, not failures: the command is for
+// finding out what is plugged in, often on a box that is not set up yet.
+func devicesCmd(stdout, stderr io.Writer, args []string, src deviceSources) error {
+	fs := flag.NewFlagSet("devices", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	cfgPath := fs.String("config", "", "config whose scanners to match (default "+src.config+" when it exists)")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	var scanners []configs.Scanner
+	switch cfg, err := loadDevicesConfig(*cfgPath, src.config); {
+	case err != nil && *cfgPath != "":
+		return err
+	case err != nil:
+		fmt.Fprintf(stderr, "note: %v; devices are not matched to configured scanners\n", err)
+	case cfg != nil:
+		for _, st := range cfg.Stations {
+			scanners = append(scanners, st.Scanners...)
+		}
+	}
+
+	var rows []deviceRow
+	hids, err := src.hid()
+	if err != nil {
+		fmt.Fprintf(stderr, "note: %v\n", err)
+	}
+	for _, d := range hids {
+		rows = append(rows, deviceRow{
+			Kind: "hid", VID: hex16(d.VID), PID: hex16(d.PID),
+			Serial: d.Serial, Manufacturer: d.Manufacturer, Product: d.Product,
+			Path: d.Path, Interface: d.Interface,
+			Scanners: matchingScanners(scanners, func(s configs.Scanner) bool {
+				return s.Type == "hid" && hidMatch(s.Match).Matches(d)
+			}),
+		})
+	}
+	ttys, err := src.serial()
+	if err != nil {
+		fmt.Fprintf(stderr, "note: %v\n", err)
+	}
+	for _, d := range ttys {
+		rows = append(rows, deviceRow{
+			Kind: "serial", VID: hex16(d.VID), PID: hex16(d.PID),
+			Serial: d.Serial, Manufacturer: d.Manufacturer, Product: d.Product,
+			Path: d.Path, Interface: d.Interface, Dev: d.Dev,
+			Scanners: matchingScanners(scanners, func(s configs.Scanner) bool {
+				if s.Type != "serial" {
+					return false
+				}
+				if s.Port != "" {
+					return samePort(s.Port, d.Dev)
+				}
+				return usbMatch(s.Match).Matches(d)
+			}),
+		})
+	}
+
+	if *asJSON {
+		if rows == nil {
+			rows = []deviceRow{} // [] rather than null: still a list to a script
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(stdout, "no scanners found")
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tVID\tPID\tSERIAL\tMANUFACTURER\tPRODUCT\tPATH\tIF\tDEV\tSCANNER")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Kind, r.VID, r.PID,
+			dash(r.Serial), dash(r.Manufacturer), dash(r.Product), dash(r.Path), r.Interface,
+			dash(r.Dev), dash(strings.Join(r.Scanners, ",")))
+	}
+	return tw.Flush()
+}
+
+// loadDevicesConfig loads explicit, or else def when it exists; it returns
+// nil, nil when there is nothing to load.
+func loadDevicesConfig(explicit, def string) (*configs.Config, error) {
+	path := explicit
+	if path == "" {
+		if _, err := os.Stat(def); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		path = def
+	}
+	return configs.Load(path)
+}
+
+func matchingScanners(scanners []configs.Scanner, match func(configs.Scanner) bool) []string {
+	ids := []string{}
+	for _, s := range scanners {
+		if match(s) {
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids
+}
+
+// samePort reports whether a configured port names dev, also through a
+// symlink such as /dev/serial/by-id/... or /dev/scangw/....
+func samePort(port, dev string) bool {
+	if filepath.Clean(port) == dev {
+		return true
+	}
+	real, err := filepath.EvalSymlinks(port)
+	return err == nil && real == dev
+}
+
+func hex16(n uint16) string { return fmt.Sprintf("0x%04x", n) }
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// hidMatch and usbMatch convert a validated config match; validation keeps
+// the ids within 16 bits.
+func hidMatch(m configs.Match) hidscan.Match {
+	return hidscan.Match{VID: uint16(m.VID), PID: uint16(m.PID), Serial: m.Serial, Interface: m.Interface, Path: m.Path}
+}
+
+func usbMatch(m configs.Match) usbdev.Match {
+	return usbdev.Match{VID: uint16(m.VID), PID: uint16(m.PID), Serial: m.Serial, Interface: m.Interface, Path: m.Path}
+}
+
+// udevLink returns the stable name systemd/60-scangw.rules gives a USB-CDC
+// scanner, /dev/scangw/<vid>-<pid>-<serial> with lowercase 4-digit hex ids,
+// and whether m identifies exactly that device. It does not when the serial
+// number is missing or has characters udev would escape in ID_SERIAL_SHORT,
+// or when m pins an interface or port path the link cannot express (a
+// device with two CDC interfaces gets one link, for whichever came last).
+func udevLink(m configs.Match) (string, bool) {
+	if m.VID == 0 || m.PID == 0 || m.Serial == "" || m.Interface != nil || m.Path != "" {
+		return "", false
+	}
+	for _, c := range m.Serial {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return "", false
+		}
+	}
+	return fmt.Sprintf("/dev/scangw/%04x-%04x-%s", m.VID, m.PID, m.Serial), true
+}
+
+// serialPort picks the path a serial scanner configured by match opens.
+// serialscan reopens one fixed path with backoff and cannot re-resolve a
+// match, so the match is turned into a path once, at start:
+//
+//   - the udev link (see udevLink) when m allows one and it exists: it
+//     survives replugging and renumbered ttys;
+//   - else the tty that m selects in sysfs right now; should a replug give
+//     it another name, the scanner stays down until scangw restarts;
+//   - else, when nothing matches yet and m allows a udev link, that link:
+//     serialscan opens it as soon as the scanner is plugged in (this needs
+//     the udev rule installed);
+//   - else an error, and the scanner stays down until scangw restarts.
+func serialPort(m configs.Match, resolve func(usbdev.Match) (string, error), exists func(string) bool) (string, error) {
+	link, linkOK := udevLink(m)
+	if linkOK && exists(link) {
+		return link, nil
+	}
+	dev, err := resolve(usbMatch(m))
+	switch {
+	case err == nil:
+		return dev, nil
+	case linkOK && errors.Is(err, usbdev.ErrNotFound):
+		return link, nil
+	}
+	return "", err
+}
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}
+
+// downScanner stands in for a serial scanner whose match found no port
+// at start: it keeps the rest of the gateway running, where failing Run
+// would stop every station.
+type downScanner struct{ id string }
+
+func (d downScanner) ID() string { return d.id }
+
+func (d downScanner) Run(ctx context.Context, _ func(context.Context, device.Read)) error {
+	<-ctx.Done()
+	return nil
+}
+
+func (d downScanner) Feedback(sig device.Signal) error {
+	return fmt.Errorf("feedback %s to %s: %w", sig, d.id, device.ErrNotConnected)
+}
+
+// newMatchedSerial resolves the port of a serial scanner configured by
+// match (see serialPort), logging the outcome; ok is false when the
+// scanner must stay down.
+func newMatchedSerial(s configs.Scanner, log *slog.Logger) (port string, ok bool) {
+	port, err := serialPort(s.Match, usbdev.Resolve, fileExists)
+	if err != nil {
+		log.Error("serial scanner not found by match; it stays down until scangw restarts",
+			"match", usbMatch(s.Match).String(), "err", err)
+		return "", false
+	}
+	if !fileExists(port) {
+		log.Warn("serial scanner not plugged in; waiting for its udev link",
+			"match", usbMatch(s.Match).String(), "port", port)
+	} else {
+		log.Info("serial scanner found by match", "match", usbMatch(s.Match).String(), "port", port)
+	}
+	return port, true
+}

@@ -3,6 +3,8 @@
 //	scangw run --config FILE     run the daemon
 //	scangw check-config FILE     validate a config, list every problem
 //	scangw demo                  the real daemon with simulated scanners and an embedded broker
+//	scangw devices [--json]      list the scanners present and what they match
+//	scangw rules ...             make keys, sign and check rule sets
 //	scangw inspect [CODE ...]    parse barcodes (GS1, Digital Link, HIBC, plain) as JSON lines
 //	scangw buffer ...            inspect or repair a stopped gateway's buffer
 //	scangw bench buffer          measure the buffer on this disk

@@ -114,11 +114,12 @@ type Options struct {
 
 // Buffer is an open durable queue. It is safe for concurrent use.
 type Buffer struct {
-	db   *badger.DB
-	log  *slog.Logger
-	opts Options
-	m    *metrics
-	meta meta
+	db       *badger.DB
+	snapshot string // scratch copy a read-only open reads instead of Dir
+	log      *slog.Logger
+	opts     Options
+	m        *metrics
+	meta     meta
 
 	reqs     chan *appendReq
 	tasks    chan func() // run on the committer between commits
@@ -173,6 +174,14 @@ func Open(opts Options) (*Buffer, error) {
 		}
 	}
 	db, err := openBadger(opts.Dir, opts.ReadOnly, opts.Logger)
+	var snapshot string
+	// Badger wraps with %+v, not %w: only the text carries its sentinel.
+	if err != nil && opts.ReadOnly && strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) {
+		// Stopped uncleanly: Badger must cut its logs at the last whole
+		// entry, which a reader may not do. Read a scratch copy instead;
+		// the directory itself is not touched.
+		snapshot, db, err = openSnapshot(opts.Dir, opts.Logger)
+	}
 	var healed *healing
 	if err != nil && opts.Heal && !opts.ReadOnly && IsCorrupt(err) {
 		if healed, err = moveAside(opts.Dir, err, opts.Logger); err == nil {
@@ -184,6 +193,7 @@ func Open(opts Options) (*Buffer, error) {
 	}
 	b := &Buffer{
 		db:          db,
+		snapshot:    snapshot,
 		log:         opts.Logger,
 		opts:        opts,
 		reqs:        make(chan *appendReq, 1024),
@@ -503,8 +513,30 @@ func (b *Buffer) Close() error {
 			b.m.unregister()
 		}
 		err = b.db.Close()
+		if b.snapshot != "" {
+			os.RemoveAll(b.snapshot)
+		}
 	})
 	return err
+}
+
+// openSnapshot copies dir to a scratch directory and opens the copy for
+// reading (Badger may repair the copy's logs).
+func openSnapshot(dir string, log *slog.Logger) (string, *badger.DB, error) {
+	scratch, err := os.MkdirTemp("", "scangw-buffer-snapshot-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := copyFiles(dir, scratch); err != nil {
+		os.RemoveAll(scratch)
+		return "", nil, fmt.Errorf("snapshot %s: %w", dir, err)
+	}
+	db, err := badger.Open(badgerOptions(scratch, log))
+	if err != nil {
+		os.RemoveAll(scratch)
+		return "", nil, fmt.Errorf("open snapshot of %s: %w", dir, err)
+	}
+	return scratch, db, nil
 }
 
 func (b *Buffer) commitLoop() {

@@ -251,6 +251,9 @@ func describeEnd(err error) (msg, reason string, level slog.Level, attrs []any) 
 	return "mqtt session ended; reconnecting", reason, slog.LevelWarn, []any{"reason", reason, "err", err}
 }
 
+// peekBatch is how many queued messages the pump reads at a time.
+const peekBatch = 256
+
 // stableSession is how long a session must last for the reconnect backoff
 // to start again from its minimum.
 const stableSession = 30 * time.Second
@@ -608,7 +611,9 @@ func (u *Uplink) heartbeats(ctx context.Context, c mqtt.Client) {
 func (u *Uplink) pump(ctx context.Context, c mqtt.Client, slots chan struct{}, pending chan<- inflight) error {
 	var cursor uint64 // 0: from the oldest unacknowledged message
 	for {
-		batch, err := u.q.Peek(cursor, u.cfg.Inflight)
+		// Read ahead more than the window: one Badger iterator per few
+		// hundred messages instead of per window keeps a drain cheap.
+		batch, err := u.q.Peek(cursor, max(u.cfg.Inflight, peekBatch))
 		if err != nil {
 			return &sessionEnd{LostQueue, err}
 		}

@@ -135,10 +135,30 @@ func (u *Uplink) downlink(ctx context.Context) {
 					u.log.Debug("rules message ignored: no rules engine", "topic", m.topic, "bytes", len(m.payload))
 					continue
 				}
-				u.cfg.Rules(m.topic, m.payload)
+				if err := u.cfg.Rules(m.topic, m.payload); err != nil {
+					u.refuseRules(m.topic, err)
+				}
 			}
 		}
 	}
+}
+
+// refuseRules tells the central side, on the reply topic, why a rule set
+// from topic was refused: there is no command to answer, so the reply's id
+// is "rules:<topic>" and its cmd "rules".
+func (u *Uplink) refuseRules(topic string, err error) {
+	code := CodeFailed
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		code = ce.Code
+	}
+	id := "rules:" + topic
+	if len(id) > maxCommandID {
+		id = id[:maxCommandID]
+	}
+	r := failReply(id, "rules", code, "%v", err)
+	payload, _ := encodeEvent(u.source, ReplyType, r)
+	u.publishReply(payload)
 }
 
 // reply is the data of an io.scangw.reply.v1 event.

@@ -103,10 +103,11 @@ type rulesLog struct {
 	msgs []string // "topic payload"
 }
 
-func (r *rulesLog) rules(topic string, payload []byte) {
+func (r *rulesLog) rules(topic string, payload []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.msgs = append(r.msgs, topic+" "+string(payload))
+	return nil
 }
 
 func (r *rulesLog) count() int {

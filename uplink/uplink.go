@@ -90,8 +90,11 @@ type Config struct {
 	// them with CodeUnsupported.
 	Commander Commander
 	// Rules, when set, gets every message from the rules topics (called
-	// on the downlink goroutine, never on paho's); nil ignores them.
-	Rules func(topic string, payload []byte)
+	// on the downlink goroutine, never on paho's); nil ignores them. An
+	// error (a *CommandError carries its code) is published on the reply
+	// topic, with id "rules:<topic>", so the central side learns why a set
+	// was refused.
+	Rules func(topic string, payload []byte) error
 }
 
 // LogValue keeps the password out of any log line that prints a Config.

@@ -13,6 +13,7 @@ import (
 	"github.com/scangw/scangw/buffer"
 	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/station/rules"
+	"github.com/scangw/scangw/uplink"
 )
 
 // ruleSets feeds the rule engine: the last good sets persisted in the
@@ -75,7 +76,7 @@ func newRuleSets(cfg *configs.Config, buf *buffer.Buffer, log *slog.Logger, reg 
 		if err != nil {
 			log.Error("rules.file unreadable; keeping the rule set in force", "file", cfg.Rules.File, "err", err)
 		} else {
-			rs.offer("file", env)
+			rs.offer("file", env) // a refusal is logged and counted
 		}
 	}
 	return rs, nil
@@ -83,32 +84,37 @@ func newRuleSets(cfg *configs.Config, buf *buffer.Buffer, log *slog.Logger, reg 
 
 // fromMQTT takes a message of a rules topic. Retained sets come back at
 // every connect: the one in force is skipped without a word.
-func (rs *ruleSets) fromMQTT(topic string, payload []byte) {
+func (rs *ruleSets) fromMQTT(topic string, payload []byte) error {
 	if len(payload) == 0 {
-		return // a cleared retained message withdraws nothing
+		return nil // a cleared retained message withdraws nothing
 	}
-	rs.offer("mqtt", payload)
+	if err := rs.offer("mqtt", payload); err != nil {
+		return &uplink.CommandError{Code: rules.Code(err), Message: err.Error()}
+	}
+	return nil
 }
 
-func (rs *ruleSets) offer(source string, env []byte) {
+// offer loads env if it is new, and reports why it was refused.
+func (rs *ruleSets) offer(source string, env []byte) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	for _, s := range rs.saved {
 		if bytes.Equal(s, env) {
-			return
+			return nil
 		}
 	}
 	set, err := rs.engine.Load(env)
 	rs.count(source, err)
 	if err != nil {
 		rs.log.Warn("rule set refused; the one in force stays", "source", source, "code", rules.Code(err), "err", err, "in_force", rs.engine.Version())
-		return
+		return err
 	}
 	if err := rs.buf.SaveState("rules/"+set.Scope, env); err != nil {
 		rs.log.Error("rule set in force but not persisted: a reboot without network falls back to the previous one", "rules", set.Name(), "err", err)
 	}
 	rs.saved[set.Scope] = env
 	rs.log.Info("rule set loaded", "source", source, "rules", set.Name(), "in_force", rs.engine.Version())
+	return nil
 }
 
 func (rs *ruleSets) count(source string, err error) {

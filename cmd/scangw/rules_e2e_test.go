@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/device/serialsim"
 	"github.com/scangw/scangw/station/rules"
+	"github.com/scangw/scangw/station/schema"
 	"github.com/scangw/scangw/uplink/mosquittotest"
 )
 
@@ -51,6 +53,7 @@ stations:
 	if err != nil {
 		t.Fatal(err)
 	}
+	replies := mosquittotest.Subscribe(t, broker, "central-replies", "scangw/v1/plant-r/gw-rules/reply")
 	startDaemon(t, cfg)
 
 	pubc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("central-rules"))
@@ -103,6 +106,28 @@ stations:
 	waitMetric(`scangw_rules_loads_total{result="ok",source="mqtt"} 1`)
 	offer(signed(ruleSet(3, "plant-r"), priv))
 	waitMetric(`scangw_rules_loads_total{result="not_newer",source="mqtt"} 1`)
+
+	// Each refusal was also answered on the reply topic, with its reason.
+	wantCodes := []string{"unsigned", "bad_signature", "wrong_target", "not_newer"}
+	replies.WaitFor(20*time.Second, "a reply per refused rule set", func(ms []mosquittotest.Message) bool { return len(ms) >= len(wantCodes) })
+	for i, m := range replies.Messages()[:len(wantCodes)] {
+		if err := schema.Check(m.Payload); err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		var r struct {
+			Data struct {
+				ID    string `json:"id"`
+				OK    bool   `json:"ok"`
+				Error struct {
+					Code string `json:"code"`
+				} `json:"error"`
+			} `json:"data"`
+		}
+		json.Unmarshal(m.Payload, &r)
+		if r.Data.OK || r.Data.Error.Code != wantCodes[i] || r.Data.ID != "rules:"+topic {
+			t.Fatalf("reply %d: %s, want error %s", i, m.Payload, wantCodes[i])
+		}
+	}
 
 	// Set 8 is in force: the stolen serial is now refused, others pass.
 	if b, err := line.Send(context.Background(), "SN-STOLEN-77", "\r\n", 20*time.Second); err != nil || b != 0x15 {

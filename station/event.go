@@ -20,6 +20,27 @@ const (
 	Warning  = "warning"
 )
 
+// Outcomes the station indicator shows besides a verdict: a scan that
+// could not be stored, and a read that never became a scan.
+const (
+	Refused   = "refused"
+	Discarded = "discarded"
+)
+
+// IndicatorType is the CloudEvents type of a station indicator notice,
+// published live (QoS 0, not buffered) on
+// <prefix>/<site>/<gateway>/indicator/<station>.
+const IndicatorType = "io.scangw.indicator.v1"
+
+type indicatorData struct {
+	Station string   `json:"station"`
+	Scanner string   `json:"scanner"`
+	Scan    string   `json:"scan,omitempty"` // the scan event's id
+	Seq     uint64   `json:"seq,omitempty"`  // its seq, once stored
+	Verdict string   `json:"verdict"`
+	Reasons []Reason `json:"reasons"`
+}
+
 // Reason explains a verdict in machine- and human-readable form.
 type Reason struct {
 	Code    string `json:"code"`

@@ -74,6 +74,10 @@ type Deps struct {
 	// ClockSynced reports whether the system clock can be trusted (a Pi
 	// has no RTC); nil means KernelClockSynced.
 	ClockSynced func() bool
+	// Notify, when set, publishes a live notice (the station indicator:
+	// each scan's verdict for a display or stack light). It must not
+	// block.
+	Notify func(topic string, payload []byte)
 }
 
 // Station runs one station's pipeline.
@@ -87,6 +91,8 @@ type Station struct {
 	m        *Metrics
 	topic    string
 	events   string
+	notice   string
+	notify   func(topic string, payload []byte)
 	source   string
 	synced   func() bool
 	now      func() time.Time
@@ -114,6 +120,8 @@ func New(cfg Config, d Deps) *Station {
 		m:        d.Metrics,
 		topic:    base + "/scans/" + cfg.ID,
 		events:   base + "/events/" + cfg.ID,
+		notice:   base + "/indicator/" + cfg.ID,
+		notify:   d.Notify,
 		source:   fmt.Sprintf("scangw://%s/%s/%s", cfg.Site, cfg.Gateway, cfg.ID),
 		synced:   d.ClockSynced,
 		now:      time.Now,
@@ -178,6 +186,7 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 		log.Warn("read discarded", "reason", reason, "err", r.Err)
 		s.m.discarded.WithLabelValues(s.cfg.ID, reason).Inc()
 		s.feedback(log, sc, device.Bad)
+		s.indicate(sc.ID(), "", 0, Discarded, []Reason{{Code: reason, Message: r.Err.Error()}})
 		return
 	}
 	scan := s.decode(sc.ID(), r)
@@ -195,6 +204,7 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 		log.Error("scan refused: not stored", "id", scan.ID, "err", err)
 		s.m.refused.WithLabelValues(s.cfg.ID).Inc()
 		s.feedback(log, sc, device.Bad)
+		s.indicate(sc.ID(), scan.ID, 0, Refused, []Reason{{Code: "not_stored", Message: err.Error()}})
 		return
 	}
 	if r, ok := s.valid.(Recorder); ok {
@@ -211,6 +221,25 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 		s.feedback(log, sc, device.Warn)
 	default:
 		s.feedback(log, sc, device.Bad)
+	}
+	s.indicate(sc.ID(), scan.ID, seq, scan.Verdict, scan.Reasons)
+}
+
+// indicate publishes the verdict the operator should see: for a
+// keyboard-wedge scanner, which beeps on decode by itself, this is the only
+// durable verdict (sent only after the commit, like the good byte).
+func (s *Station) indicate(scanner, scanID string, seq uint64, verdict string, reasons []Reason) {
+	if s.notify == nil {
+		return
+	}
+	if reasons == nil {
+		reasons = []Reason{}
+	}
+	b, err := encodeEvent(IndicatorType, uuid.Must(uuid.NewV7()).String(), s.source, s.now(), &indicatorData{
+		Station: s.cfg.ID, Scanner: scanner, Scan: scanID, Seq: seq, Verdict: verdict, Reasons: reasons,
+	})
+	if err == nil {
+		s.notify(s.notice, b)
 	}
 }
 

@@ -76,6 +76,7 @@ type metrics struct {
 	duplicate       prometheus.Gauge
 	commands        *prometheus.CounterVec
 	downlinkDropped prometheus.Counter
+	noticesDropped  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -129,6 +130,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "scangw_mqtt_downlink_dropped_total",
 			Help: "Downlink messages (commands, rules) dropped because the downlink queue was full.",
 		}),
+		noticesDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scangw_mqtt_notices_dropped_total",
+			Help: "Live notices (station indicator) dropped: not connected, queue full or not written.",
+		}),
 	}
 	for _, r := range connectReasons {
 		m.connectFailures.WithLabelValues(r)
@@ -138,6 +143,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.permitted.Set(-1)
 	reg.MustRegister(m.connected, m.connectFailures, m.reconnects, m.published, m.publishFailures,
-		m.inflight, m.latency, m.poison, m.permitted, m.duplicate, m.commands, m.downlinkDropped)
+		m.inflight, m.latency, m.poison, m.permitted, m.duplicate, m.commands, m.downlinkDropped, m.noticesDropped)
 	return m
 }

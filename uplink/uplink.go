@@ -133,8 +133,10 @@ type Uplink struct {
 	mu     sync.Mutex
 	client mqtt.Client // the connected session's, for replies; nil between sessions
 
-	inbox  chan downMsg
-	recent replyCache // downlink goroutine only
+	inbox chan downMsg
+	// notices are live messages waiting for the session's publisher.
+	notices chan notice
+	recent  replyCache // downlink goroutine only
 
 	poisoned map[uint64]bool // positions reported; pump goroutine only (sessions never overlap)
 }
@@ -172,6 +174,7 @@ func New(cfg Config, q Queue, log *slog.Logger, reg prometheus.Registerer) *Upli
 		instance: uuid.Must(uuid.NewV7()).String(),
 		started:  time.Now(),
 		inbox:    make(chan downMsg, inboxSize),
+		notices:  make(chan notice, noticeQueue),
 		poisoned: map[uint64]bool{},
 	}
 	u.ident.instance = u.instance
@@ -418,6 +421,7 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 	}
 	if err == nil {
 		wg.Go(func() { u.heartbeats(sctx, c) })
+		wg.Go(func() { u.notifier(sctx, c) })
 		slots := make(chan struct{}, u.cfg.Inflight)
 		pending := make(chan inflight, u.cfg.Inflight)
 		wg.Go(func() { u.collect(sctx, cancel, slots, pending) })

@@ -41,7 +41,11 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	stations := buildStations(cfg, buf, rs.engine, reg, log)
+	// Stations publish their indicator through the uplink, which is made
+	// after them (it reports on them): the closure reads it at run time.
+	var up *uplink.Uplink
+	notify := func(topic string, payload []byte) { up.Notify(topic, payload) }
+	stations := buildStations(cfg, buf, rs.engine, notify, reg, log)
 	started := time.Now()
 	upCfg := uplink.Config{
 		Broker:         cfg.MQTT.Broker,
@@ -76,7 +80,7 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	if err := uplink.CheckLocal(upCfg); err != nil {
 		return uplinkSetupError(err)
 	}
-	up := uplink.New(upCfg, buf, log.With("part", "uplink"), reg)
+	up = uplink.New(upCfg, buf, log.With("part", "uplink"), reg)
 
 	ready := func() bool {
 		for _, st := range stations {
@@ -143,7 +147,7 @@ func openBuffer(ctx context.Context, c configs.Buffer, log *slog.Logger, reg pro
 	}
 }
 
-func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Validator, reg prometheus.Registerer, log *slog.Logger) []*station.Station {
+func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Validator, notify func(string, []byte), reg prometheus.Registerer, log *slog.Logger) []*station.Station {
 	dm := device.NewMetrics(reg)
 	sm := station.NewMetrics(reg)
 	var out []*station.Station
@@ -165,6 +169,7 @@ func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Valid
 			Validator: station.Chain{station.LengthRule{Min: sc.MinLength, Max: sc.MaxLength}, engine},
 			Metrics:   sm,
 			Log:       log,
+			Notify:    notify,
 		}))
 	}
 	return out

@@ -1,0 +1,83 @@
+package station
+
+import (
+	"encoding/json"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scangw/scangw/buffer"
+	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/station/schema"
+)
+
+// TestIndicatorFollowsTheVerdict checks the live notice for each outcome,
+// and that a stored scan's notice comes after its commit.
+func TestIndicatorFollowsTheVerdict(t *testing.T) {
+	var mu sync.Mutex
+	committed := 0
+	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir(), OnCommit: func(seqs []uint64) {
+		mu.Lock()
+		committed += len(seqs)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	type notice struct {
+		topic string
+		ev    struct {
+			Type string `json:"type"`
+			Data struct {
+				Seq     uint64   `json:"seq"`
+				Verdict string   `json:"verdict"`
+				Reasons []Reason `json:"reasons"`
+			} `json:"data"`
+		}
+		committedThen int
+	}
+	var notices []notice
+	notify := func(topic string, payload []byte) {
+		if err := schema.Check(payload); err != nil {
+			t.Errorf("notice: %v\n%s", err, payload)
+		}
+		var n notice
+		n.topic = topic
+		json.Unmarshal(payload, &n.ev)
+		mu.Lock()
+		n.committedThen = committed
+		notices = append(notices, n)
+		mu.Unlock()
+	}
+	sc := newPlayback("h1", "GOODSCAN", "x")
+	sc.reads = append(sc.reads, device.Read{Scanner: "h1", Err: device.ErrOversize})
+	cfg := Config{ID: "dock-3", Mode: "receive", Site: "plant-a", Gateway: "gw-1", TopicPrefix: "scangw/v1"}
+	st := New(cfg, Deps{Scanners: []Scanner{sc}, Store: buf, Validator: LengthRule{Min: 3, Max: 20},
+		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard(), ClockSynced: func() bool { return true }, Notify: notify})
+	run(t, st, sc)
+
+	failing := newPlayback("h2", "GOODSCAN")
+	st2 := New(cfg, Deps{Scanners: []Scanner{failing}, Store: failingStore{}, Validator: LengthRule{Min: 3},
+		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard(), Notify: notify})
+	run(t, st2, failing)
+
+	want := []struct {
+		verdict string
+		seq     uint64
+	}{{Accepted, 1}, {Rejected, 2}, {Discarded, 0}, {Refused, 0}}
+	if len(notices) != len(want) {
+		t.Fatalf("%d notices, want %d", len(notices), len(want))
+	}
+	for i, w := range want {
+		n := notices[i]
+		if n.topic != "scangw/v1/plant-a/gw-1/indicator/dock-3" || n.ev.Type != IndicatorType ||
+			n.ev.Data.Verdict != w.verdict || n.ev.Data.Seq != w.seq {
+			t.Fatalf("notice %d: %s %+v, want %s seq %d", i, n.topic, n.ev, w.verdict, w.seq)
+		}
+		if w.seq > 0 && uint64(n.committedThen) < w.seq {
+			t.Fatalf("notice for seq %d sent with only %d scans committed", w.seq, n.committedThen)
+		}
+	}
+}

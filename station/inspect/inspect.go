@@ -187,45 +187,23 @@ func (in Inspector) Inspect(line string) Result {
 	data, where := normalize(line)
 	sym, body := gs1.SplitAIM(data)
 	res.Symbology = sym
-	p := gs1.Parser{Now: in.now()}
-
+	pd := Classify(sym, body, in.now())
 	switch {
 	case body == "":
 		res.Scheme = SchemePlain
 		res.Errors = append(res.Errors, Error{Code: gs1.CodeEmpty, Pos: len(line), Message: "no data"})
-	case hasPrefixFold(body, "https://") || hasPrefixFold(body, "http://"):
-		r, err := p.Parse(data)
-		if onlyCodes(err, gs1.CodeDLNoKey, gs1.CodeBadURI) {
-			in.plain(&res, data, where)
-			break
-		}
-		res.Scheme = SchemeDigitalLink
-		in.fromGS1(&res, r, err, where)
-	case hibc.Looks(data) && !gs1.IsGS1Symbology(sym):
+	case pd.Scheme == SchemePlain:
+		in.plain(&res, data, where)
+	case pd.Scheme == SchemeHIBC:
 		res.Scheme = SchemeHIBC
-		r, err := hibc.Parse(data)
-		fromHIBC(&res, r, err, where)
-	case gs1.IsGS1Symbology(sym) || body[0] == '(' || strings.IndexByte(body, gs1.GS) >= 0:
-		res.Scheme = SchemeGS1
-		r, err := p.Parse(data)
-		in.fromGS1(&res, r, err, where)
-	case sym == "" && isGTIN(body):
-		res.Scheme = SchemeGS1
-		r, err := p.Parse("]E0" + body) // read like an EAN/UPC scan
-		r.Symbology = ""
-		in.fromGS1(&res, r, shift(err, -3), where)
-	case sym == "":
-		r, err := p.Parse(data)
-		// Without a hint, only data that opens with an identification key
-		// counts as GS1: "10ABC" or "9512" read as AIs by accident.
-		if len(r.Elements) > 0 && gs1.IsKey(r.Elements[0].AI) && !hasCode(err, gs1.CodeUnknownAI) {
-			res.Scheme = SchemeGS1
-			in.fromGS1(&res, r, err, where)
-			break
-		}
-		in.plain(&res, data, where)
+		fromHIBC(&res, pd.HIBC, pd.Err, where)
 	default:
-		in.plain(&res, data, where)
+		res.Scheme = pd.Scheme
+		err := pd.Err
+		if pd.BareGTIN {
+			err = shift(err, -len(bareGTINPrefix)) // positions in the input, not in "]E0"+input
+		}
+		in.fromGS1(&res, pd.GS1, err, where)
 	}
 	res.Valid = len(res.Errors) == 0
 	if in.Judge != nil {
@@ -233,6 +211,57 @@ func (in Inspector) Inspect(line string) Result {
 		res.Verdict, res.Reasons, res.RulesVersion = j.Verdict, j.Reasons, j.RulesVersion
 	}
 	return res
+}
+
+// Parsed is a scan read according to its scheme, as Classify decided.
+type Parsed struct {
+	Scheme string // SchemeGS1, SchemeDigitalLink, SchemeHIBC or SchemePlain
+	GS1    *gs1.Result
+	HIBC   *hibc.Result
+	// Err holds the parser's errors (gs1.Errors or hibc's).
+	Err error
+	// BareGTIN: an EAN/UPC without an identifier, parsed as "]E0"+body, so
+	// error positions are 3 bytes past the scan's.
+	BareGTIN bool
+}
+
+const bareGTINPrefix = "]E0"
+
+// Classify decides what a scan is and parses it: a Digital Link URI, HIBC,
+// GS1 announced by its symbology, its brackets or a GS, a bare GTIN (as
+// keyboard-wedge scanners send EAN/UPC), data opening with a GS1 key, or
+// else a plain serial. `scangw inspect` and the rule engine both read
+// scans through it, so they never disagree. now places two-digit years
+// (GenSpecs 7.12).
+func Classify(sym, body string, now func() time.Time) Parsed {
+	full := sym + body
+	p := gs1.Parser{Now: now}
+	switch {
+	case body == "":
+	case hasPrefixFold(body, "https://") || hasPrefixFold(body, "http://"):
+		r, err := p.Parse(full)
+		if !onlyCodes(err, gs1.CodeDLNoKey, gs1.CodeBadURI) { // else a URI, not a Digital Link
+			return Parsed{Scheme: SchemeDigitalLink, GS1: r, Err: err}
+		}
+	case hibc.Looks(full) && !gs1.IsGS1Symbology(sym):
+		r, err := hibc.Parse(full)
+		return Parsed{Scheme: SchemeHIBC, HIBC: r, Err: err}
+	case gs1.IsGS1Symbology(sym) || body[0] == '(' || strings.IndexByte(body, gs1.GS) >= 0:
+		r, err := p.Parse(full)
+		return Parsed{Scheme: SchemeGS1, GS1: r, Err: err}
+	case sym == "" && isGTIN(body):
+		r, err := p.Parse(bareGTINPrefix + body) // read like an EAN/UPC scan
+		r.Symbology = ""
+		return Parsed{Scheme: SchemeGS1, GS1: r, Err: err, BareGTIN: true}
+	case sym == "":
+		r, err := p.Parse(body)
+		// Without a hint, only data that opens with an identification key
+		// counts as GS1: "10ABC" or "9512" read as AIs by accident.
+		if len(r.Elements) > 0 && gs1.IsKey(r.Elements[0].AI) && !hasCode(err, gs1.CodeUnknownAI) {
+			return Parsed{Scheme: SchemeGS1, GS1: r, Err: err}
+		}
+	}
+	return Parsed{Scheme: SchemePlain}
 }
 
 // isGTIN: 8, 12, 13 or 14 digits ending in a correct GS1 check digit.

@@ -9,17 +9,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/scangw/scangw/station"
-	"github.com/scangw/scangw/station/checkdigit"
 	"github.com/scangw/scangw/station/gs1"
 	"github.com/scangw/scangw/station/hibc"
+	"github.com/scangw/scangw/station/inspect"
 )
 
-// Schemes a scan is read in; the same names `scangw inspect` prints.
+// Schemes a scan is read in: inspect's, which `scangw inspect` prints.
 const (
-	SchemeGS1         = "gs1"
-	SchemeDigitalLink = "gs1-dl"
-	SchemeHIBC        = "hibc"
-	SchemePlain       = "plain"
+	SchemeGS1         = inspect.SchemeGS1
+	SchemeDigitalLink = inspect.SchemeDigitalLink
+	SchemeHIBC        = inspect.SchemeHIBC
+	SchemePlain       = inspect.SchemePlain
 )
 
 // Reason codes of the engine's own findings. They are part of the wire
@@ -63,44 +63,17 @@ type scanInfo struct {
 	syntax                    []station.Reason
 }
 
-// classify reads a scan the way `scangw inspect` does (see package
-// inspect): a Digital Link URI, HIBC, GS1 announced by its symbology, its
-// brackets or a GS, a bare GTIN, data opening with a GS1 key, or else a
-// plain serial. ref places two-digit years (GenSpecs 7.12).
+// classify reads a scan through inspect.Classify, the same reading as
+// `scangw inspect`. ref places two-digit years (GenSpecs 7.12).
 func classify(sym string, data []byte, ctx map[string]string, ref time.Time) scanInfo {
 	body := string(data)
-	full := sym + body
-	p := gs1.Parser{Now: func() time.Time { return ref }}
+	pd := inspect.Classify(sym, body, func() time.Time { return ref })
 	var sc scanInfo
-	switch {
-	case body == "":
-		sc.plain(body, ctx)
-	case hasPrefixFold(body, "https://") || hasPrefixFold(body, "http://"):
-		r, err := p.Parse(full)
-		if onlyCodes(err, gs1.CodeDLNoKey, gs1.CodeBadURI) {
-			sc.plain(body, ctx) // a URI that is not a Digital Link
-			break
-		}
-		sc.fromGS1(SchemeDigitalLink, r, err)
-	case hibc.Looks(full) && !gs1.IsGS1Symbology(sym):
-		r, err := hibc.Parse(full)
-		sc.fromHIBC(r, err)
-	case gs1.IsGS1Symbology(sym) || body[0] == '(' || strings.IndexByte(body, gs1.GS) >= 0:
-		r, err := p.Parse(full)
-		sc.fromGS1(SchemeGS1, r, err)
-	case sym == "" && isGTIN(body):
-		// Keyboard-wedge scanners send EAN/UPC without an identifier.
-		r, err := p.Parse("]E0" + body)
-		sc.fromGS1(SchemeGS1, r, err)
-	case sym == "":
-		r, err := p.Parse(body)
-		// Without a hint only data opening with a key is GS1: "10ABC" or
-		// "9512" read as AIs by accident.
-		if len(r.Elements) > 0 && gs1.IsKey(r.Elements[0].AI) && !hasCode(err, gs1.CodeUnknownAI) {
-			sc.fromGS1(SchemeGS1, r, err)
-			break
-		}
-		sc.plain(body, ctx)
+	switch pd.Scheme {
+	case inspect.SchemeHIBC:
+		sc.fromHIBC(pd.HIBC, pd.Err)
+	case inspect.SchemeGS1, inspect.SchemeDigitalLink:
+		sc.fromGS1(pd.Scheme, pd.GS1, pd.Err)
 	default:
 		sc.plain(body, ctx)
 	}
@@ -437,40 +410,4 @@ func (r *serialRule) judge(serial string, v *verdict) {
 	if r.check != nil && !r.check.Verify(serial) {
 		v.add(Reject, ReasonSerialCheckDigit, "serial's "+r.check.Name()+" check character is wrong")
 	}
-}
-
-// isGTIN: 8, 12, 13 or 14 digits ending in a correct GS1 check digit.
-func isGTIN(s string) bool {
-	switch len(s) {
-	case 8, 12, 13, 14:
-		return checkdigit.VerifyGS1Mod10(s)
-	}
-	return false
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-func hasCode(err error, code string) bool {
-	var es gs1.Errors
-	return errors.As(err, &es) && es.Has(code)
-}
-
-// onlyCodes reports whether err has errors and all have one of the codes.
-func onlyCodes(err error, codes ...string) bool {
-	var es gs1.Errors
-	if !errors.As(err, &es) || len(es) == 0 {
-		return false
-	}
-	for _, e := range es {
-		found := false
-		for _, c := range codes {
-			found = found || e.Code == c
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }

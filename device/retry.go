@@ -26,3 +26,20 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// SleepOrWake is Sleep that a hotplug event can cut short: it waits d, or
+// until wake delivers, or until ctx ends. It reports true when the wait
+// ended by d or by wake, false when ctx ended. A nil wake never delivers,
+// so SleepOrWake then behaves as Sleep.
+func SleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	case <-wake:
+		return true
+	}
+}

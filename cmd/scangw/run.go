@@ -20,6 +20,7 @@ import (
 	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/device"
 	"github.com/scangw/scangw/device/hidscan"
+	"github.com/scangw/scangw/device/hotplug"
 	"github.com/scangw/scangw/device/serialscan"
 	"github.com/scangw/scangw/station"
 	"github.com/scangw/scangw/uplink"
@@ -45,7 +46,9 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	// after them (it reports on them): the closure reads it at run time.
 	var up *uplink.Uplink
 	notify := func(topic string, payload []byte) { up.Notify(topic, payload) }
-	stations := buildStations(cfg, buf, rs.engine, notify, reg, log)
+	// Kernel hotplug events cut the scanners' reopen backoff short.
+	hp := hotplug.New(log.With("part", "hotplug"))
+	stations := buildStations(cfg, buf, rs.engine, notify, hp, reg, log)
 	started := time.Now()
 	upCfg := uplink.Config{
 		Broker:         cfg.MQTT.Broker,
@@ -97,6 +100,7 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	}
 	g.Go(func() error { return up.Run(ctx) })
 	g.Go(func() error { return buf.Run(ctx) })
+	g.Go(func() error { return hp.Run(ctx) })
 	if cfg.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
@@ -147,14 +151,17 @@ func openBuffer(ctx context.Context, c configs.Buffer, log *slog.Logger, reg pro
 	}
 }
 
-func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Validator, notify func(string, []byte), reg prometheus.Registerer, log *slog.Logger) []*station.Station {
+func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Validator, notify func(string, []byte), hp *hotplug.Watcher, reg prometheus.Registerer, log *slog.Logger) []*station.Station {
 	dm := device.NewMetrics(reg)
 	sm := station.NewMetrics(reg)
 	var out []*station.Station
 	for _, sc := range cfg.Stations {
 		var scanners []station.Scanner
 		for _, s := range sc.Scanners {
-			scanners = append(scanners, newScanner(s, log.With("scanner", s.ID), dm))
+			// Scanners live as long as the daemon, so the subscription
+			// is never ended.
+			wake, _ := hp.Subscribe()
+			scanners = append(scanners, newScanner(s, log.With("scanner", s.ID), dm, wake))
 		}
 		out = append(out, station.New(station.Config{
 			ID:          sc.ID,
@@ -175,7 +182,7 @@ func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Valid
 	return out
 }
 
-func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics) station.Scanner {
+func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics, wake <-chan struct{}) station.Scanner {
 	var fb map[device.Signal][]byte
 	if s.Feedback != (configs.Feedback{}) {
 		fb = map[device.Signal][]byte{
@@ -201,6 +208,7 @@ func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics) station
 			NoAIM:    s.NoAIM,
 			MaxScan:  s.MaxFrame,
 			Feedback: fb,
+			Wake:     wake,
 		}, log, dm)
 	}
 	port := s.Port
@@ -218,6 +226,7 @@ func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics) station
 		Terminator: []byte(s.Terminator),
 		MaxFrame:   s.MaxFrame,
 		Feedback:   fb,
+		Wake:       wake,
 	}, log, dm)
 }
 

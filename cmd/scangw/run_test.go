@@ -26,10 +26,10 @@ stations:
 	}
 	dm := device.NewMetrics(prometheus.NewRegistry())
 	log := slog.New(slog.DiscardHandler)
-	if _, ok := newScanner(cfg.Stations[0].Scanners[0], log, dm).(*serialscan.Scanner); !ok {
+	if _, ok := newScanner(cfg.Stations[0].Scanners[0], log, dm, nil).(*serialscan.Scanner); !ok {
 		t.Error("serial scanner not driven by serialscan")
 	}
-	if _, ok := newScanner(cfg.Stations[0].Scanners[1], log, dm).(*hidscan.Scanner); !ok {
+	if _, ok := newScanner(cfg.Stations[0].Scanners[1], log, dm, nil).(*hidscan.Scanner); !ok {
 		t.Error("hid scanner not driven by hidscan")
 	}
 }

@@ -152,6 +152,10 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the exponential, jittered delay
 	// between attempts to find and open a lost device.
 	MinBackoff, MaxBackoff time.Duration
+	// Wake, if set, ends a reopen backoff early: a hotplug watcher sends
+	// on it when a device appears, so a replugged scanner is back at once
+	// rather than after up to MaxBackoff. Nil leaves the backoff alone.
+	Wake <-chan struct{}
 }
 
 // DefaultFeedback returns the feedback reports used when Config.Feedback
@@ -451,7 +455,7 @@ func (s *Scanner) readLoop(ctx context.Context, dec decoder, reads chan<- device
 			} else {
 				s.log.Debug("cannot open scanner", "err", err, "attempt", attempts)
 			}
-			if !device.Sleep(ctx, device.Jitter(delay)) {
+			if !device.SleepOrWake(ctx, device.Jitter(delay), s.cfg.Wake) {
 				return nil
 			}
 			delay = min(2*delay, s.cfg.MaxBackoff)
@@ -496,7 +500,7 @@ func (s *Scanner) readLoop(ctx context.Context, dec decoder, reads chan<- device
 		if time.Since(opened) >= s.cfg.MaxBackoff {
 			delay = s.cfg.MinBackoff
 		}
-		if !device.Sleep(ctx, device.Jitter(delay)) {
+		if !device.SleepOrWake(ctx, device.Jitter(delay), s.cfg.Wake) {
 			return nil
 		}
 		delay = min(2*delay, s.cfg.MaxBackoff)

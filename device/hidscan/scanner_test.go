@@ -538,3 +538,27 @@ func pos(t *testing.T, aim, data string, cont bool) string {
 	}
 	return fmt.Sprintf("% x", r)
 }
+
+// TestWakeEndsBackoff: a hotplug wake cuts the reopen backoff short, so a
+// device that appears is opened at once, not an hour later.
+func TestWakeEndsBackoff(t *testing.T) {
+	clock := newFakeClock()
+	wake := make(chan struct{}, 1)
+	cfg := fastConfig(ModeHIDPOS)
+	cfg.MinBackoff, cfg.MaxBackoff = time.Hour, time.Hour
+	cfg.Wake = wake
+	r := startRig(t, cfg, clock, []opening{
+		{err: errors.New("no HID device matches")},
+		{dev: playbackOf(t, clock, "")},
+	}, nil)
+
+	waitFor(t, "a failed open", func() bool { return r.openCalls() >= 1 })
+	if r.s.Connected() {
+		t.Fatal("connected before the device appeared")
+	}
+	wake <- struct{}{}
+	waitFor(t, "connected after wake", r.s.Connected)
+	if got := r.openCalls(); got != 2 {
+		t.Errorf("%d opens, want 2", got)
+	}
+}

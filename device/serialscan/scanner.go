@@ -56,6 +56,10 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the exponential, jittered delay
 	// between attempts to reopen a lost port.
 	MinBackoff, MaxBackoff time.Duration
+	// Wake, if set, ends a reopen backoff early: a hotplug watcher sends
+	// on it when a device appears, so a replugged scanner is back at once
+	// rather than after up to MaxBackoff. Nil leaves the backoff alone.
+	Wake <-chan struct{}
 }
 
 func (c *Config) applyDefaults() {
@@ -202,7 +206,7 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 			} else {
 				s.log.Debug("cannot open scanner port", "err", err, "attempt", attempts)
 			}
-			if !device.Sleep(ctx, device.Jitter(delay)) {
+			if !device.SleepOrWake(ctx, device.Jitter(delay), s.cfg.Wake) {
 				return nil
 			}
 			delay = min(2*delay, s.cfg.MaxBackoff)
@@ -240,7 +244,7 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 		if time.Since(opened) >= s.cfg.MaxBackoff {
 			delay = s.cfg.MinBackoff
 		}
-		if !device.Sleep(ctx, device.Jitter(delay)) {
+		if !device.SleepOrWake(ctx, device.Jitter(delay), s.cfg.Wake) {
 			return nil
 		}
 		delay = min(2*delay, s.cfg.MaxBackoff)

@@ -512,3 +512,28 @@ func TestScannerRunRefusesMisuse(t *testing.T) {
 		t.Error("second concurrent Run succeeded")
 	}
 }
+
+// TestWakeEndsBackoff: a hotplug wake cuts the reopen backoff short, so a
+// port that appears is opened at once, not an hour later.
+func TestWakeEndsBackoff(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "scanner")
+	wake := make(chan struct{}, 1)
+	cfg := testConfig(link)
+	cfg.MinBackoff, cfg.MaxBackoff = time.Hour, time.Hour
+	cfg.Wake = wake
+	r := startRig(t, cfg, nil)
+
+	waitFor(t, "a failed open", func() bool {
+		return r.metric(r.m.Errors.WithLabelValues("s1", "io")) >= 1
+	})
+	p := newPTY(t)
+	if err := os.Symlink(p.slaveName, link); err != nil {
+		t.Fatal(err)
+	}
+	wake <- struct{}{}
+	waitFor(t, "connected after wake", r.s.Connected)
+	p.write(t, "hello\r\n")
+	if rd := r.next(t); string(rd.Data) != "hello" {
+		t.Fatalf("read %q, want hello", rd.Data)
+	}
+}

@@ -94,6 +94,16 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 		return true
 	}
 
+	// Bind before anything runs: a port in use is a config error, and
+	// returning later would leave parts running on a closed buffer.
+	var ln net.Listener
+	if cfg.HTTP.Listen != "" {
+		if ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		log.Info("http listening", "addr", ln.Addr().String())
+	}
+
 	g, ctx := errgroup.WithContext(ctx)
 	for _, st := range stations {
 		g.Go(func() error { return st.Run(ctx) })
@@ -101,12 +111,7 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	g.Go(func() error { return up.Run(ctx) })
 	g.Go(func() error { return buf.Run(ctx) })
 	g.Go(func() error { return hp.Run(ctx) })
-	if cfg.HTTP.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-		if err != nil {
-			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
-		}
-		log.Info("http listening", "addr", ln.Addr().String())
+	if ln != nil {
 		g.Go(func() error { return serveHTTP(ctx, ln, reg, ready, up.Connected) })
 	}
 	g.Go(func() error { return notifyReady(ctx, ready, log) })

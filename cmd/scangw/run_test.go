@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,5 +35,29 @@ stations:
 	}
 	if _, ok := newScanner(cfg.Stations[0].Scanners[1], log, dm, nil).(*hidscan.Scanner); !ok {
 		t.Error("hid scanner not driven by hidscan")
+	}
+}
+
+func TestRunRefusesAnHTTPPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg, err := configs.Parse([]byte(fmt.Sprintf(`
+gateway: {id: gw, site: s}
+buffer:  {dir: %q}
+mqtt:    {broker: "tcp://127.0.0.1:1"}
+http:    {listen: %q}
+stations:
+  - id: st
+    scanners: [{id: h1, port: /dev/scangw-test-absent}]
+`, t.TempDir(), ln.Addr().String())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "http.listen") {
+		t.Fatalf("run = %v, want an http.listen error", err)
 	}
 }

@@ -28,7 +28,7 @@ import (
 // prefixes, plain serials, and some that the station must reject.
 var demoScans = []string{
 	"]d2010950600013435221SN0001\x1d10LOT42\x1d17281231", // GS1 DataMatrix: GTIN, serial, lot, expiry
-	"]C100095060001343528",                               // GS1-128 SSCC of a pallet
+	"]C100106141411234567897",                            // GS1-128 SSCC of a pallet
 	"SER-7731-A",                                         // a plain serial
 	"",                                                   // empty: rejected
 	"]d2010950600013435321SN0002",                        // GTIN check digit wrong: rejected
@@ -215,8 +215,8 @@ func (p *printer) event(topic string, payload []byte) {
 	json.Unmarshal(payload, &ev)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if strings.HasSuffix(topic, "/heartbeat") {
-		return // every few seconds; /metrics tells the same
+	if strings.HasSuffix(topic, "/heartbeat") || strings.Contains(topic, "/indicator/") {
+		return // heartbeats and the live indicator repeat what is shown
 	}
 	if ev.Data.State != "" {
 		fmt.Fprintf(p.w, "broker  %s  %s\n", topic, ev.Data.State)

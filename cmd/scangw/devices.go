@@ -92,7 +92,7 @@ func devicesCmd(stdout, stderr io.Writer, args []string, src deviceSources) erro
 			Serial: d.Serial, Manufacturer: d.Manufacturer, Product: d.Product,
 			Path: d.Path, Interface: d.Interface,
 			Scanners: matchingScanners(scanners, func(s configs.Scanner) bool {
-				return s.Type == "hid" && hidMatch(s.Match).Matches(d)
+				return s.Type == "hid" && hidMatch(s.Match).Matches(d.ID())
 			}),
 		})
 	}
@@ -112,7 +112,7 @@ func devicesCmd(stdout, stderr io.Writer, args []string, src deviceSources) erro
 				if s.Port != "" {
 					return samePort(s.Port, d.Dev)
 				}
-				return usbMatch(s.Match).Matches(d)
+				return usbMatch(s.Match).Matches(d.ID())
 			}),
 		})
 	}

@@ -97,7 +97,7 @@ func OpenHID(m Match) (Device, Info, error) {
 	}
 	var found []hid.DeviceInfo
 	for _, d := range devs {
-		if m.Matches(infoOf(d)) {
+		if m.Matches(infoOf(d).ID()) {
 			found = append(found, d)
 		}
 	}

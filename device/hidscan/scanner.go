@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,58 +63,12 @@ type Info struct {
 	Interface int
 }
 
-// Match selects the device a Scanner opens. Set fields must all agree.
-// UsagePage and Usage are deliberately absent: hidapi's libusb backend,
-// the one used on Linux, reports them as 0.
-type Match struct {
-	// VID and PID are the USB vendor and product ids; 0 matches any.
-	VID, PID uint16
-	// Serial is the USB serial number string, for telling apart two
-	// scanners of one model.
-	Serial string
-	// Interface is the USB interface number, for scanners that offer
-	// keyboard and HID POS on one device; nil matches any.
-	Interface *int
-	// Path is the hidapi path, which pins a USB port.
-	Path string
-}
+// Match selects devices; see device.Match.
+type Match = device.Match
 
-// IsZero reports whether m sets nothing, and so would match any device.
-func (m Match) IsZero() bool {
-	return m.VID == 0 && m.PID == 0 && m.Serial == "" && m.Interface == nil && m.Path == ""
-}
-
-// Matches reports whether the device described by i fits m.
-func (m Match) Matches(i Info) bool {
-	return (m.VID == 0 || m.VID == i.VID) &&
-		(m.PID == 0 || m.PID == i.PID) &&
-		(m.Serial == "" || m.Serial == i.Serial) &&
-		(m.Interface == nil || *m.Interface == i.Interface) &&
-		(m.Path == "" || m.Path == i.Path)
-}
-
-// String formats m for logs and errors, e.g. "vid=0c2e pid=0b61 interface=1".
-func (m Match) String() string {
-	var parts []string
-	if m.VID != 0 {
-		parts = append(parts, fmt.Sprintf("vid=%04x", m.VID))
-	}
-	if m.PID != 0 {
-		parts = append(parts, fmt.Sprintf("pid=%04x", m.PID))
-	}
-	if m.Interface != nil {
-		parts = append(parts, "interface="+strconv.Itoa(*m.Interface))
-	}
-	if m.Serial != "" {
-		parts = append(parts, "serial="+strconv.Quote(m.Serial))
-	}
-	if m.Path != "" {
-		parts = append(parts, "path="+strconv.Quote(m.Path))
-	}
-	if len(parts) == 0 {
-		return "any device"
-	}
-	return strings.Join(parts, " ")
+// ID is what a Match looks at.
+func (i Info) ID() device.USBID {
+	return device.USBID{VID: i.VID, PID: i.PID, Serial: i.Serial, Interface: i.Interface, Path: i.Path}
 }
 
 // Opener finds and opens the one device that m selects. It returns an

@@ -482,7 +482,7 @@ func TestMatch(t *testing.T) {
 		{Match{Path: "1-1.4:1.0"}, false},
 		{Match{VID: 0x0c2e, Interface: new(int)}, false},
 	} {
-		if got := tc.m.Matches(dev); got != tc.want {
+		if got := tc.m.Matches(dev.ID()); got != tc.want {
 			t.Errorf("%s matches %+v = %v, want %v", tc.m, dev, got, tc.want)
 		}
 	}

@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/scangw/scangw/device"
 )
 
 // DefaultRoot is where sysfs is mounted.
@@ -42,50 +44,12 @@ type Info struct {
 	Dev string
 }
 
-// Match selects a USB serial port. Zero fields match anything; set fields
-// must all agree.
-type Match struct {
-	// VID and PID are the USB vendor and product ids; 0 matches any.
-	VID, PID uint16
-	// Serial is the USB serial number string.
-	Serial string
-	// Interface is the USB interface number; nil matches any.
-	Interface *int
-	// Path is the USB port path, e.g. "1-1.4:1.0".
-	Path string
-}
+// Match selects devices; see device.Match.
+type Match = device.Match
 
-// Matches reports whether the port described by i fits m.
-func (m Match) Matches(i Info) bool {
-	return (m.VID == 0 || m.VID == i.VID) &&
-		(m.PID == 0 || m.PID == i.PID) &&
-		(m.Serial == "" || m.Serial == i.Serial) &&
-		(m.Interface == nil || *m.Interface == i.Interface) &&
-		(m.Path == "" || m.Path == i.Path)
-}
-
-// String formats m for logs and errors, e.g. "vid=0c2e pid=0b61".
-func (m Match) String() string {
-	var parts []string
-	if m.VID != 0 {
-		parts = append(parts, fmt.Sprintf("vid=%04x", m.VID))
-	}
-	if m.PID != 0 {
-		parts = append(parts, fmt.Sprintf("pid=%04x", m.PID))
-	}
-	if m.Interface != nil {
-		parts = append(parts, "interface="+strconv.Itoa(*m.Interface))
-	}
-	if m.Serial != "" {
-		parts = append(parts, "serial="+strconv.Quote(m.Serial))
-	}
-	if m.Path != "" {
-		parts = append(parts, "path="+strconv.Quote(m.Path))
-	}
-	if len(parts) == 0 {
-		return "any device"
-	}
-	return strings.Join(parts, " ")
+// ID is what a Match looks at.
+func (i Info) ID() device.USBID {
+	return device.USBID{VID: i.VID, PID: i.PID, Serial: i.Serial, Interface: i.Interface, Path: i.Path}
 }
 
 // ErrNotFound reports that no USB serial port matches. A caller may wait
@@ -213,7 +177,7 @@ func (s Sysfs) Resolve(m Match) (string, error) {
 	}
 	var found []Info
 	for _, i := range infos {
-		if m.Matches(i) {
+		if m.Matches(i.ID()) {
 			found = append(found, i)
 		}
 	}

@@ -306,6 +306,7 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetProtocolVersion(4). // MQTT 3.1.1 only: no silent 3.1 retry doubling each attempt
+		SetStore(noStore{}).   // the buffer is the store
 		SetKeepAlive(u.cfg.KeepAlive).
 		SetPingTimeout(u.cfg.KeepAlive/2+time.Second).
 		SetConnectTimeout(u.cfg.ConnectTimeout).

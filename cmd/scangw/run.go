@@ -198,8 +198,10 @@ func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics, wake <-
 	}
 	if s.Type == "hid" {
 		if err := hidscan.Available(); err != nil {
-			// The scanner stays down (and says why) while the rest runs.
-			log.Error("HID scanner configured but HID is unavailable", "err", err)
+			// The scanner stays down (and says why) while the rest runs:
+			// one unusable scanner must not stop a whole dock.
+			log.Error("HID scanner configured but HID is unavailable; it stays down", "err", err)
+			return downScanner{id: s.ID}
 		}
 		return hidscan.New(hidscan.Config{
 			ID: s.ID,

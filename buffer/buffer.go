@@ -57,8 +57,13 @@ import (
 )
 
 // maxDeletes caps the deletes in one transaction, well under Badger's
-// per-transaction entry limit.
-const maxDeletes = 4096
+// per-transaction entry limit; maxAuditedDeletes when each delete also
+// writes an audit copy (scan-sized values stay under 1 KiB in the tree, so
+// 512 of them plus a full batch of appends stay under Badger's ~1.2 MiB).
+const (
+	maxDeletes        = 4096
+	maxAuditedDeletes = 512
+)
 
 var (
 	// ErrClosed is returned by operations on a closed buffer.
@@ -470,8 +475,11 @@ func (b *Buffer) Peek(from uint64, max int) ([]Entry, error) {
 			}
 			b.mu.Lock()
 			_, acked := b.pendingDel[pos]
+			// Deleted after this read's snapshot was taken: not waiting.
+			_, deleted := b.deletedHigh[pos]
+			deleted = deleted || pos < b.low
 			b.mu.Unlock()
-			if acked {
+			if acked || deleted {
 				continue
 			}
 			var e Entry
@@ -609,10 +617,16 @@ func (b *Buffer) drainClosed() {
 // when the delete cap is reached) and answers every appender. It reports
 // whether the transaction committed.
 func (b *Buffer) commit(batch []*appendReq) bool {
+	// Audit copies make each delete carry a whole message: fewer fit under
+	// Badger's per-transaction size cap (15 % of the memtable).
+	capDels := maxDeletes
+	if b.opts.AuditWindow > 0 {
+		capDels = maxAuditedDeletes
+	}
 	b.mu.Lock()
-	dels := make([]uint64, 0, min(len(b.pendingDel), maxDeletes))
+	dels := make([]uint64, 0, min(len(b.pendingDel), capDels))
 	for pos := range b.pendingDel {
-		if len(dels) == maxDeletes {
+		if len(dels) == capDels {
 			signal(b.wake) // the rest go with the next transaction
 			break
 		}
@@ -626,65 +640,83 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 	}
 
 	start := time.Now()
-	results := make([]appendResult, len(batch))
-	var seqs []uint64
-	stored, storedBytes := 0, int64(0)
-	txn := b.db.NewTransaction(true)
-	err := func() error {
-		for i, r := range batch {
-			if err := b.admit(int64(stored)); err != nil {
-				results[i].err = err
-				continue
-			}
-			payload, seq := r.raw, uint64(0)
-			if r.raw == nil {
-				var err error
-				if payload, err = r.build(nextSeq); err != nil {
-					results[i].err = fmt.Errorf("encode: %w", err)
+	basePos, baseSeq := nextPos, nextSeq
+	var (
+		results     []appendResult
+		seqs        []uint64
+		stored      int
+		storedBytes int64
+		err         error
+	)
+	for attempt := 0; ; attempt++ {
+		nextPos, nextSeq = basePos, baseSeq
+		results = make([]appendResult, len(batch))
+		seqs, stored, storedBytes = nil, 0, 0
+		txn := b.db.NewTransaction(true)
+		err = func() error {
+			for i, r := range batch {
+				if err := b.admit(int64(stored)); err != nil {
+					results[i].err = err
 					continue
 				}
-				seq = nextSeq
+				payload, seq := r.raw, uint64(0)
+				if r.raw == nil {
+					var err error
+					if payload, err = r.build(nextSeq); err != nil {
+						results[i].err = fmt.Errorf("encode: %w", err)
+						continue
+					}
+					seq = nextSeq
+				}
+				v := encodeEntry(r.at, r.topic, payload)
+				if err := txn.Set(queueKey(nextPos), v); err != nil {
+					return err
+				}
+				results[i].seq = seq
+				nextPos++
+				if r.raw == nil {
+					seqs = append(seqs, seq)
+					nextSeq++
+				}
+				stored++
+				storedBytes += int64(len(v)) + 9
 			}
-			v := encodeEntry(r.at, r.topic, payload)
-			if err := txn.Set(queueKey(nextPos), v); err != nil {
-				return err
+			if stored > 0 {
+				if err := putUint(txn, keyNext, nextPos); err != nil {
+					return err
+				}
+				if err := putUint(txn, keySeq, nextSeq); err != nil {
+					return err
+				}
 			}
-			results[i].seq = seq
-			nextPos++
-			if r.raw == nil {
-				seqs = append(seqs, seq)
-				nextSeq++
+			for _, pos := range dels {
+				if err := b.keepForAudit(txn, pos); err != nil {
+					return err
+				}
+				if err := txn.Delete(queueKey(pos)); err != nil {
+					return err
+				}
 			}
-			stored++
-			storedBytes += int64(len(v)) + 9
+			for _, m := range marks {
+				if err := txn.SetEntry(badger.NewEntry(m.key, m.value).WithTTL(b.opts.SeenRetention)); err != nil {
+					return err
+				}
+			}
+			if stored == 0 && len(dels) == 0 && len(marks) == 0 {
+				return nil
+			}
+			return txn.Commit()
+		}()
+		txn.Discard()
+		if err == nil || attempt > 0 || len(batch) == 0 || len(dels)+len(marks) == 0 {
+			break
 		}
-		if stored > 0 {
-			if err := putUint(txn, keyNext, nextPos); err != nil {
-				return err
-			}
-			if err := putUint(txn, keySeq, nextSeq); err != nil {
-				return err
-			}
-		}
-		for _, pos := range dels {
-			if err := b.keepForAudit(txn, pos); err != nil {
-				return err
-			}
-			if err := txn.Delete(queueKey(pos)); err != nil {
-				return err
-			}
-		}
-		for _, m := range marks {
-			if err := txn.SetEntry(badger.NewEntry(m.key, m.value).WithTTL(b.opts.SeenRetention)); err != nil {
-				return err
-			}
-		}
-		if stored == 0 && len(dels) == 0 && len(marks) == 0 {
-			return nil
-		}
-		return txn.Commit()
-	}()
-	txn.Discard()
+		// Scans come first: whatever is wrong with the deletes or marks
+		// must not refuse them. Commit the scans alone; the deletes and
+		// marks stay pending for a later transaction.
+		b.log.Warn("buffer commit with deletes failed; committing the scans alone", "err", err, "deletes", len(dels), "marks", len(marks))
+		dels, marks = nil, nil
+	}
 	if b.m != nil {
 		b.m.commitSeconds.Observe(time.Since(start).Seconds())
 	}

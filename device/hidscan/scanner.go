@@ -380,83 +380,41 @@ func (hidposReader) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (s *Scanner) readLoop(ctx context.Context, dec decoder, reads chan<- device.Read) error {
 	emit := func(sc Scan) { s.deliver(sc, reads) }
 	buf := make([]byte, readBufSize)
-	delay := s.cfg.MinBackoff
-	everOpened := false
-	var (
-		outage      bool // the current outage has been logged at warn
-		outageStart time.Time
-		attempts    int
-	)
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
+	r := device.Reopen{What: "scanner", Log: s.log, Metrics: s.metrics,
+		MinBackoff: s.cfg.MinBackoff, MaxBackoff: s.cfg.MaxBackoff, Wake: s.cfg.Wake}
+	open := func() (device.Session, error) {
 		dev, info, err := s.open(s.cfg.Match)
 		if err != nil {
-			if errors.Is(err, ErrUnavailable) {
-				return fmt.Errorf("hid scanner %q: %w", s.cfg.ID, err)
+			return device.Session{}, err
+		}
+		use := func(ctx context.Context) error {
+			// Keyboard state and partial scans from before an outage mean
+			// nothing after it: a replugged keyboard starts with no keys
+			// down.
+			dec.Reset()
+			s.setDev(dev, info)
+			err := s.readDevice(ctx, dev, dec, buf, emit)
+			s.setDev(nil, Info{})
+			if cerr := dev.Close(); cerr != nil {
+				s.log.Debug("close scanner", "err", cerr)
 			}
-			s.metrics.Errors["io"].Inc()
-			attempts++
-			if !outage {
-				// One warning per outage: an unplugged scanner is
-				// retried every few seconds, and the log must stay
-				// readable on an SD card.
-				s.log.Warn("cannot open scanner; retrying", "err", err)
-				outage, outageStart = true, time.Now()
+			// A scan cut short is still reported, as bad, so no operator
+			// waits for a verdict that never comes. hidapi's libusb
+			// backend has no error text: an unplug is the usual cause.
+			if ctx.Err() != nil {
+				dec.Abort("gateway stopped mid-scan", emit)
 			} else {
-				s.log.Debug("cannot open scanner", "err", err, "attempt", attempts)
+				dec.Abort("scanner lost mid-scan", emit)
 			}
-			if !device.SleepOrWake(ctx, device.Jitter(delay), s.cfg.Wake) {
-				return nil
-			}
-			delay = min(2*delay, s.cfg.MaxBackoff)
-			continue
+			return err
 		}
-
-		if everOpened {
-			s.metrics.Reconnects.Inc()
-			s.log.Info("scanner reconnected", "path", info.Path, "outage", time.Since(outageStart).Round(time.Millisecond), "attempts", attempts+1)
-		} else {
-			s.log.Info("scanner opened", "path", info.Path, "product", info.Product)
-		}
-		everOpened, outage, attempts = true, false, 0
-		// Keyboard state and partial scans from before an outage mean
-		// nothing after it: a replugged keyboard starts with no keys
-		// down.
-		dec.Reset()
-		s.setDev(dev, info)
-		opened := time.Now()
-
-		err = s.readDevice(ctx, dev, dec, buf, emit)
-
-		s.setDev(nil, Info{})
-		if cerr := dev.Close(); cerr != nil {
-			s.log.Debug("close scanner", "err", cerr)
-		}
-		if ctx.Err() != nil {
-			// Stopping: a scan cut short is still reported, as bad,
-			// so no operator waits for a verdict that never comes.
-			dec.Abort("gateway stopped mid-scan", emit)
-			return nil
-		}
-		dec.Abort("scanner lost mid-scan", emit)
-		s.metrics.Errors["io"].Inc()
-		// hidapi's libusb backend has no error text ("hid_error is not
-		// implemented yet"): an unplug is the usual cause.
-		s.log.Warn("scanner lost (unplugged?); reopening", "err", err)
-		outage, outageStart, attempts = true, time.Now(), 0
-		// Only a connection that stayed up for a while earns a fast
-		// retry; a device that opens and fails at once keeps backing
-		// off instead of spinning.
-		if time.Since(opened) >= s.cfg.MaxBackoff {
-			delay = s.cfg.MinBackoff
-		}
-		if !device.SleepOrWake(ctx, device.Jitter(delay), s.cfg.Wake) {
-			return nil
-		}
-		delay = min(2*delay, s.cfg.MaxBackoff)
+		return device.Session{Use: use, Attrs: []any{"path", info.Path, "product", info.Product}}, nil
 	}
+	err := r.Run(ctx, open, func(err error) bool { return errors.Is(err, ErrUnavailable) })
+	if err != nil {
+		return fmt.Errorf("hid scanner %q: %w", s.cfg.ID, err)
+	}
+	return nil
 }
 
 // readDevice reads reports until the device fails or ctx ends; it returns

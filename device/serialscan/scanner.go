@@ -182,73 +182,26 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 
 	fr := NewFramer(s.cfg.Terminator, s.cfg.MaxFrame)
 	buf := make([]byte, readBufSize)
-	delay := s.cfg.MinBackoff
-	everOpened := false
-	var (
-		outage      bool // the current outage has been logged at warn
-		outageStart time.Time
-		attempts    int
-	)
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
+	r := device.Reopen{What: "scanner port", Log: s.log, Metrics: s.metrics,
+		MinBackoff: s.cfg.MinBackoff, MaxBackoff: s.cfg.MaxBackoff, Wake: s.cfg.Wake}
+	return r.Run(ctx, func() (device.Session, error) {
 		port, err := s.open()
 		if err != nil {
-			s.metrics.Errors["io"].Inc()
-			attempts++
-			if !outage {
-				// One warning per outage: a flapping or unplugged port
-				// retries every few seconds, and the log must stay
-				// readable on an SD card.
-				s.log.Warn("cannot open scanner port; retrying", "err", err)
-				outage, outageStart = true, time.Now()
-			} else {
-				s.log.Debug("cannot open scanner port", "err", err, "attempt", attempts)
+			return device.Session{}, err
+		}
+		return device.Session{Use: func(ctx context.Context) error {
+			// A partial frame from before an outage cannot be completed
+			// by bytes after it.
+			fr.Reset()
+			s.setPort(port)
+			err := s.readLoop(ctx, port, fr, buf, handle)
+			s.setPort(nil)
+			if cerr := port.Close(); cerr != nil {
+				s.log.Debug("close scanner port", "err", cerr)
 			}
-			if !device.SleepOrWake(ctx, device.Jitter(delay), s.cfg.Wake) {
-				return nil
-			}
-			delay = min(2*delay, s.cfg.MaxBackoff)
-			continue
-		}
-
-		if everOpened {
-			s.metrics.Reconnects.Inc()
-			s.log.Info("scanner reconnected", "outage", time.Since(outageStart).Round(time.Millisecond), "attempts", attempts+1)
-		} else {
-			s.log.Info("scanner opened")
-		}
-		everOpened, outage, attempts = true, false, 0
-		// A partial frame from before the outage cannot be completed by
-		// bytes after it.
-		fr.Reset()
-		s.setPort(port)
-		opened := time.Now()
-
-		err = s.readLoop(ctx, port, fr, buf, handle)
-
-		s.setPort(nil)
-		if cerr := port.Close(); cerr != nil {
-			s.log.Debug("close scanner port", "err", cerr)
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		s.metrics.Errors["io"].Inc()
-		s.log.Warn("scanner port lost; reopening", "err", err)
-		outage, outageStart, attempts = true, time.Now(), 0
-		// Only a connection that stayed up for a while earns a fast
-		// retry; a port that opens and fails at once keeps backing off
-		// instead of spinning.
-		if time.Since(opened) >= s.cfg.MaxBackoff {
-			delay = s.cfg.MinBackoff
-		}
-		if !device.SleepOrWake(ctx, device.Jitter(delay), s.cfg.Wake) {
-			return nil
-		}
-		delay = min(2*delay, s.cfg.MaxBackoff)
-	}
+			return err
+		}}, nil
+	}, nil)
 }
 
 // open opens and configures the port.

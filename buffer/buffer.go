@@ -65,6 +65,14 @@ const (
 	maxAuditedDeletes = 512
 )
 
+// ackDelay is how long an acknowledgement may wait for company before its
+// delete is committed. Every commit is synced, and a synced delete costs
+// as much as a synced write; but a delete lost in a crash only means a
+// resend, which the event id makes harmless. Waiting lets a drain delete
+// thousands of messages per sync instead of a window's worth, and appends
+// take any waiting deletes along for free.
+const ackDelay = 50 * time.Millisecond
+
 var (
 	// ErrClosed is returned by operations on a closed buffer.
 	ErrClosed = errors.New("buffer closed")
@@ -128,7 +136,8 @@ type Buffer struct {
 
 	reqs     chan *appendReq
 	tasks    chan func() // run on the committer between commits
-	wake     chan struct{}
+	wake     chan struct{} // commit now: seen marks or a full batch of deletes
+	acked    chan struct{} // deletes are waiting: commit within ackDelay
 	appended chan struct{}
 	stop     chan struct{}
 	done     chan struct{}
@@ -204,6 +213,7 @@ func Open(opts Options) (*Buffer, error) {
 		reqs:        make(chan *appendReq, 1024),
 		tasks:       make(chan func()),
 		wake:        make(chan struct{}, 1),
+		acked:       make(chan struct{}, 1),
 		appended:    make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
@@ -445,8 +455,13 @@ func (b *Buffer) Ack(pos uint64) {
 	if pos >= b.low && pos < b.nextPos && !deleted {
 		b.pendingDel[pos] = struct{}{}
 	}
+	full := len(b.pendingDel) >= b.deleteCap()
 	b.mu.Unlock()
-	signal(b.wake)
+	if full {
+		signal(b.wake)
+	} else {
+		signal(b.acked)
+	}
 }
 
 // Peek returns up to max messages in queue order, starting at position from
@@ -550,6 +565,9 @@ func openSnapshot(dir string, log *slog.Logger) (string, *badger.DB, error) {
 func (b *Buffer) commitLoop() {
 	defer close(b.done)
 	batch := make([]*appendReq, 0, b.opts.MaxBatch)
+	ackTimer := time.NewTimer(ackDelay)
+	ackTimer.Stop()
+	ackArmed := false
 	for {
 		batch = batch[:0]
 		select {
@@ -562,6 +580,13 @@ func (b *Buffer) commitLoop() {
 		case r := <-b.reqs:
 			batch = append(batch, r)
 		case <-b.wake:
+		case <-b.acked:
+			if !ackArmed {
+				ackTimer.Reset(ackDelay)
+				ackArmed = true
+			}
+			continue
+		case <-ackTimer.C:
 		case task := <-b.tasks:
 			task()
 			continue
@@ -580,6 +605,9 @@ func (b *Buffer) commitLoop() {
 				break gather
 			}
 		}
+		// Whatever triggered it, this commit takes every waiting delete.
+		ackTimer.Stop()
+		ackArmed = false
 		b.commit(batch)
 	}
 }
@@ -617,12 +645,7 @@ func (b *Buffer) drainClosed() {
 // when the delete cap is reached) and answers every appender. It reports
 // whether the transaction committed.
 func (b *Buffer) commit(batch []*appendReq) bool {
-	// Audit copies make each delete carry a whole message: fewer fit under
-	// Badger's per-transaction size cap (15 % of the memtable).
-	capDels := maxDeletes
-	if b.opts.AuditWindow > 0 {
-		capDels = maxAuditedDeletes
-	}
+	capDels := b.deleteCap()
 	b.mu.Lock()
 	dels := make([]uint64, 0, min(len(b.pendingDel), capDels))
 	for pos := range b.pendingDel {
@@ -766,6 +789,16 @@ func (b *Buffer) flushDeletes() {
 			return // failed: logged; the deletes and marks stay pending
 		}
 	}
+}
+
+// deleteCap is the most deletes one transaction takes. Audit copies make
+// each delete carry a whole message: fewer fit under Badger's
+// per-transaction size cap (15 % of the memtable).
+func (b *Buffer) deleteCap() int {
+	if b.opts.AuditWindow > 0 {
+		return maxAuditedDeletes
+	}
+	return maxDeletes
 }
 
 // applyCommit publishes a commit's effects: the new counters, and the

@@ -338,6 +338,10 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 		opts.SetCustomOpenConnectionFn(func(uri *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 			return u.dialTLS(st, tc, uri.Host)
 		})
+	} else {
+		opts.SetCustomOpenConnectionFn(func(uri *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+			return u.dialTCP(uri.Host)
+		})
 	}
 	c := mqtt.NewClient(opts)
 	if err := wait(ctx, c.Connect(), u.cfg.ConnectTimeout+time.Second); err != nil {

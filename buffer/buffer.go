@@ -135,7 +135,7 @@ type Buffer struct {
 	meta     meta
 
 	reqs     chan *appendReq
-	tasks    chan func() // run on the committer between commits
+	tasks    chan func()   // run on the committer between commits
 	wake     chan struct{} // commit now: seen marks or a full batch of deletes
 	acked    chan struct{} // deletes are waiting: commit within ackDelay
 	appended chan struct{}

@@ -224,7 +224,7 @@ func (u *Uplink) dialTLS(st *dialState, cfg *tls.Config, host string) (net.Conn,
 	}
 	st.version.Store(uint32(conn.ConnectionState().Version))
 	st.handshakeDone.Store(true)
-	return newBufferedConn(&alertConn{Conn: conn}), nil
+	return newBatchConn(&alertConn{Conn: conn}, u.cfg.WriteTimeout), nil
 }
 
 // alertConn keeps a TLS 1.3 broker's verdict on the client certificate

@@ -429,8 +429,10 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 		wg.Go(func() { u.notifier(sctx, c) })
 		slots := make(chan struct{}, u.cfg.Inflight)
 		pending := make(chan inflight, u.cfg.Inflight)
+		send := make(chan buffer.Entry, u.cfg.Inflight)
 		wg.Go(func() { u.collect(sctx, cancel, slots, pending) })
-		err = u.pump(sctx, c, slots, pending)
+		go publisher(sctx, c, send, pending)
+		err = u.pump(sctx, slots, send)
 	}
 	cancel(err)
 	wg.Wait()
@@ -620,7 +622,7 @@ func (u *Uplink) heartbeats(ctx context.Context, c mqtt.Client) {
 }
 
 // pump publishes the queue in order, holding at most Inflight unacked.
-func (u *Uplink) pump(ctx context.Context, c mqtt.Client, slots chan struct{}, pending chan<- inflight) error {
+func (u *Uplink) pump(ctx context.Context, slots chan struct{}, send chan<- buffer.Entry) error {
 	var cursor uint64 // 0: from the oldest unacknowledged message
 	for {
 		// Read ahead more than the window: one Badger iterator per few
@@ -649,11 +651,34 @@ func (u *Uplink) pump(ctx context.Context, c mqtt.Client, slots chan struct{}, p
 				return context.Cause(ctx)
 			}
 			u.m.inflight.Set(float64(len(slots)))
-			tok, err := publish(ctx, c, e)
-			if err != nil {
-				return err
+			select {
+			case send <- e:
+			case <-ctx.Done():
+				return context.Cause(ctx)
 			}
-			pending <- inflight{pos: e.Pos, tok: tok, sent: time.Now()}
+		}
+	}
+}
+
+// publisher hands the pump's messages to paho, in order. It runs apart from
+// the pump and outside the session's wait group because paho's Publish can
+// block for the whole write timeout on its outbound queue when the link
+// drops under it, ignoring ctx: the next session must not wait for it. An
+// abandoned call ends by itself within the write timeout; its token fails
+// and is never acked.
+func publisher(ctx context.Context, c mqtt.Client, send <-chan buffer.Entry, pending chan<- inflight) {
+	for {
+		var e buffer.Entry
+		select {
+		case e = <-send:
+		case <-ctx.Done():
+			return
+		}
+		tok := c.Publish(e.Topic, 1, false, e.Payload)
+		select {
+		case pending <- inflight{pos: e.Pos, tok: tok, sent: time.Now()}:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -668,22 +693,6 @@ func (u *Uplink) poison(e buffer.Entry) {
 	u.log.Error("queued message larger than mqtt.max_payload: held in the buffer, not published; the messages after it are sent",
 		"queue_position", e.Pos, "topic", e.Topic, "bytes", len(e.Payload), "max_payload", u.cfg.MaxPayload,
 		"appended", e.Time, "hint", "inspect it with `scangw buffer peek`; raising mqtt.max_payload sends it")
-}
-
-// publish hands one message to paho without letting a dying connection
-// hold the session: paho's Publish can block for the whole write timeout
-// on its outbound queue when the link drops under it, ignoring ctx, and the
-// next session could not start until it returned. The abandoned call ends
-// by itself within the write timeout; its token fails and is never acked.
-func publish(ctx context.Context, c mqtt.Client, e buffer.Entry) (mqtt.Token, error) {
-	done := make(chan mqtt.Token, 1)
-	go func() { done <- c.Publish(e.Topic, 1, false, e.Payload) }()
-	select {
-	case tok := <-done:
-		return tok, nil
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
 }
 
 // collect waits for the window's tokens in order and acks each delivered

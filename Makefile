@@ -7,7 +7,7 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X main.buildVersion=$(VERSION)
 
-.PHONY: all build demo test deps bench fuzz cross clean
+.PHONY: all build demo test test-arm deps bench fuzz cross clean
 
 all: build
 
@@ -51,6 +51,22 @@ fuzz:
 cross:
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/scangw-arm64 ./cmd/scangw
 	GOOS=linux GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/scangw-armv7 ./cmd/scangw
+
+# The buffer's tests on both Pi targets, under qemu-user (no binfmt_misc
+# needed: test binaries, and the children they re-execute, are started
+# through the emulator).
+ARM_TEST_PKGS ?= ./buffer/
+test-arm:
+	@command -v qemu-aarch64-static >/dev/null || { \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-user-static; }
+	@mkdir -p bin/test
+	@set -e; for pkg in $(ARM_TEST_PKGS); do \
+		name=$$(basename $$pkg); \
+		GOARCH=arm64 CGO_ENABLED=0 $(GO) test -c -o bin/test/$$name-arm64.test $$pkg; \
+		GOARCH=arm GOARM=7 CGO_ENABLED=0 $(GO) test -c -o bin/test/$$name-armv7.test $$pkg; \
+		echo "== $$pkg arm64"; (cd $$pkg && SCANGW_TEST_EMULATOR=qemu-aarch64-static qemu-aarch64-static $(CURDIR)/bin/test/$$name-arm64.test -test.timeout 30m); \
+		echo "== $$pkg armv7"; (cd $$pkg && SCANGW_TEST_EMULATOR=qemu-arm-static qemu-arm-static $(CURDIR)/bin/test/$$name-armv7.test -test.timeout 30m); \
+	done
 
 clean:
 	rm -rf bin

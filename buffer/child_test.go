@@ -69,11 +69,34 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// emulatorEnv names a user-mode emulator (qemu-arm-static) to run child
+// test binaries with when the tests themselves run under one (`make
+// test-arm`): without binfmt_misc the kernel cannot execute a foreign
+// binary directly.
+const emulatorEnv = "SCANGW_TEST_EMULATOR"
+
+// emulatorSlowdown scales the time a child is given to do some work
+// before it is killed: under emulation it gets through about a tenth.
+func emulatorSlowdown() time.Duration {
+	if os.Getenv(emulatorEnv) != "" {
+		return 10
+	}
+	return 1
+}
+
+// selfCommand runs this test binary again with args.
+func selfCommand(args ...string) *exec.Cmd {
+	if emu := os.Getenv(emulatorEnv); emu != "" {
+		return exec.Command(emu, append([]string{os.Args[0]}, args...)...)
+	}
+	return exec.Command(os.Args[0], args...)
+}
+
 // startChild runs the test binary on the one test named run, with env
 // added to this process's environment.
 func startChild(t testing.TB, run string, env ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.count=1", "-test.timeout=5m")
+	cmd := selfCommand("-test.run=^"+run+"$", "-test.count=1", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(), env...)
 	c := &child{cmd: cmd, lines: make(chan string, 1<<16), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = c.stderr

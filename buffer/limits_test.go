@@ -221,7 +221,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	mountSmall(t, mnt, 64<<20)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDiskFullChild$", "-test.count=1", "-test.v", "-test.timeout=2m")
+	cmd := selfCommand("-test.run=^TestDiskFullChild$", "-test.count=1", "-test.v", "-test.timeout=2m")
 	cmd.Env = append(os.Environ(), diskFullEnv+"="+mnt)
 	out, err := cmd.CombinedOutput()
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {

@@ -63,7 +63,7 @@ func TestTortureKill9(t *testing.T) {
 		}
 		// The random delay is the fault injection: the kill lands in
 		// whatever the child is doing then.
-		kill := time.NewTimer(time.Duration(5+rng.IntN(76)) * time.Millisecond)
+		kill := time.NewTimer(time.Duration(5+rng.IntN(76)) * time.Millisecond * emulatorSlowdown())
 		<-kill.C
 		lines := c.kill(t)
 		ws, _ := c.state.Sys().(syscall.WaitStatus)

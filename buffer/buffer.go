@@ -250,14 +250,23 @@ func openBadger(dir string, readOnly bool, log *slog.Logger) (*badger.DB, error)
 	if err != nil {
 		return nil, fmt.Errorf("open buffer %s: %w", dir, err)
 	}
-	db, err := badger.Open(badgerOptions(dir, log).WithReadOnly(readOnly))
-	if err != nil {
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+	// Badger releases its directory lock by closing the descriptor, so
+	// after a Close in this process the lock stays held for as long as a
+	// child forked meanwhile has not yet exec'd: try again briefly before
+	// calling the directory taken.
+	for attempt := 0; ; attempt++ {
+		db, err := badger.Open(badgerOptions(dir, log).WithReadOnly(readOnly))
+		if err == nil {
+			return db, nil
+		}
+		if !strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("open buffer %s: %w", dir, err)
+		}
+		if attempt == 4 {
 			return nil, fmt.Errorf("open buffer %s: %w", dir, ErrLocked)
 		}
-		return nil, fmt.Errorf("open buffer %s: %w", dir, err)
+		time.Sleep(20 * time.Millisecond)
 	}
-	return db, nil
 }
 
 // underLock runs f holding the lock Badger takes on dir (flock on the
@@ -271,7 +280,7 @@ func underLock(dir string, shared bool, f func() error) error {
 	if err != nil {
 		return nil // Badger reports it
 	}
-	defer d.Close() // releases the lock
+	defer d.Close()
 	how := unix.LOCK_EX | unix.LOCK_NB
 	if shared {
 		how = unix.LOCK_SH | unix.LOCK_NB
@@ -282,6 +291,10 @@ func underLock(dir string, shared bool, f func() error) error {
 		}
 		return nil // Badger reports it
 	}
+	// Unlock explicitly: Close alone leaves the lock held while a child
+	// forked meanwhile by another goroutine still shares the descriptor
+	// (until its exec), and Badger's own lock would then be refused.
+	defer unix.Flock(int(d.Fd()), unix.LOCK_UN)
 	return f()
 }
 

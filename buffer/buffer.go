@@ -146,15 +146,16 @@ type Buffer struct {
 	depth      atomic.Int64
 	lastAppend atomic.Int64 // unix ns of the last committed append
 
-	mu          sync.Mutex
-	nextPos     uint64              // written by the committer under mu
-	nextSeq     uint64              // written by the committer under mu
-	low         uint64              // every position below it is deleted
-	dropMark    uint64              // nextPos at the last Reclaim
-	pendingDel  map[uint64]struct{} // acked, delete not yet committed
-	marks       map[string][]byte   // seen-index writes not yet committed
-	deletedHigh map[uint64]struct{} // committed deletes above low
-	disk        diskState
+	mu           sync.Mutex
+	nextPos      uint64              // written by the committer under mu
+	nextSeq      uint64              // written by the committer under mu
+	low          uint64              // every position below it is deleted
+	dropMark     uint64              // nextPos at the last Reclaim
+	pendingDel   map[uint64]struct{} // acked, delete not yet committed
+	ackSignalled bool                // b.acked was signalled since the last commit took the deletes
+	marks        map[string][]byte   // seen-index writes not yet committed
+	deletedHigh  map[uint64]struct{} // committed deletes above low
+	disk         diskState
 }
 
 type appendReq struct {
@@ -469,10 +470,16 @@ func (b *Buffer) Ack(pos uint64) {
 		b.pendingDel[pos] = struct{}{}
 	}
 	full := len(b.pendingDel) >= b.deleteCap()
+	// One signal per round of acks is enough to arm the committer's timer:
+	// a drain acks tens of thousands of messages a second.
+	notify := !full && !b.ackSignalled
+	if notify {
+		b.ackSignalled = true
+	}
 	b.mu.Unlock()
 	if full {
 		signal(b.wake)
-	} else {
+	} else if notify {
 		signal(b.acked)
 	}
 }
@@ -670,6 +677,7 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 	}
 	marks := b.takeMarks()
 	nextPos, nextSeq := b.nextPos, b.nextSeq
+	b.ackSignalled = false // acks from now on arm the timer again
 	b.mu.Unlock()
 	if len(batch) == 0 && len(dels) == 0 && len(marks) == 0 {
 		return true
@@ -691,7 +699,8 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 		txn := b.db.NewTransaction(true)
 		err = func() error {
 			for i, r := range batch {
-				if err := b.admit(int64(stored)); err != nil {
+				// The deletes in this transaction make room too.
+				if err := b.admit(int64(stored - len(dels))); err != nil {
 					results[i].err = err
 					continue
 				}
@@ -784,6 +793,17 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 	}
 	if stored > 0 {
 		signal(b.appended)
+	}
+	// Deletes this commit failed to take, or left out to save its scans,
+	// are tried again within ackDelay.
+	b.mu.Lock()
+	retry := len(b.pendingDel) > 0 && !b.ackSignalled
+	if retry {
+		b.ackSignalled = true
+	}
+	b.mu.Unlock()
+	if retry {
+		signal(b.acked)
 	}
 	return err == nil
 }

@@ -47,6 +47,7 @@ func (s *scriptConn) Write(p []byte) (int, error) {
 }
 
 func (s *scriptConn) SetWriteDeadline(time.Time) error { return nil }
+func (s *scriptConn) SetReadDeadline(time.Time) error  { return nil }
 
 func (s *scriptConn) Close() error {
 	s.mu.Lock()
@@ -160,6 +161,9 @@ func TestBatchConnCloseSendsWhatIsQueued(t *testing.T) {
 	if got := strings.Join(sc.written(), ""); got != "p1disconnect" {
 		t.Fatalf("sent before close: %q", got)
 	}
+	if _, err := c.Write([]byte("late")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write after close: %v, want %v", err, net.ErrClosed)
+	}
 }
 
 func TestBatchConnWriterWaitsPastTheBound(t *testing.T) {
@@ -179,18 +183,20 @@ func TestBatchConnWriterWaitsPastTheBound(t *testing.T) {
 		c.Write([]byte("yy")) // past the bound: waits for the flusher
 		close(wrote)
 	}()
-	sc.gate <- struct{}{} // p1 done; the flusher takes big
-	<-sc.entered
+	go func() { // p1 done; from now on every write passes
+		sc.gate <- struct{}{}
+		for range sc.entered {
+			sc.gate <- struct{}{}
+		}
+	}()
 	<-wrote
-	sc.gate <- struct{}{}
-	<-sc.entered
-	sc.gate <- struct{}{}
-	c.Close()
+	c.Close() // waits for the flusher
+	close(sc.entered)
 	// The writer past the bound waited for the flusher to take the queue,
 	// so its bytes left in a write of their own.
 	got := sc.written()
-	if len(got) != 3 || got[0] != "p1" || got[1] != string(big) || got[2] != "yy" {
-		t.Fatalf("socket writes of %d bytes each, want %d, %d, %d", lens(got), 2, len(big), 2)
+	if strings.Join(got, "") != "p1"+string(big)+"yy" || got[len(got)-1] != "yy" {
+		t.Fatalf("socket writes of %v bytes, want 2, then %d in chunks, then 2 alone", lens(got), len(big))
 	}
 }
 
@@ -200,4 +206,35 @@ func lens(ss []string) []int {
 		n = append(n, len(s))
 	}
 	return n
+}
+
+// failWrites is a working connection whose writes fail.
+type failWrites struct {
+	net.Conn
+	err error
+}
+
+func (f failWrites) Write([]byte) (int, error) { return 0, f.err }
+
+// A drain's window can be full with nothing more for paho to write for a
+// while: a failed flush must reach paho through its reader, with the write's
+// error as the reason.
+func TestBatchConnFailedFlushWakesTheReader(t *testing.T) {
+	boom := errors.New("write: broken pipe")
+	client, broker := net.Pipe()
+	defer broker.Close()
+	c := newBatchConn(failWrites{client, boom}, time.Second)
+	go broker.Write([]byte("C")) // CONNACK's first byte
+	markUp(t, c)
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 16)) // paho's reader, waiting for PUBACKs
+		readErr <- err
+	}()
+	if _, err := c.Write([]byte("p1")); err != nil {
+		t.Fatalf("queued write: %v", err)
+	}
+	if err := <-readErr; !errors.Is(err, boom) {
+		t.Fatalf("reader woke with %v, want %v", err, boom)
+	}
 }

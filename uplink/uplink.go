@@ -674,6 +674,9 @@ func publisher(ctx context.Context, c mqtt.Client, send <-chan buffer.Entry, pen
 		case <-ctx.Done():
 			return
 		}
+		if ctx.Err() != nil {
+			return // both were ready: the session is over
+		}
 		tok := c.Publish(e.Topic, 1, false, e.Payload)
 		select {
 		case pending <- inflight{pos: e.Pos, tok: tok, sent: time.Now()}:

@@ -470,18 +470,25 @@ func (b *Buffer) Ack(pos uint64) {
 		b.pendingDel[pos] = struct{}{}
 	}
 	full := len(b.pendingDel) >= b.deleteCap()
-	// One signal per round of acks is enough to arm the committer's timer:
-	// a drain acks tens of thousands of messages a second.
-	notify := !full && !b.ackSignalled
-	if notify {
-		b.ackSignalled = true
-	}
+	notify := !full && b.markAcksSignalled()
 	b.mu.Unlock()
 	if full {
 		signal(b.wake)
 	} else if notify {
 		signal(b.acked)
 	}
+}
+
+// markAcksSignalled reports whether b.acked still needs a signal for the
+// pending deletes, and marks it sent. One signal per round is enough to
+// arm the committer's timer: a drain acks tens of thousands of messages a
+// second. Called with mu held.
+func (b *Buffer) markAcksSignalled() bool {
+	if len(b.pendingDel) == 0 || b.ackSignalled {
+		return false
+	}
+	b.ackSignalled = true
+	return true
 }
 
 // Peek returns up to max messages in queue order, starting at position from
@@ -794,16 +801,17 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 	if stored > 0 {
 		signal(b.appended)
 	}
-	// Deletes this commit failed to take, or left out to save its scans,
-	// are tried again within ackDelay.
-	b.mu.Lock()
-	retry := len(b.pendingDel) > 0 && !b.ackSignalled
-	if retry {
-		b.ackSignalled = true
-	}
-	b.mu.Unlock()
-	if retry {
-		signal(b.acked)
+	// Deletes this commit left out to save its scans are tried again
+	// within ackDelay. After a failed commit they wait for the next ack or
+	// append instead, so a failing disk is not retried (and logged) in a
+	// tight loop.
+	if err == nil {
+		b.mu.Lock()
+		retry := b.markAcksSignalled()
+		b.mu.Unlock()
+		if retry {
+			signal(b.acked)
+		}
 	}
 	return err == nil
 }

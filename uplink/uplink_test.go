@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/scangw/scangw/station/schema"
@@ -381,4 +383,93 @@ func TestReconnectIsPaced(t *testing.T) {
 	br.Restart()
 	took = waitUntil(t, 10*time.Second, "connect after the broker came back", u.Connected)
 	t.Logf("connected %v after the broker came back", took.Round(time.Millisecond))
+}
+
+// TestMessageIDsWrapPastAStuckConsumer drains more scans in one session than
+// MQTT 3.1.1 has message ids (65,535), so every id is reused, while another
+// client subscribed to the scans at QoS 1 never acknowledges nor reads
+// anything. Neither stalls the gateway nor loses a scan: every one arrives
+// at a working subscriber, in order, and the session never drops.
+func TestMessageIDsWrapPastAStuckConsumer(t *testing.T) {
+	t.Parallel()
+	const n = 70_000
+	br := mosquittotest.Start(t, mosquittotest.Options{})
+	stuck := stuckSubscriber(t, br, scanFilter)
+	scans := mosquittotest.Subscribe(t, br, "sub-wrap", scanFilter)
+	buf := openBuffer(t)
+	if err := appendScans(context.Background(), buf, n, 256, 0); err != nil {
+		t.Fatal(err)
+	}
+	q := &checkedQueue{Buffer: buf}
+	_, reg, _ := runUplink(t, testConfig(br.URL(), buf), q)
+
+	var got arrivals
+	got.waitAll(t, scans, n, 2*deliveryTimeout)
+	got.check(t, n)
+	drained(t, buf, deliveryTimeout)
+	q.verify(t, n)
+	if v := metricValue(t, reg, "scangw_mqtt_published_total"); v != n {
+		t.Errorf("published_total = %v, want %d", v, n)
+	}
+	if v := metricValue(t, reg, "scangw_mqtt_reconnects_total"); v != 0 {
+		t.Errorf("reconnects_total = %v, want 0: the session dropped", v)
+	}
+	// The stuck client was really offered scans (and never acked them).
+	if err := stuck.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := packets.ReadPacket(stuck)
+	if err != nil {
+		t.Fatalf("stuck subscriber: read: %v", err)
+	}
+	if pub, ok := p.(*packets.PublishPacket); !ok || pub.Qos != 1 || pub.TopicName != scanTopic {
+		t.Errorf("stuck subscriber's first packet after SUBACK: %v, want a QoS 1 PUBLISH on %s", p, scanTopic)
+	}
+}
+
+// stuckSubscriber connects a client that subscribes to filter at QoS 1 and
+// then neither reads nor acknowledges anything until the test reads from
+// the returned connection.
+func stuckSubscriber(t *testing.T, br *mosquittotest.Broker, filter string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", br.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	conn := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	conn.ProtocolName, conn.ProtocolVersion = "MQTT", 4
+	conn.ClientIdentifier, conn.CleanSession, conn.Keepalive = "stuck", true, 0
+	sub := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	sub.MessageID, sub.Topics, sub.Qoss = 1, []string{filter}, []byte{1}
+	for _, p := range []packets.ControlPacket{conn, sub} {
+		if err := p.Write(c); err != nil {
+			t.Fatalf("stuck subscriber: %v", err)
+		}
+	}
+	for _, want := range []string{"CONNACK", "SUBACK"} {
+		p, err := packets.ReadPacket(c)
+		if err != nil {
+			t.Fatalf("stuck subscriber: waiting for %s: %v", want, err)
+		}
+		switch p := p.(type) {
+		case *packets.ConnackPacket:
+			if p.ReturnCode != 0 {
+				t.Fatalf("stuck subscriber: CONNACK %d", p.ReturnCode)
+			}
+		case *packets.SubackPacket:
+			if len(p.ReturnCodes) != 1 || p.ReturnCodes[0] != 1 {
+				t.Fatalf("stuck subscriber: SUBACK %v, want QoS 1 granted", p.ReturnCodes)
+			}
+		default:
+			t.Fatalf("stuck subscriber: got %v, want %s", p, want)
+		}
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -93,19 +93,29 @@
 // again after every connect — go to Config.Rules. Commands are JSON
 // objects:
 //
-//	{"v":1,"id":"<correlation id>","cmd":"set_mode","station":"dock-3","args":{"mode":"ship"},"sig":"<base64>"}
+//	{"v":1,"id":"<correlation id>","cmd":"set_mode","station":"dock-3","args":{"mode":"ship"},
+//	 "to":"<site>/<gateway>","expires":"<RFC 3339>","sig":"<base64>"}
 //
 // Each gets one reply, an io.scangw.reply.v1 event on the reply topic with
 // data {id, cmd, ok, error {code, message}, result}. Malformed, oversize,
 // unsigned (when Config.CommandKeys is set), unknown or retained commands
 // get an error reply and change nothing; see the Code constants. ping is
-// answered here, resync_rules by subscribing to the rules topics again (the broker then
-// resends the retained rule sets to Config.Rules; unsupported without
-// one). status, set_mode, set_context and resend go to the
-// Config.Commander (resend answers no_audit_window where the buffer keeps
-// no audit window). A
-// repeated correlation id gets the first reply again without running the
-// command twice (QoS 1 may deliver it twice). The signature covers
-// [CanonicalCommand]. It does not cover the topic and carries no expiry: a
-// signed command can be replayed to another gateway or later.
+// answered here, resync_rules by subscribing to the rules topics again
+// (the broker then resends the retained rule sets to Config.Rules;
+// unsupported without one). status, set_mode, set_context and resend go
+// to the Config.Commander (resend answers no_audit_window where the buffer
+// keeps no audit window). A repeated correlation id gets the first reply
+// again without running the command twice (QoS 1 may deliver it twice).
+//
+// The signature covers [CanonicalCommand]. A signature proves who sent a
+// command, not for whom or when, so a signed command must also name its
+// gateway in "to" (wrong_target otherwise) and carry an "expires" at most
+// 15 minutes ahead (expired otherwise); its id is remembered until then,
+// so a copy taken off the broker runs neither on another gateway, nor
+// later, nor twice (replayed). Commands are live, never retained, so a
+// short validity costs nothing. Expiry is judged by the gateway's clock:
+// one that is far behind (a Pi has no real-time clock before NTP) accepts
+// a command that already expired, but still runs each id at most once
+// while it runs. Unsigned commands may carry "to" and "expires" and are
+// then held to them.
 package uplink

@@ -43,6 +43,9 @@ const (
 	CodeUnsupportedVersion = "unsupported_version" // "v" missing or not 1
 	CodeMissingID          = "missing_id"          // "id" missing, empty, not a string or over 128 bytes
 	CodeBadSignature       = "bad_signature"       // keys configured and no valid "sig"
+	CodeWrongTarget        = "wrong_target"        // "to" names another gateway (or is missing when signed)
+	CodeExpired            = "expired"             // "expires" passed, too far ahead, malformed (or missing when signed)
+	CodeReplayed           = "replayed"            // the id of a command with "expires" already ran before then
 	CodeUnknownCommand     = "unknown_command"
 	CodeBadArgs            = "bad_args"        // "station" or "args" malformed
 	CodeUnknownStation     = "unknown_station" // for Commanders
@@ -55,12 +58,24 @@ const (
 
 var knownCodes = []string{
 	CodeTooLarge, CodeBadJSON, CodeUnsupportedVersion, CodeMissingID, CodeBadSignature,
+	CodeWrongTarget, CodeExpired, CodeReplayed,
 	CodeUnknownCommand, CodeBadArgs, CodeUnknownStation, CodeUnsupported, CodeNoAuditWindow,
 	CodeRetained, CodeTimeout, CodeFailed,
 }
 
 // maxCommandID bounds the correlation id echoed in replies.
 const maxCommandID = 128
+
+// MaxCommandValidity bounds how far ahead a command's "expires" may lie:
+// commands are live (never retained, lost while the gateway is offline),
+// so a short validity only has to cover delivery and clock skew, and a
+// captured signed command is useless soon after.
+const MaxCommandValidity = 15 * time.Minute
+
+// maxUnexpired bounds the commands remembered against replay (each until
+// its "expires"): 4,096 in 15 minutes is far above what a central system
+// sends one gateway.
+const maxUnexpired = 4096
 
 // Command is one downlink command, decoded and checked (version,
 // correlation id, signature when keys are configured).
@@ -73,6 +88,8 @@ type Command struct {
 	Station string
 	// Args is the command's "args" object as sent, or nil.
 	Args json.RawMessage
+
+	expires time.Time // zero when the command carries no "expires"
 }
 
 // Commander carries out the commands that act on stations: CmdStatus,
@@ -207,6 +224,17 @@ func (u *Uplink) command(ctx context.Context, m downMsg) {
 		u.publishReply(prev)
 		return
 	}
+	// The replies above are a bounded cache; a command with an expiry (every
+	// signed one) is also remembered until then, so a replayed copy never
+	// runs again.
+	if !cmd.expires.IsZero() {
+		if bad := u.unexpired.admit(cmd.ID, cmd.expires, time.Now()); bad != nil {
+			bad.Cmd = cmd.Cmd
+			u.log.Warn("downlink command refused", "id", bad.ID, "cmd", bad.Cmd, "code", bad.Error.Code, "why", bad.Error.Message)
+			u.answer(bad, "", false)
+			return
+		}
+	}
 	r := u.execute(ctx, cmd)
 	u.answer(r, cmd.ID, true)
 }
@@ -330,10 +358,35 @@ func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 	if v, _ := obj["v"].(json.Number); v != "1" {
 		return cmd, failReply(id, cmd.Cmd, CodeUnsupportedVersion, `"v" is %s; this gateway speaks command version 1`, describe(obj["v"]))
 	}
-	if len(u.cfg.CommandKeys) > 0 {
+	signed := len(u.cfg.CommandKeys) > 0
+	if signed {
 		if err := verifyCommand(obj, u.cfg.CommandKeys); err != nil {
 			return cmd, failReply(id, cmd.Cmd, CodeBadSignature, "%v", err)
 		}
+	}
+	// A signature proves who sent a command, not for whom or when: a
+	// signed command must name its gateway and expire soon, so that a
+	// copy taken off the broker cannot be replayed elsewhere or later.
+	// Unsigned commands may carry both, and are held to them.
+	self := u.cfg.Site + "/" + u.cfg.Gateway
+	if to, present := obj["to"]; present || signed {
+		if s, _ := to.(string); s != self {
+			return cmd, failReply(id, cmd.Cmd, CodeWrongTarget, `"to" is %s; this gateway is %q`, describe(to), self)
+		}
+	}
+	if exp, present := obj["expires"]; present || signed {
+		s, _ := exp.(string)
+		t, err := time.Parse(time.RFC3339, s)
+		now := time.Now()
+		switch {
+		case err != nil:
+			return cmd, failReply(id, cmd.Cmd, CodeExpired, `"expires" is %s; want an RFC 3339 time at most %v ahead`, describe(exp), MaxCommandValidity)
+		case !t.After(now):
+			return cmd, failReply(id, cmd.Cmd, CodeExpired, "expired at %s; the gateway's clock says %s", s, now.UTC().Format(time.RFC3339))
+		case t.Sub(now) > MaxCommandValidity:
+			return cmd, failReply(id, cmd.Cmd, CodeExpired, "expires at %s, more than %v after the gateway's clock (%s)", s, MaxCommandValidity, now.UTC().Format(time.RFC3339))
+		}
+		cmd.expires = t
 	}
 	if _, isString := obj["cmd"].(string); !isString {
 		return cmd, failReply(id, cmd.Cmd, CodeUnknownCommand, `"cmd" must be a string, one of %v`, knownCommands)
@@ -516,4 +569,30 @@ func (c *replyCache) put(id string, payload []byte) {
 	c.ids[c.next] = id
 	c.next = (c.next + 1) % replyCacheSize
 	c.replies[id] = payload
+}
+
+// expiringIDs remembers command ids until their expiry.
+type expiringIDs map[string]time.Time
+
+// admit records id until expires, or returns the reply that refuses it: a
+// replay of an id still remembered, or too many remembered.
+func (e *expiringIDs) admit(id string, expires, now time.Time) *reply {
+	if *e == nil {
+		*e = expiringIDs{}
+	}
+	if until, ok := (*e)[id]; ok && until.After(now) {
+		return failReply(id, "", CodeReplayed, "command %q already ran; it stays refused until it expires at %s", id, until.UTC().Format(time.RFC3339))
+	}
+	if len(*e) >= maxUnexpired {
+		for k, until := range *e {
+			if !until.After(now) {
+				delete(*e, k)
+			}
+		}
+		if len(*e) >= maxUnexpired {
+			return failReply(id, "", CodeFailed, "more than %d unexpired commands remembered against replay; send fewer, or with a shorter expiry", maxUnexpired)
+		}
+	}
+	(*e)[id] = expires
+	return nil
 }

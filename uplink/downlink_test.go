@@ -14,6 +14,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scangw/scangw/station/schema"
 	"github.com/scangw/scangw/uplink/mosquittotest"
@@ -215,6 +216,12 @@ func TestCommands(t *testing.T) {
 		{name: "id not a string", payload: `{"v":1,"id":7,"cmd":"ping"}`, id: "", code: CodeMissingID},
 		{name: "unknown version", payload: `{"v":2,"id":"c-v2","cmd":"ping"}`, id: "c-v2", code: CodeUnsupportedVersion},
 		{name: "no version", payload: `{"id":"c-v0","cmd":"ping"}`, id: "c-v0", code: CodeUnsupportedVersion},
+		// Unsigned commands need neither "to" nor "expires", but are held
+		// to them when they carry them.
+		{name: "for another gateway", payload: `{"v":1,"id":"c-gw2","to":"site1/gw2","cmd":"set_mode","station":"dock-3","args":{"mode":"count"}}`,
+			id: "c-gw2", code: CodeWrongTarget},
+		{name: "expired", payload: `{"v":1,"id":"c-old","expires":"2020-01-01T00:00:00Z","cmd":"set_mode","station":"dock-3","args":{"mode":"count"}}`,
+			id: "c-old", code: CodeExpired},
 		{name: "unknown station", payload: `{"v":1,"id":"c-nost","cmd":"set_mode","station":"dock-9","args":{"mode":"ship"}}`,
 			id: "c-nost", code: CodeUnknownStation},
 		{name: "bad station id", payload: `{"v":1,"id":"c-badst","cmd":"set_mode","station":"dock/3","args":{"mode":"ship"}}`,
@@ -286,8 +293,10 @@ func TestCommands(t *testing.T) {
 	}
 }
 
-// TestSignedCommands requires commands to be signed: a signed one runs;
-// an unsigned, forged or altered one gets bad_signature.
+// TestSignedCommands requires commands to be signed, addressed to this
+// gateway and about to expire: such a command runs; an unsigned, forged or
+// altered one gets bad_signature, one for another gateway wrong_target,
+// one expired, too long-lived or without an expiry expired.
 func TestSignedCommands(t *testing.T) {
 	t.Parallel()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -316,28 +325,40 @@ func TestSignedCommands(t *testing.T) {
 		}
 		return string(b)
 	}
+	at := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(time.RFC3339) }
+	soon := at(5 * time.Minute)
+	// addressed adds "to" and "expires" to a command object.
+	addressed := func(to, expires, rest string) string {
+		return fmt.Sprintf(`{"to":%q,"expires":%q,%s`, to, expires, strings.TrimPrefix(rest, "{"))
+	}
 	// The canonical form, written out by hand: a signer in any language
 	// must produce exactly these bytes.
-	canon := `{"args":{"mode":"ship"},"cmd":"set_mode","id":"s-hand","station":"dock-3","v":1}`
-	got, err := CanonicalCommand([]byte(`{ "v": 1, "station": "dock-3", "id": "s-hand", "cmd": "set_mode", "args": { "mode": "ship" }, "sig": "x" }`))
+	canon := `{"args":{"mode":"ship"},"cmd":"set_mode","expires":"` + soon + `","id":"s-hand","station":"dock-3","to":"site1/gw1","v":1}`
+	got, err := CanonicalCommand([]byte(`{ "v": 1, "to": "site1/gw1", "station": "dock-3", "id": "s-hand", "cmd": "set_mode", "args": { "mode": "ship" }, "expires": "` + soon + `", "sig": "x" }`))
 	if err != nil || string(got) != canon {
 		t.Fatalf("CanonicalCommand = %s, %v; want %s", got, err, canon)
 	}
 	handSig := base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(canon)))
-	signedPing := sign(`{"v":1,"id":"s-ping","cmd":"ping"}`, priv)
+	signedPing := sign(addressed("site1/gw1", soon, `{"v":1,"id":"s-ping","cmd":"ping"}`), priv)
 
 	for i, tc := range []struct {
 		name, payload, id, code string
 	}{
 		{"signed", signedPing, "s-ping", ""},
 		{"signed by hand, other key order and spacing",
-			`{"sig": "` + handSig + `", "cmd": "set_mode", "v": 1, "id": "s-hand", "station": "dock-3", "args": {"mode": "ship"}}`, "s-hand", ""},
-		{"unsigned", `{"v":1,"id":"s-unsigned","cmd":"ping"}`, "s-unsigned", CodeBadSignature},
-		{"signed by another key", sign(`{"v":1,"id":"s-forged","cmd":"ping"}`, other), "s-forged", CodeBadSignature},
-		{"altered after signing", strings.Replace(sign(`{"v":1,"id":"s-altered","cmd":"set_mode","station":"dock-3","args":{"mode":"count"}}`, priv),
+			`{"sig": "` + handSig + `", "cmd": "set_mode", "v": 1, "expires": "` + soon + `", "id": "s-hand", "station": "dock-3", "args": {"mode": "ship"}, "to": "site1/gw1"}`, "s-hand", ""},
+		{"unsigned", addressed("site1/gw1", soon, `{"v":1,"id":"s-unsigned","cmd":"ping"}`), "s-unsigned", CodeBadSignature},
+		{"signed by another key", sign(addressed("site1/gw1", soon, `{"v":1,"id":"s-forged","cmd":"ping"}`), other), "s-forged", CodeBadSignature},
+		{"altered after signing", strings.Replace(sign(addressed("site1/gw1", soon, `{"v":1,"id":"s-altered","cmd":"set_mode","station":"dock-3","args":{"mode":"count"}}`), priv),
 			`"count"`, `"return"`, 1), "s-altered", CodeBadSignature},
 		{"field added after signing", strings.Replace(signedPing, `"id":"s-ping"`, `"id":"s-added","station":"dock-3"`, 1), "s-added", CodeBadSignature},
 		{"signature not base64", `{"v":1,"id":"s-garbage","cmd":"ping","sig":"!!"}`, "s-garbage", CodeBadSignature},
+		{"signed for another gateway", sign(addressed("site1/gw2", soon, `{"v":1,"id":"s-gw2","cmd":"set_mode","station":"dock-3","args":{"mode":"count"}}`), priv), "s-gw2", CodeWrongTarget},
+		{"signed without to", sign(`{"v":1,"id":"s-noto","expires":"`+soon+`","cmd":"ping"}`, priv), "s-noto", CodeWrongTarget},
+		{"signed, expired", sign(addressed("site1/gw1", at(-time.Minute), `{"v":1,"id":"s-old","cmd":"set_mode","station":"dock-3","args":{"mode":"count"}}`), priv), "s-old", CodeExpired},
+		{"signed, valid for too long", sign(addressed("site1/gw1", at(time.Hour), `{"v":1,"id":"s-long","cmd":"ping"}`), priv), "s-long", CodeExpired},
+		{"signed, expiry not a time", sign(addressed("site1/gw1", "tomorrow", `{"v":1,"id":"s-when","cmd":"ping"}`), priv), "s-when", CodeExpired},
+		{"signed without expires", sign(`{"v":1,"id":"s-noexp","to":"site1/gw1","cmd":"ping"}`, priv), "s-noexp", CodeExpired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mode := cmdr.mode("dock-3")
@@ -350,7 +371,7 @@ func TestSignedCommands(t *testing.T) {
 			case tc.code == "" && !r.Data.OK:
 				t.Errorf("reply %+v (error %+v), want ok", r.Data, r.Data.Error)
 			case tc.code != "" && (r.Data.OK || r.Data.Error.Code != tc.code):
-				t.Errorf("reply %+v, want error %s", r.Data, tc.code)
+				t.Errorf("reply %+v (error %+v), want error %s", r.Data, r.Data.Error, tc.code)
 			}
 			if tc.code != "" && cmdr.mode("dock-3") != mode {
 				t.Errorf("a refused command changed the mode")
@@ -359,6 +380,65 @@ func TestSignedCommands(t *testing.T) {
 	}
 	if cmdr.mode("dock-3") != "ship" {
 		t.Errorf("mode %q, want ship from the hand-signed command", cmdr.mode("dock-3"))
+	}
+}
+
+// TestSignedCommandReplay replays a signed command after its first reply
+// left the reply cache: it is refused as replayed and does not run again.
+// Once its expiry passed the id could be used again, but the command
+// itself is then refused as expired.
+func TestSignedCommandReplay(t *testing.T) {
+	t.Parallel()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdr := newFakeCommander("dock-3")
+	reg := prometheus.NewRegistry()
+	u := New(Config{CommandKeys: []ed25519.PublicKey{pub}, Commander: cmdr, TopicPrefix: "t", Site: "site1", Gateway: "gw1"},
+		nil, testLogger(t), reg)
+	run := func(payload string) {
+		b, err := SignCommand([]byte(payload), priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.command(context.Background(), downMsg{topic: u.topics.Cmd, payload: b})
+	}
+	exp := time.Now().Add(5 * time.Minute).UTC().Format(time.RFC3339)
+	setMode := `{"v":1,"to":"site1/gw1","expires":"` + exp + `","id":"m1","cmd":"set_mode","station":"dock-3","args":{"mode":"ship"}}`
+	run(setMode)
+	for i := range replyCacheSize {
+		run(fmt.Sprintf(`{"v":1,"to":"site1/gw1","expires":%q,"id":"p%d","cmd":"ping"}`, exp, i))
+	}
+	run(setMode)
+	if n := cmdr.ncalls(); n != 1 {
+		t.Errorf("the Commander ran %d times, want once", n)
+	}
+	if v := metricValue(t, reg, "scangw_mqtt_commands_total", "cmd", "set_mode", "result", CodeReplayed); v != 1 {
+		t.Errorf("commands_total{set_mode,replayed} = %v, want 1", v)
+	}
+
+	var ids expiringIDs
+	now := time.Now()
+	if r := ids.admit("a", now.Add(time.Minute), now); r != nil {
+		t.Fatalf("first admit: %+v", r.Error)
+	}
+	if r := ids.admit("a", now.Add(time.Minute), now.Add(59*time.Second)); r == nil || r.Error.Code != CodeReplayed {
+		t.Errorf("admit within the expiry = %+v, want replayed", r)
+	}
+	if r := ids.admit("a", now.Add(2*time.Minute), now.Add(time.Minute)); r != nil {
+		t.Errorf("admit once the first expired = %+v, want admitted", r.Error)
+	}
+	for i := range maxUnexpired - 1 {
+		if r := ids.admit(fmt.Sprint(i), now.Add(time.Minute), now); r != nil {
+			t.Fatalf("admit %d: %+v", i, r.Error)
+		}
+	}
+	if r := ids.admit("full", now.Add(time.Minute), now); r == nil || r.Error.Code != CodeFailed {
+		t.Errorf("admit past the bound = %+v, want failed", r)
+	}
+	if r := ids.admit("full", now.Add(2*time.Minute), now.Add(90*time.Second)); r != nil {
+		t.Errorf("admit past the bound once the others expired = %+v, want admitted", r.Error)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,7 +14,8 @@ import (
 
 // FuzzDecodeCommand feeds downlink payloads to the command decoder: it
 // never panics, accepts only well-formed commands, and a command it
-// accepts stays accepted, with the same meaning, once signed.
+// accepts stays accepted, with the same meaning, once addressed, dated
+// and signed.
 func FuzzDecodeCommand(f *testing.F) {
 	for _, seed := range []string{
 		`{"v":1,"id":"c1","cmd":"ping"}`,
@@ -26,13 +28,15 @@ func FuzzDecodeCommand(f *testing.F) {
 		`{"v":1,"id":"c7","CMD":"set_mode","cmd":"ping"}`,
 		`{"v":1,"id":"\u2028<&>","cmd":"ping"}`,
 		`{"v":1,"id":"c8","cmd":"ping"} {}`,
+		`{"v":1,"id":"c9","cmd":"ping","to":"s/g","expires":"2999-01-01T00:00:00Z"}`,
+		`{"v":1,"id":"c10","cmd":"ping","to":"s/h"}`,
 		`[1]`, `null`, `"ping"`, `{`, ``,
 	} {
 		f.Add([]byte(seed))
 	}
 	pub, priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32)).Public().(ed25519.PublicKey), ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
-	plain := New(Config{MaxCommand: 16 << 10}, nil, nil, prometheus.NewRegistry())
-	signed := New(Config{MaxCommand: 16 << 10, CommandKeys: []ed25519.PublicKey{pub}}, nil, nil, prometheus.NewRegistry())
+	plain := New(Config{MaxCommand: 16 << 10, Site: "s", Gateway: "g"}, nil, nil, prometheus.NewRegistry())
+	signed := New(Config{MaxCommand: 16 << 10, CommandKeys: []ed25519.PublicKey{pub}, Site: "s", Gateway: "g"}, nil, nil, prometheus.NewRegistry())
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		cmd, bad := plain.decodeCommand(payload)
 		if bad != nil {
@@ -64,13 +68,23 @@ func FuzzDecodeCommand(f *testing.F) {
 		if err != nil || !bytes.Equal(again, canon) {
 			t.Fatalf("canonical form not stable: %s -> %s (%v)", canon, again, err)
 		}
-		s, err := SignCommand(payload, priv)
+		obj, err := parseObject(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj["to"], obj["expires"] = "s/g", time.Now().Add(5*time.Minute).UTC().Format(time.RFC3339)
+		addressed, err := marshalCanonical(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := SignCommand(addressed, priv)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cmd2, bad := signed.decodeCommand(s)
 		if bad != nil {
-			// Signing adds bytes; only the size limit may refuse it now.
+			// Addressing and signing add bytes; only the size limit may
+			// refuse it now.
 			if bad.Error.Code != CodeTooLarge {
 				t.Fatalf("signed %s refused: %+v", s, bad.Error)
 			}

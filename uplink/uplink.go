@@ -137,6 +137,9 @@ type Uplink struct {
 	// notices are live messages waiting for the session's publisher.
 	notices chan notice
 	recent  replyCache // downlink goroutine only
+	// unexpired holds the ids of commands that carried "expires", until
+	// then (downlink goroutine only).
+	unexpired expiringIDs
 
 	poisoned map[uint64]bool // positions reported; pump goroutine only (sessions never overlap)
 }

@@ -5,6 +5,7 @@
 //	scangw demo                  the real daemon with simulated scanners and an embedded broker
 //	scangw devices [--json]      list the scanners present and what they match
 //	scangw rules ...             make keys, sign and check rule sets
+//	scangw command sign ...      address, date and sign a downlink command
 //	scangw inspect [CODE ...]    parse barcodes (GS1, Digital Link, HIBC, plain) as JSON lines
 //	scangw buffer ...            inspect or repair a stopped gateway's buffer
 //	scangw bench buffer          measure the buffer on this disk
@@ -20,6 +21,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/scangw/scangw/configs"
 )
@@ -32,6 +34,7 @@ Usage:
   scangw demo [--scans N]        run the daemon with simulated scanners and an embedded broker
   scangw inspect [CODE ...]      parse barcodes (arguments, or stdin lines) and print one JSON object each
   scangw rules keygen|sign|check  make keys, sign and check rule sets
+  scangw command sign [flags]    address, date and sign a downlink command (mqtt.command_keys)
   scangw buffer stats|peek|export|salvage   inspect or repair a stopped gateway's buffer
   scangw devices [--json]        list USB HID and serial devices present, and the configured scanner each is
   scangw bench buffer [flags]    measure the buffer on this disk; prints JSON
@@ -126,6 +129,12 @@ func dispatch(ctx context.Context, cmd string, args []string) int {
 	case "rules":
 		if err := rulesCmd(os.Stdout, args); err != nil {
 			fmt.Fprintln(os.Stderr, "scangw rules:", err)
+			return 1
+		}
+		return 0
+	case "command":
+		if err := commandCmd(os.Stdout, os.Stdin, args, time.Now()); err != nil {
+			fmt.Fprintln(os.Stderr, "scangw command:", err)
 			return 1
 		}
 		return 0

@@ -2,8 +2,11 @@ package station
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -79,5 +82,54 @@ func TestIndicatorFollowsTheVerdict(t *testing.T) {
 		if w.seq > 0 && uint64(n.committedThen) < w.seq {
 			t.Fatalf("notice for seq %d sent with only %d scans committed", w.seq, n.committedThen)
 		}
+	}
+}
+
+// TestRecentOutcomes keeps the latest outcomes for the status page, newest
+// first: verdicts with their seq and readable data (a GS separator shown
+// as ␝, long data clipped), discarded reads, and no more than 20.
+func TestRecentOutcomes(t *testing.T) {
+	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	long := strings.Repeat("é", 200)
+	sc := newPlayback("h1", "GOOD\x1dSCAN", "x", long)
+	sc.reads = append(sc.reads, device.Read{Scanner: "h1", Err: device.ErrOversize})
+	st := newStation(t, buf, prometheus.NewRegistry(), sc)
+	run(t, st, sc)
+
+	got := st.Recent()
+	if len(got) != 4 {
+		t.Fatalf("%d outcomes, want 4: %+v", len(got), got)
+	}
+	want := []struct {
+		verdict, data string
+		seq           uint64
+	}{{Discarded, "", 0}, {Rejected, "", 3}, {Rejected, "x", 2}, {Accepted, "GOOD␝SCAN", 1}}
+	for i, w := range want {
+		o := got[i]
+		if o.Verdict != w.verdict || o.Seq != w.seq || o.Scanner != "h1" || o.Time.IsZero() || (w.data != "" && o.Data != w.data) {
+			t.Errorf("outcome %d = %+v, want %s seq %d data %q", i, o, w.verdict, w.seq, w.data)
+		}
+	}
+	if d := got[1].Data; !strings.HasSuffix(d, "…") || len(d) > maxOutcomeData+len("…") || !utf8.ValidString(d) {
+		t.Errorf("long data kept as %q (%d bytes), want it clipped on a rune boundary with …", d, len(d))
+	}
+	if len(got[0].Reasons) != 1 || got[0].Reasons[0].Code != "oversize" {
+		t.Errorf("discarded read's reasons %+v, want oversize", got[0].Reasons)
+	}
+
+	many := make([]string, 25)
+	for i := range many {
+		many[i] = fmt.Sprintf("SCAN%02d", i)
+	}
+	sc2 := newPlayback("h2", many...)
+	st2 := newStation(t, buf, prometheus.NewRegistry(), sc2)
+	run(t, st2, sc2)
+	got = st2.Recent()
+	if len(got) != recentSize || got[0].Data != "SCAN24" || got[recentSize-1].Data != "SCAN05" {
+		t.Errorf("after 25 scans: %d outcomes from %q to %q, want %d from SCAN24 to SCAN05", len(got), got[0].Data, got[len(got)-1].Data, recentSize)
 	}
 }

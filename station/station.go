@@ -97,6 +97,7 @@ type Station struct {
 	synced   func() bool
 	now      func() time.Time
 	running  atomic.Bool
+	recent   recent
 
 	mu      sync.Mutex
 	mode    string
@@ -186,7 +187,7 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 		log.Warn("read discarded", "reason", reason, "err", r.Err)
 		s.m.discarded.WithLabelValues(s.cfg.ID, reason).Inc()
 		s.feedback(log, sc, device.Bad)
-		s.indicate(sc.ID(), "", 0, Discarded, []Reason{{Code: reason, Message: r.Err.Error()}})
+		s.indicate(sc.ID(), "", 0, nil, Discarded, []Reason{{Code: reason, Message: r.Err.Error()}})
 		return
 	}
 	scan := s.decode(sc.ID(), r)
@@ -204,7 +205,7 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 		log.Error("scan refused: not stored", "id", scan.ID, "err", err)
 		s.m.refused.WithLabelValues(s.cfg.ID).Inc()
 		s.feedback(log, sc, device.Bad)
-		s.indicate(sc.ID(), scan.ID, 0, Refused, []Reason{{Code: "not_stored", Message: err.Error()}})
+		s.indicate(sc.ID(), scan.ID, 0, scan.Data, Refused, []Reason{{Code: "not_stored", Message: err.Error()}})
 		return
 	}
 	if r, ok := s.valid.(Recorder); ok {
@@ -222,20 +223,23 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 	default:
 		s.feedback(log, sc, device.Bad)
 	}
-	s.indicate(sc.ID(), scan.ID, seq, scan.Verdict, scan.Reasons)
+	s.indicate(sc.ID(), scan.ID, seq, scan.Data, scan.Verdict, scan.Reasons)
 }
 
-// indicate publishes the verdict the operator should see: for a
-// keyboard-wedge scanner, which beeps on decode by itself, this is the only
-// durable verdict (sent only after the commit, like the good byte).
-func (s *Station) indicate(scanner, scanID string, seq uint64, verdict string, reasons []Reason) {
-	if s.notify == nil {
-		return
-	}
+// indicate records an outcome for the status page and publishes the
+// verdict the operator should see: for a keyboard-wedge scanner, which
+// beeps on decode by itself, this is the only durable verdict (sent only
+// after the commit, like the good byte).
+func (s *Station) indicate(scanner, scanID string, seq uint64, data []byte, verdict string, reasons []Reason) {
 	if reasons == nil {
 		reasons = []Reason{}
 	}
-	b, err := encodeEvent(IndicatorType, uuid.Must(uuid.NewV7()).String(), s.source, s.now(), &indicatorData{
+	now := s.now()
+	s.recent.add(Outcome{Time: now, Scanner: scanner, Scan: scanID, Seq: seq, Data: printable(data), Verdict: verdict, Reasons: reasons})
+	if s.notify == nil {
+		return
+	}
+	b, err := encodeEvent(IndicatorType, uuid.Must(uuid.NewV7()).String(), s.source, now, &indicatorData{
 		Station: s.cfg.ID, Scanner: scanner, Scan: scanID, Seq: seq, Verdict: verdict, Reasons: reasons,
 	})
 	if err == nil {

@@ -191,6 +191,17 @@ func New(cfg Config, q Queue, log *slog.Logger, reg prometheus.Registerer) *Upli
 // Connected reports whether a session is up.
 func (u *Uplink) Connected() bool { return u.connected.Load() }
 
+// PublishPermitted reports what the last permission probe found, and
+// whether one has come back or timed out yet.
+func (u *Uplink) PublishPermitted() (permitted, known bool) {
+	p := u.permitted.Load()
+	return p == 1, p >= 0
+}
+
+// DuplicateGateway reports whether another process announced itself as
+// this gateway on its status topic.
+func (u *Uplink) DuplicateGateway() bool { return u.ident.duplicate() }
+
 // Instance returns this process's instance id, as the status and
 // heartbeats carry it.
 func (u *Uplink) Instance() string { return u.instance }

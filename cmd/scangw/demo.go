@@ -48,6 +48,13 @@ func demo(ctx context.Context, out io.Writer, perScanner int, dir string) error 
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	// The same for the status page, which the demo names so it can be
+	// opened while the scans run.
+	if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return err
+	}
+	httpAddr := ln.Addr().String()
+	ln.Close()
 
 	broker := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
 	broker.AddHook(new(auth.AllowHook), nil)
@@ -89,18 +96,19 @@ func demo(ctx context.Context, out io.Writer, perScanner int, dir string) error 
 gateway: {id: gw-demo, site: demo-site}
 buffer:  {dir: %q}
 mqtt:    {broker: "tcp://%s", topic_prefix: scangw/v1, reconnect_max: 2s}
-http:    {listen: "127.0.0.1:0"}
+http:    {listen: %q}
 log:     {level: warn}
 stations:
   - id: dock-3
     mode: receive
     min_length: 3
     scanners:%s
-`, dir, addr, yaml)))
+`, dir, addr, httpAddr, yaml)))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "scangw demo: broker on %s, buffer in %s, scanners on %s and %s\n", addr, dir, sims[0].line.Path(), sims[1].line.Path())
+	fmt.Fprintf(out, "status page: http://%s/ (JSON at /status, Prometheus at /metrics)\n", httpAddr)
 	fmt.Fprintln(out, "Ctrl-C stops it. Each scan: what the scanner typed and heard back, then what the broker received.")
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -257,6 +257,29 @@ func TestEndToEndThousandScansWithBrokerOutage(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+
+	// The status page: the same state for a person at the dock.
+	var st statusReport
+	if err := json.Unmarshal([]byte(httpGet(t, "http://"+httpAddr+"/status")), &st); err != nil {
+		t.Fatalf("/status: %v", err)
+	}
+	if st.Site != "plant-t" || st.Gateway != "gw-e2e" || !st.MQTT.Connected || st.MQTT.PublishPermitted == nil || !*st.MQTT.PublishPermitted ||
+		st.Buffer.NextSeq != 1001 || len(st.Stations) != 1 {
+		t.Fatalf("/status = %+v, want plant-t/gw-e2e connected and permitted, next seq 1001, one station", st)
+	}
+	dock := st.Stations[0]
+	if dock.ID != "dock-1" || dock.Mode != "receive" || !dock.Running || len(dock.Scanners) != 2 || !dock.Scanners[0].Up || !dock.Scanners[1].Up {
+		t.Errorf("/status station %+v, want dock-1 receiving with h1 and h2 up", dock)
+	}
+	if len(dock.Recent) != 20 || dock.Recent[0].Verdict != "accepted" || dock.Recent[0].Seq != 1000 || !acked[dock.Recent[0].Data] {
+		t.Errorf("/status recent outcomes %+v, want the last 20, newest (seq 1000) first, accepted, with a scan the scanners sent", dock.Recent)
+	}
+	page := httpGet(t, "http://"+httpAddr+"/")
+	for _, want := range []string{"plant-t/gw-e2e", "dock-1", ">connected<", "h1 up", dock.Recent[0].Data, `class="accepted"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page lacks %q", want)
+		}
+	}
 }
 
 func httpGet(t *testing.T, url string) string {

@@ -112,7 +112,8 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	g.Go(func() error { return buf.Run(ctx) })
 	g.Go(func() error { return hp.Run(ctx) })
 	if ln != nil {
-		g.Go(func() error { return serveHTTP(ctx, ln, reg, ready, up.Connected) })
+		page := &statusPage{cfg: cfg, buf: buf, stations: stations, up: up, started: started}
+		g.Go(func() error { return serveHTTP(ctx, ln, reg, ready, up.Connected, page) })
 	}
 	g.Go(func() error { return notifyReady(ctx, ready, log) })
 	err = g.Wait()
@@ -258,9 +259,12 @@ func notifyReady(ctx context.Context, ready func() bool, log *slog.Logger) error
 	return nil
 }
 
-// serveHTTP serves /metrics, /healthz and /readyz until ctx ends.
-func serveHTTP(ctx context.Context, ln net.Listener, reg *prometheus.Registry, ready, connected func() bool) error {
+// serveHTTP serves /metrics, /healthz, /readyz and the status page (/ and
+// /status) until ctx ends.
+func serveHTTP(ctx context.Context, ln net.Listener, reg *prometheus.Registry, ready, connected func() bool, page *statusPage) error {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", page.serveHTML)
+	mux.HandleFunc("GET /status", page.serveJSON)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")

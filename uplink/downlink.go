@@ -469,6 +469,22 @@ func SignCommand(payload []byte, key ed25519.PrivateKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return signObject(obj, key)
+}
+
+// AddressCommand returns the command with "to" set to the gateway
+// ("<site>/<gateway>") and "expires" to the time given, signed with key:
+// what a gateway with command keys accepts until then.
+func AddressCommand(payload []byte, to string, expires time.Time, key ed25519.PrivateKey) ([]byte, error) {
+	obj, err := parseObject(payload)
+	if err != nil {
+		return nil, err
+	}
+	obj["to"], obj["expires"] = to, expires.UTC().Format(time.RFC3339)
+	return signObject(obj, key)
+}
+
+func signObject(obj map[string]any, key ed25519.PrivateKey) ([]byte, error) {
 	delete(obj, "sig")
 	canon, err := marshalCanonical(obj)
 	if err != nil {

@@ -68,16 +68,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		if err != nil || !bytes.Equal(again, canon) {
 			t.Fatalf("canonical form not stable: %s -> %s (%v)", canon, again, err)
 		}
-		obj, err := parseObject(payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj["to"], obj["expires"] = "s/g", time.Now().Add(5*time.Minute).UTC().Format(time.RFC3339)
-		addressed, err := marshalCanonical(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := SignCommand(addressed, priv)
+		s, err := AddressCommand(payload, "s/g", time.Now().Add(5*time.Minute), priv)
 		if err != nil {
 			t.Fatal(err)
 		}

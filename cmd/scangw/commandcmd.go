@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scangw/scangw/station/rules"
 	"github.com/scangw/scangw/uplink"
 )
 
@@ -45,11 +42,7 @@ func commandCmd(out io.Writer, stdin io.Reader, args []string, now time.Time) er
 	if *ttl <= 0 || *ttl > uplink.MaxCommandValidity {
 		return fmt.Errorf("--ttl %v: want more than 0 and at most %v (gateways refuse longer-lived commands)", *ttl, uplink.MaxCommandValidity)
 	}
-	keyText, err := os.ReadFile(*keyFile)
-	if err != nil {
-		return err
-	}
-	priv, err := rules.ParsePrivateKey(strings.TrimSpace(string(keyText)))
+	priv, err := readPrivateKey(*keyFile)
 	if err != nil {
 		return err
 	}
@@ -62,21 +55,9 @@ func commandCmd(out io.Writer, stdin io.Reader, args []string, now time.Time) er
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	var cmd map[string]any
-	if err := dec.Decode(&cmd); err != nil {
-		return fmt.Errorf("%s: want one JSON object: %v", fs.Arg(0), err)
-	}
-	cmd["to"] = *to
-	cmd["expires"] = now.Add(*ttl).UTC().Format(time.RFC3339)
-	unsigned, err := json.Marshal(cmd)
+	signed, err := uplink.AddressCommand(payload, *to, now.Add(*ttl), priv)
 	if err != nil {
-		return err
-	}
-	signed, err := uplink.SignCommand(unsigned, priv)
-	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", fs.Arg(0), err)
 	}
 	_, err = fmt.Fprintf(out, "%s\n", signed)
 	return err

@@ -42,11 +42,7 @@ func rulesCmd(out io.Writer, args []string) error {
 		if err := fs.Parse(args[1:]); err != nil || *keyFile == "" || fs.NArg() != 1 {
 			return errors.New(rulesUsage)
 		}
-		keyText, err := os.ReadFile(*keyFile)
-		if err != nil {
-			return err
-		}
-		priv, err := rules.ParsePrivateKey(strings.TrimSpace(string(keyText)))
+		priv, err := readPrivateKey(*keyFile)
 		if err != nil {
 			return err
 		}
@@ -76,4 +72,13 @@ func rulesCmd(out io.Writer, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown rules command %q\n\n%s", args[0], rulesUsage)
+}
+
+// readPrivateKey reads a signing key as `scangw rules keygen` prints it.
+func readPrivateKey(path string) (ed25519.PrivateKey, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return rules.ParsePrivateKey(strings.TrimSpace(string(text)))
 }

@@ -87,7 +87,8 @@ func TestIndicatorFollowsTheVerdict(t *testing.T) {
 
 // TestRecentOutcomes keeps the latest outcomes for the status page, newest
 // first: verdicts with their seq and readable data (a GS separator shown
-// as ␝, long data clipped), discarded reads, and no more than 20.
+// as ␝, a bidi override neutralised, long data clipped), discarded reads,
+// and no more than 20.
 func TestRecentOutcomes(t *testing.T) {
 	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -95,7 +96,7 @@ func TestRecentOutcomes(t *testing.T) {
 	}
 	defer buf.Close()
 	long := strings.Repeat("é", 200)
-	sc := newPlayback("h1", "GOOD\x1dSCAN", "x", long)
+	sc := newPlayback("h1", "GOOD\x1dSCAN", "x\u202egnp.exe", long)
 	sc.reads = append(sc.reads, device.Read{Scanner: "h1", Err: device.ErrOversize})
 	st := newStation(t, buf, prometheus.NewRegistry(), sc)
 	run(t, st, sc)
@@ -107,14 +108,14 @@ func TestRecentOutcomes(t *testing.T) {
 	want := []struct {
 		verdict, data string
 		seq           uint64
-	}{{Discarded, "", 0}, {Rejected, "", 3}, {Rejected, "x", 2}, {Accepted, "GOOD␝SCAN", 1}}
+	}{{Discarded, "", 0}, {Rejected, "", 3}, {Accepted, "x\ufffdgnp.exe", 2}, {Accepted, "GOOD␝SCAN", 1}}
 	for i, w := range want {
 		o := got[i]
 		if o.Verdict != w.verdict || o.Seq != w.seq || o.Scanner != "h1" || o.Time.IsZero() || (w.data != "" && o.Data != w.data) {
 			t.Errorf("outcome %d = %+v, want %s seq %d data %q", i, o, w.verdict, w.seq, w.data)
 		}
 	}
-	if d := got[1].Data; !strings.HasSuffix(d, "…") || len(d) > maxOutcomeData+len("…") || !utf8.ValidString(d) {
+	if d := got[1].Data; !strings.HasSuffix(d, "…") || len(d) > maxOutcomeData+len("…") || len(d) < maxOutcomeData-1 || !utf8.ValidString(d) {
 		t.Errorf("long data kept as %q (%d bytes), want it clipped on a rune boundary with …", d, len(d))
 	}
 	if len(got[0].Reasons) != 1 || got[0].Reasons[0].Code != "oversize" {

@@ -23,7 +23,7 @@ type Outcome struct {
 const (
 	// recentSize is how many outcomes a station keeps.
 	recentSize = 20
-	// maxOutcomeData clips the scanned text an outcome keeps.
+	// maxOutcomeData clips the scanned bytes an outcome keeps.
 	maxOutcomeData = 96
 )
 
@@ -35,13 +35,6 @@ type recent struct {
 }
 
 func (r *recent) add(o Outcome) {
-	if len(o.Data) > maxOutcomeData {
-		n := maxOutcomeData
-		for n > 0 && !utf8.RuneStart(o.Data[n]) {
-			n--
-		}
-		o.Data = o.Data[:n] + "…"
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ring[r.n%recentSize] = o
@@ -62,19 +55,34 @@ func (r *recent) latest() []Outcome {
 // Recent returns the station's latest outcomes, newest first (at most 20).
 func (s *Station) Recent() []Outcome { return s.recent.latest() }
 
-// printable renders scanned bytes for people: invalid UTF-8 as U+FFFD and
-// control characters as their Control Pictures (GS, the GS1 separator,
-// shows as ␝).
-func printable(data []byte) string {
-	b := make([]rune, 0, len(data))
+// outcomeData renders at most maxOutcomeData bytes of a read for people:
+// invalid UTF-8 as U+FFFD, C0 controls and DEL as their Control Pictures
+// (GS, the GS1 separator, shows as ␝), and C1 controls and the bidi
+// controls as U+FFFD, so that a crafted code cannot make the page show
+// text other than what was scanned.
+func outcomeData(data []byte) string {
+	clipped := len(data) > maxOutcomeData
+	if clipped {
+		n := maxOutcomeData
+		for n > 0 && !utf8.RuneStart(data[n]) {
+			n--
+		}
+		data = data[:n]
+	}
+	b := make([]rune, 0, len(data)+1)
 	for _, r := range string(data) {
 		switch {
 		case r < 0x20:
 			r += 0x2400
 		case r == 0x7F:
 			r = 0x2421
+		case r >= 0x80 && r <= 0x9F, r == 0x200E, r == 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+			r = utf8.RuneError
 		}
 		b = append(b, r)
+	}
+	if clipped {
+		b = append(b, '…')
 	}
 	return string(b)
 }

@@ -235,7 +235,7 @@ func (s *Station) indicate(scanner, scanID string, seq uint64, data []byte, verd
 		reasons = []Reason{}
 	}
 	now := s.now()
-	s.recent.add(Outcome{Time: now, Scanner: scanner, Scan: scanID, Seq: seq, Data: printable(data), Verdict: verdict, Reasons: reasons})
+	s.recent.add(Outcome{Time: now, Scanner: scanner, Scan: scanID, Seq: seq, Data: outcomeData(data), Verdict: verdict, Reasons: reasons})
 	if s.notify == nil {
 		return
 	}

@@ -110,12 +110,15 @@
 // The signature covers [CanonicalCommand]. A signature proves who sent a
 // command, not for whom or when, so a signed command must also name its
 // gateway in "to" (wrong_target otherwise) and carry an "expires" at most
-// 15 minutes ahead (expired otherwise); its id is remembered until then,
-// so a copy taken off the broker runs neither on another gateway, nor
-// later, nor twice (replayed). Commands are live, never retained, so a
-// short validity costs nothing. Expiry is judged by the gateway's clock:
-// one that is far behind (a Pi has no real-time clock before NTP) accepts
-// a command that already expired, but still runs each id at most once
-// while it runs. Unsigned commands may carry "to" and "expires" and are
-// then held to them.
+// 15 minutes ahead (expired otherwise; a minute more is allowed for
+// clocks). Its id is remembered until then, across restarts when
+// Config.State is set (it is saved before the command runs), so a copy
+// taken off the broker runs neither on another gateway, nor later, nor
+// twice (replayed). Commands are live, never retained, so a short
+// validity costs nothing. Expiry is judged by the gateway's clock, which
+// on a Pi before NTP may be off: a clock far behind refuses fresh
+// commands as too long-lived and accepts ones that expired as long ago as
+// it trails (each id still runs once); a clock far ahead refuses them as
+// expired. The heartbeat's clock_synced says which to trust. Unsigned
+// commands may carry "to" and "expires" and are then held to them.
 package uplink

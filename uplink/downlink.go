@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/scangw/scangw/buffer"
 )
 
 // Commands the downlink understands (the "cmd" of a command).
@@ -46,6 +48,7 @@ const (
 	CodeWrongTarget        = "wrong_target"        // "to" names another gateway (or is missing when signed)
 	CodeExpired            = "expired"             // "expires" passed, too far ahead, malformed (or missing when signed)
 	CodeReplayed           = "replayed"            // the id of a command with "expires" already ran before then
+	CodeBusy               = "busy"                // too many unexpired commands remembered against replay
 	CodeUnknownCommand     = "unknown_command"
 	CodeBadArgs            = "bad_args"        // "station" or "args" malformed
 	CodeUnknownStation     = "unknown_station" // for Commanders
@@ -58,7 +61,7 @@ const (
 
 var knownCodes = []string{
 	CodeTooLarge, CodeBadJSON, CodeUnsupportedVersion, CodeMissingID, CodeBadSignature,
-	CodeWrongTarget, CodeExpired, CodeReplayed,
+	CodeWrongTarget, CodeExpired, CodeReplayed, CodeBusy,
 	CodeUnknownCommand, CodeBadArgs, CodeUnknownStation, CodeUnsupported, CodeNoAuditWindow,
 	CodeRetained, CodeTimeout, CodeFailed,
 }
@@ -72,13 +75,23 @@ const maxCommandID = 128
 // captured signed command is useless soon after.
 const MaxCommandValidity = 15 * time.Minute
 
+// commandClockSkew is how far the gateway's clock may trail the signer's
+// before a command signed for the whole MaxCommandValidity looks too
+// long-lived.
+const commandClockSkew = time.Minute
+
+// unexpiredKey is the state key under which the ids of commands with an
+// expiry survive a restart.
+const unexpiredKey = "uplink/unexpired-commands"
+
 // maxUnexpired bounds the commands remembered against replay (each until
 // its "expires"): 4,096 in 15 minutes is far above what a central system
 // sends one gateway.
 const maxUnexpired = 4096
 
 // Command is one downlink command, decoded and checked (version,
-// correlation id, signature when keys are configured).
+// correlation id; signature, addressee and expiry when keys are
+// configured).
 type Command struct {
 	// ID is the sender's correlation id, echoed in the reply.
 	ID string
@@ -139,6 +152,7 @@ func (u *Uplink) enqueue(m mqtt.Message) {
 // command that came in on one connection is answered on the next one if
 // the first dropped meanwhile.
 func (u *Uplink) downlink(ctx context.Context) {
+	u.loadUnexpired()
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,8 +242,7 @@ func (u *Uplink) command(ctx context.Context, m downMsg) {
 	// signed one) is also remembered until then, so a replayed copy never
 	// runs again.
 	if !cmd.expires.IsZero() {
-		if bad := u.unexpired.admit(cmd.ID, cmd.expires, time.Now()); bad != nil {
-			bad.Cmd = cmd.Cmd
+		if bad := u.remember(cmd); bad != nil {
 			u.log.Warn("downlink command refused", "id", bad.ID, "cmd", bad.Cmd, "code", bad.Error.Code, "why", bad.Error.Message)
 			u.answer(bad, "", false)
 			return
@@ -358,8 +371,8 @@ func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 	if v, _ := obj["v"].(json.Number); v != "1" {
 		return cmd, failReply(id, cmd.Cmd, CodeUnsupportedVersion, `"v" is %s; this gateway speaks command version 1`, describe(obj["v"]))
 	}
-	signed := len(u.cfg.CommandKeys) > 0
-	if signed {
+	keysRequired := len(u.cfg.CommandKeys) > 0
+	if keysRequired {
 		if err := verifyCommand(obj, u.cfg.CommandKeys); err != nil {
 			return cmd, failReply(id, cmd.Cmd, CodeBadSignature, "%v", err)
 		}
@@ -369,12 +382,12 @@ func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 	// copy taken off the broker cannot be replayed elsewhere or later.
 	// Unsigned commands may carry both, and are held to them.
 	self := u.cfg.Site + "/" + u.cfg.Gateway
-	if to, present := obj["to"]; present || signed {
+	if to, present := obj["to"]; present || keysRequired {
 		if s, _ := to.(string); s != self {
 			return cmd, failReply(id, cmd.Cmd, CodeWrongTarget, `"to" is %s; this gateway is %q`, describe(to), self)
 		}
 	}
-	if exp, present := obj["expires"]; present || signed {
+	if exp, present := obj["expires"]; present || keysRequired {
 		s, _ := exp.(string)
 		t, err := time.Parse(time.RFC3339, s)
 		now := time.Now()
@@ -383,7 +396,7 @@ func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 			return cmd, failReply(id, cmd.Cmd, CodeExpired, `"expires" is %s; want an RFC 3339 time at most %v ahead`, describe(exp), MaxCommandValidity)
 		case !t.After(now):
 			return cmd, failReply(id, cmd.Cmd, CodeExpired, "expired at %s; the gateway's clock says %s", s, now.UTC().Format(time.RFC3339))
-		case t.Sub(now) > MaxCommandValidity:
+		case t.Sub(now) > MaxCommandValidity+commandClockSkew:
 			return cmd, failReply(id, cmd.Cmd, CodeExpired, "expires at %s, more than %v after the gateway's clock (%s)", s, MaxCommandValidity, now.UTC().Format(time.RFC3339))
 		}
 		cmd.expires = t
@@ -600,15 +613,59 @@ func (e *expiringIDs) admit(id string, expires, now time.Time) *reply {
 		return failReply(id, "", CodeReplayed, "command %q already ran; it stays refused until it expires at %s", id, until.UTC().Format(time.RFC3339))
 	}
 	if len(*e) >= maxUnexpired {
-		for k, until := range *e {
-			if !until.After(now) {
-				delete(*e, k)
-			}
-		}
+		e.prune(now)
 		if len(*e) >= maxUnexpired {
-			return failReply(id, "", CodeFailed, "more than %d unexpired commands remembered against replay; send fewer, or with a shorter expiry", maxUnexpired)
+			return failReply(id, "", CodeBusy, "more than %d unexpired commands remembered against replay; send fewer, or with a shorter expiry", maxUnexpired)
 		}
 	}
 	(*e)[id] = expires
 	return nil
+}
+
+// prune forgets the ids that expired by now.
+func (e expiringIDs) prune(now time.Time) {
+	for id, until := range e {
+		if !until.After(now) {
+			delete(e, id)
+		}
+	}
+}
+
+// remember records a command with an expiry against replay, durably when
+// Config.State is set: the id is saved before the command runs, so a
+// restart does not make a captured copy runnable again. It returns the
+// reply that refuses the command instead.
+func (u *Uplink) remember(cmd Command) *reply {
+	now := time.Now()
+	bad := u.unexpired.admit(cmd.ID, cmd.expires, now)
+	if bad == nil && u.cfg.State != nil {
+		u.unexpired.prune(now)
+		b, _ := json.Marshal(u.unexpired)
+		if err := u.cfg.State.SaveState(unexpiredKey, b); err != nil {
+			delete(u.unexpired, cmd.ID)
+			bad = failReply(cmd.ID, "", CodeFailed, "cannot remember the command against replay, so it does not run: %v", err)
+		}
+	}
+	if bad != nil {
+		bad.Cmd = cmd.Cmd
+	}
+	return bad
+}
+
+// loadUnexpired restores the ids remembered before a restart.
+func (u *Uplink) loadUnexpired() {
+	if u.cfg.State == nil {
+		return
+	}
+	b, err := u.cfg.State.LoadState(unexpiredKey)
+	if errors.Is(err, buffer.ErrNoState) {
+		return
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &u.unexpired)
+	}
+	if err != nil {
+		u.log.Error("commands remembered against replay could not be read; a command that ran before the restart may run again until it expires",
+			"err", err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scangw/scangw/buffer"
 	"github.com/scangw/scangw/station/schema"
 	"github.com/scangw/scangw/uplink/mosquittotest"
 )
@@ -384,9 +386,9 @@ func TestSignedCommands(t *testing.T) {
 }
 
 // TestSignedCommandReplay replays a signed command after its first reply
-// left the reply cache: it is refused as replayed and does not run again.
-// Once its expiry passed the id could be used again, but the command
-// itself is then refused as expired.
+// left the reply cache, and again after the gateway restarted: both times
+// it is refused as replayed and does not run again. A gateway that cannot
+// save the id does not run the command.
 func TestSignedCommandReplay(t *testing.T) {
 	t.Parallel()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -394,10 +396,15 @@ func TestSignedCommandReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmdr := newFakeCommander("dock-3")
-	reg := prometheus.NewRegistry()
-	u := New(Config{CommandKeys: []ed25519.PublicKey{pub}, Commander: cmdr, TopicPrefix: "t", Site: "site1", Gateway: "gw1"},
-		nil, testLogger(t), reg)
-	run := func(payload string) {
+	// start is the gateway starting: a new Uplink on the same state.
+	start := func(state StateStore) (*Uplink, *prometheus.Registry) {
+		reg := prometheus.NewRegistry()
+		u := New(Config{CommandKeys: []ed25519.PublicKey{pub}, Commander: cmdr, State: state, TopicPrefix: "t", Site: "site1", Gateway: "gw1"},
+			nil, testLogger(t), reg)
+		u.loadUnexpired() // as Run's downlink does first
+		return u, reg
+	}
+	run := func(u *Uplink, payload string) {
 		b, err := SignCommand([]byte(payload), priv)
 		if err != nil {
 			t.Fatal(err)
@@ -405,17 +412,34 @@ func TestSignedCommandReplay(t *testing.T) {
 		u.command(context.Background(), downMsg{topic: u.topics.Cmd, payload: b})
 	}
 	exp := time.Now().Add(5 * time.Minute).UTC().Format(time.RFC3339)
-	setMode := `{"v":1,"to":"site1/gw1","expires":"` + exp + `","id":"m1","cmd":"set_mode","station":"dock-3","args":{"mode":"ship"}}`
-	run(setMode)
+	setMode := func(id string) string {
+		return `{"v":1,"to":"site1/gw1","expires":"` + exp + `","id":"` + id + `","cmd":"set_mode","station":"dock-3","args":{"mode":"ship"}}`
+	}
+	replayed := func(reg prometheus.Gatherer) float64 {
+		return metricValue(t, reg, "scangw_mqtt_commands_total", "cmd", "set_mode", "result", CodeReplayed)
+	}
+
+	buf := openBuffer(t)
+	u, reg := start(buf)
+	run(u, setMode("m1"))
 	for i := range replyCacheSize {
-		run(fmt.Sprintf(`{"v":1,"to":"site1/gw1","expires":%q,"id":"p%d","cmd":"ping"}`, exp, i))
+		run(u, fmt.Sprintf(`{"v":1,"to":"site1/gw1","expires":%q,"id":"p%d","cmd":"ping"}`, exp, i))
 	}
-	run(setMode)
-	if n := cmdr.ncalls(); n != 1 {
-		t.Errorf("the Commander ran %d times, want once", n)
+	run(u, setMode("m1"))
+	if n := cmdr.ncalls(); n != 1 || replayed(reg) != 1 {
+		t.Errorf("the Commander ran %d times and %v replays were refused, want once and 1", n, replayed(reg))
 	}
-	if v := metricValue(t, reg, "scangw_mqtt_commands_total", "cmd", "set_mode", "result", CodeReplayed); v != 1 {
-		t.Errorf("commands_total{set_mode,replayed} = %v, want 1", v)
+
+	u, reg = start(buf)
+	run(u, setMode("m1"))
+	if n := cmdr.ncalls(); n != 1 || replayed(reg) != 1 {
+		t.Errorf("after a restart: the Commander ran %d times and %v replays were refused, want once and 1", n, replayed(reg))
+	}
+
+	u, reg = start(failingState{})
+	run(u, setMode("m2"))
+	if n := cmdr.ncalls(); n != 1 || metricValue(t, reg, "scangw_mqtt_commands_total", "cmd", "set_mode", "result", CodeFailed) != 1 {
+		t.Errorf("with the id unsaved: the Commander ran %d times, want once (not for m2), and m2 answered failed", n)
 	}
 
 	var ids expiringIDs
@@ -434,8 +458,8 @@ func TestSignedCommandReplay(t *testing.T) {
 			t.Fatalf("admit %d: %+v", i, r.Error)
 		}
 	}
-	if r := ids.admit("full", now.Add(time.Minute), now); r == nil || r.Error.Code != CodeFailed {
-		t.Errorf("admit past the bound = %+v, want failed", r)
+	if r := ids.admit("full", now.Add(time.Minute), now); r == nil || r.Error.Code != CodeBusy {
+		t.Errorf("admit past the bound = %+v, want busy", r)
 	}
 	if r := ids.admit("full", now.Add(2*time.Minute), now.Add(90*time.Second)); r != nil {
 		t.Errorf("admit past the bound once the others expired = %+v, want admitted", r.Error)
@@ -487,3 +511,9 @@ func TestDownlinkNeverBlocksRouter(t *testing.T) {
 	dropped := int(metricValue(t, reg, "scangw_mqtt_downlink_dropped_total"))
 	replies.WaitCount(1+inboxSize+20-dropped, 10*time.Second)
 }
+
+// failingState is a StateStore whose disk fails.
+type failingState struct{}
+
+func (failingState) LoadState(string) ([]byte, error) { return nil, buffer.ErrNoState }
+func (failingState) SaveState(string, []byte) error   { return errors.New("disk full") }

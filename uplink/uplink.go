@@ -35,6 +35,15 @@ type Queue interface {
 	Appended() <-chan struct{}
 }
 
+// StateStore keeps small values durably.
+type StateStore interface {
+	// LoadState returns the value saved under key, or an error wrapping
+	// buffer.ErrNoState when there is none.
+	LoadState(key string) ([]byte, error)
+	// SaveState stores value under key and returns once it is on disk.
+	SaveState(key string, value []byte) error
+}
+
 // Config configures the uplink. Zero durations and sizes marked with a
 // default get it.
 type Config struct {
@@ -76,6 +85,9 @@ type Config struct {
 	CommandKeys []ed25519.PublicKey
 	// CommandTimeout bounds one Commander call (default 10s).
 	CommandTimeout time.Duration
+	// State, when set, keeps the ids of commands with an expiry across
+	// restarts (the buffer implements it); nil keeps them in memory only.
+	State StateStore
 
 	// TopicPrefix, Site and Gateway make the topics (TopicsFor) and the
 	// source scangw://<site>/<gateway> of the uplink's own events.

@@ -50,6 +50,7 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	hp := hotplug.New(log.With("part", "hotplug"))
 	stations := buildStations(cfg, buf, rs.engine, notify, hp, reg, log)
 	started := time.Now()
+	health := gatewayHealth(buf, stations)
 	upCfg := uplink.Config{
 		Broker:         cfg.MQTT.Broker,
 		ClientID:       cfg.MQTT.ClientID,
@@ -68,13 +69,14 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 		Heartbeat:      cfg.MQTT.Heartbeat.D(),
 		MaxCommand:     int(cfg.MQTT.MaxCommand),
 		CommandKeys:    cfg.MQTT.CommandPublicKeys(),
+		State:          buf,
 		TopicPrefix:    cfg.MQTT.TopicPrefix,
 		Site:           cfg.Gateway.Site,
 		Gateway:        cfg.Gateway.ID,
 		Status: func() uplink.Status {
 			return uplink.Status{Version: version(), ConfigHash: cfg.Hash(), StartTime: started, Epoch: buf.Epoch()}
 		},
-		Health:    gatewayHealth(buf, stations),
+		Health:    health,
 		Commander: newCommander(stations, buf),
 		Rules:     rs.fromMQTT,
 	}
@@ -112,7 +114,7 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	g.Go(func() error { return buf.Run(ctx) })
 	g.Go(func() error { return hp.Run(ctx) })
 	if ln != nil {
-		page := &statusPage{cfg: cfg, buf: buf, stations: stations, up: up, started: started}
+		page := &statusPage{cfg: cfg, buf: buf, stations: stations, up: up, started: started, health: health}
 		g.Go(func() error { return serveHTTP(ctx, ln, reg, ready, up.Connected, page) })
 	}
 	g.Go(func() error { return notifyReady(ctx, ready, log) })

@@ -23,6 +23,7 @@ type statusPage struct {
 	stations []*station.Station
 	up       *uplink.Uplink
 	started  time.Time
+	health   func() uplink.Health // what the heartbeat reports
 }
 
 type statusReport struct {
@@ -65,10 +66,11 @@ type scannerReport struct {
 }
 
 func (p *statusPage) report() statusReport {
+	h := p.health()
 	r := statusReport{
 		Site: p.cfg.Gateway.Site, Gateway: p.cfg.Gateway.ID, Version: version(), Instance: p.up.Instance(),
 		ConfigHash: p.cfg.Hash(), Started: p.started, Uptime: time.Since(p.started).Seconds(),
-		ClockSynced: station.KernelClockSynced(),
+		ClockSynced: h.ClockSynced,
 	}
 	r.MQTT.Broker = redactURL(p.cfg.MQTT.Broker)
 	r.MQTT.Connected = p.up.Connected()
@@ -76,14 +78,12 @@ func (p *statusPage) report() statusReport {
 		r.MQTT.PublishPermitted = &permitted
 	}
 	r.MQTT.DuplicateGateway = p.up.DuplicateGateway()
-	r.Buffer.Epoch, r.Buffer.Backlog, r.Buffer.NextSeq, r.Buffer.DiskBytes = p.buf.Epoch(), p.buf.Depth(), p.buf.NextSeq(), p.buf.DiskBytes()
-	if oldest, ok := p.buf.Oldest(); ok {
-		r.Buffer.OldestAge = max(time.Since(oldest), 0).Seconds()
-	}
-	for _, st := range p.stations {
+	r.Buffer.Epoch, r.Buffer.NextSeq, r.Buffer.DiskBytes = p.buf.Epoch(), p.buf.NextSeq(), p.buf.DiskBytes()
+	r.Buffer.Backlog, r.Buffer.OldestAge = h.Backlog, h.OldestAge.Seconds()
+	for i, st := range p.stations { // the order gatewayHealth reports them in
 		mode, ctx := st.State()
-		sr := stationReport{ID: st.ID(), Mode: mode, Context: ctx, Running: st.Running(), Recent: st.Recent()}
-		for _, sc := range st.Scanners() {
+		sr := stationReport{ID: st.ID(), Mode: mode, Context: ctx, Running: h.Stations[i].Running, Recent: st.Recent()}
+		for _, sc := range h.Stations[i].Scanners {
 			sr.Scanners = append(sr.Scanners, scannerReport{ID: sc.ID, Up: sc.Up})
 		}
 		r.Stations = append(r.Stations, sr)

@@ -1,21 +1,32 @@
 # scangw — the two commands a newcomer needs:
 #   make demo   the real daemon with simulated scanners and an embedded broker
 #   make test   installs what the tests need (Mosquitto), then vet + race tests
+#
+# The demo (embedded broker) and the buffer bench are built in only with
+# their tags, demo and bench: bin/scangw, the daemon a site runs, has
+# neither.
 
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -s -w -X main.buildVersion=$(VERSION)
 
-.PHONY: all build demo test test-arm deps bench fuzz cross clean
+TOOLS   := demo,bench
+
+.PHONY: all build bench-tool demo test test-arm deps bench fuzz cross clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/scangw ./cmd/scangw
 
+# scangw with the buffer bench, for measuring a site's disk (README, "Small
+# on a small box"); cross-build it like `cross` for a Pi.
+bench-tool:
+	$(GO) build -trimpath -tags bench -ldflags '$(LDFLAGS)' -o bin/scangw-bench ./cmd/scangw
+
 demo:
-	$(GO) run ./cmd/scangw demo
+	$(GO) run -tags demo ./cmd/scangw demo
 
 # Tests use a real Mosquitto (started by the harness on a free port), real
 # ptys and strace; install them where they are missing.
@@ -31,15 +42,18 @@ deps:
 
 test: deps
 	$(GO) vet ./...
+	$(GO) vet -tags $(TOOLS) ./...
 	CGO_ENABLED=0 $(GO) build ./...
+	# The daemon without the tools says how to get them.
+	$(GO) test -count=1 -run 'NotBuilt' ./cmd/scangw/
 	CGO_ENABLED=0 $(GO) test -count=1 ./device/hidscan/
 	# 32-bit: on an amd64 host the buffer runs natively as 386 and catches
 	# what would break armv7 (make test-arm runs it on arm under qemu).
 	if [ "$$($(GO) env GOHOSTARCH)" = amd64 ]; then GOARCH=386 CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m ./buffer/; fi
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m -tags $(TOOLS) ./...
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -tags $(TOOLS) ./...
 
 # Short fuzz pass over every target (the checked-in corpus runs in `make test`).
 fuzz:

@@ -1,40 +1,3 @@
-// Package buffer is scangw's durable store: the queue of messages waiting
-// for the broker, the gateway's event sequence, and the small state that
-// must survive a reboot. It sits on Badger, tuned for a 1 GB board.
-//
-// # The queue
-//
-// Every message is stored under its queue position (an 8-byte big-endian
-// key), so Badger's key order is the send order. An appended event also gets
-// the next event sequence number ("seq"), which goes inside its payload. Both
-// counters are advanced in the same transaction that stores the message, so
-// seq is gap-free across crashes: a message either committed with its number
-// or the number was never used. (Badger's own GetSequence leases blocks of
-// numbers and leaves gaps after a crash.) Salvaged messages keep the seq and
-// epoch they were born with and take only a queue position.
-//
-// # Group commit
-//
-// One goroutine, the committer, owns all writes. Appends queue up while a
-// commit is in flight and the next transaction takes them all, so one sync
-// covers many scans; a lone scan is committed at once, without a timer.
-// Deletes ride along in the same transactions. Append returns only after the
-// sync that covers the message returned: that is what makes a good-read
-// beep a promise.
-//
-// # Never drop
-//
-// When the configured limits (messages, bytes, a free-disk floor) are
-// reached, new appends are refused with ErrFull; nothing stored is ever
-// dropped to make room.
-//
-// # Draining
-//
-// Peek reads in order from the lowest position that may still be present,
-// which the buffer tracks in memory as deletes commit, so a drain never
-// iterates over the tombstones of what it already deleted. Once the queue
-// is empty and quiet, Run drops the queue's key range so that Badger gives
-// the disk space back.
 package buffer
 
 import (
@@ -88,9 +51,22 @@ var (
 // Entry is one stored message.
 type Entry struct {
 	// Pos is the message's queue position: the handle to Ack it by.
-	Pos     uint64
-	Time    time.Time // when it was appended
-	Topic   string
+	Pos  uint64
+	Time time.Time // when it was appended
+	// Seq is the event seq the message was born with, in Epoch. 0 means
+	// unknown: the entry was stored by a scangw older than entry encoding
+	// v2 (its seq is only inside the payload), or salvaged from such an
+	// entry, or from a directory whose epoch could not be read. A seq
+	// range (Resend) never matches such an entry.
+	Seq uint64
+	// Epoch is the epoch of the buffer the message was born in: this
+	// buffer's for its own appends, the old buffer's for salvaged ones.
+	// It is empty exactly when Seq is 0.
+	Epoch string
+	// Stream is whatever the appender named the message by: a station
+	// passes its stream ("scans/dock-1"); entries written by older scangw
+	// versions hold a full MQTT topic. The buffer treats it as opaque.
+	Stream  string
 	Payload []byte
 }
 
@@ -114,7 +90,7 @@ type Options struct {
 	Heal bool
 	// AuditWindow keeps delivered messages this long after their PUBACK
 	// (0: deleted at once), so that the central side can ask for a range
-	// again (Requeue) to repair a gap it detected.
+	// again (Resend) to repair a gap it detected.
 	AuditWindow time.Duration
 	// SeenRetention bounds how long the seen-serial index remembers a
 	// serial (default 400 days).
@@ -159,11 +135,18 @@ type Buffer struct {
 }
 
 type appendReq struct {
-	topic string
-	build func(seq uint64) ([]byte, error)
-	raw   []byte // salvage: stored as is, takes no seq
-	at    time.Time
-	done  chan appendResult
+	stream string
+	build  func(seq uint64) ([]byte, error)
+	raw    []byte // salvage and requeue: stored as is, takes no seq
+	seq    uint64 // raw: the seq it was born with (0: unknown)
+	epoch  string // raw: the epoch it was born in ("" with seq 0)
+	at     time.Time
+	done   chan appendResult
+}
+
+// rawReq is a request to store e again, as it is, at a new position.
+func rawReq(e Entry) *appendReq {
+	return &appendReq{stream: e.Stream, raw: e.Payload, seq: e.Seq, epoch: e.Epoch, at: e.Time, done: make(chan appendResult, 1)}
 }
 
 type appendResult struct {
@@ -171,7 +154,10 @@ type appendResult struct {
 	err error
 }
 
-// Open opens (creating if needed) the buffer in opts.Dir.
+// Open opens (creating if needed) the buffer in opts.Dir and, unless
+// opts.ReadOnly, starts its committer, so that Append works without Run:
+// tools and tests append without maintenance. Close stops the committer;
+// see the package comment for why Run does not own it.
 func Open(opts Options) (*Buffer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -412,13 +398,14 @@ func (b *Buffer) NextSeq() uint64 {
 // one slot: one reader (the uplink) is expected.
 func (b *Buffer) Appended() <-chan struct{} { return b.appended }
 
-// Append stores one event durably and returns its seq. build makes the
-// payload once the seq is known; it runs on the committer goroutine and
-// must be quick. Append returns only after the sync that covers the message
-// returned, or with an error: then nothing was stored and no seq was used.
-// A full buffer refuses with an error wrapping ErrFull.
-func (b *Buffer) Append(ctx context.Context, topic string, build func(seq uint64) ([]byte, error)) (uint64, error) {
-	return b.enqueue(ctx, &appendReq{topic: topic, build: build})
+// Append stores one event durably under stream and returns its seq. build
+// makes the payload once the seq is known; it runs on the committer
+// goroutine and must be quick. Append returns only after the sync that
+// covers the message returned, or with an error: then nothing was stored
+// and no seq was used. A full buffer refuses with an error wrapping
+// ErrFull.
+func (b *Buffer) Append(ctx context.Context, stream string, build func(seq uint64) ([]byte, error)) (uint64, error) {
+	return b.enqueue(ctx, &appendReq{stream: stream, build: build})
 }
 
 func (b *Buffer) enqueue(ctx context.Context, req *appendReq) (uint64, error) {
@@ -527,7 +514,7 @@ func (b *Buffer) Peek(from uint64, max int) ([]Entry, error) {
 			var e Entry
 			err := item.Value(func(v []byte) error {
 				var err error
-				e, err = decodeEntry(pos, v)
+				e, err = decodeEntry(pos, v, b.meta.epoch)
 				return err
 			})
 			if err != nil {
@@ -552,8 +539,11 @@ func (b *Buffer) Oldest() (time.Time, bool) {
 	return es[0].Time, true
 }
 
-// Close stops the committer, failing appends that are still queued, and
-// closes Badger. It is safe to call more than once.
+// Close stops the committer, after it committed the acknowledged deletes
+// and failing appends that are still queued, and closes Badger. Call it
+// only once every user of the buffer has returned (the daemon closes it
+// after its errgroup): the committer is what their last appends and acks
+// need. It is safe to call more than once.
 func (b *Buffer) Close() error {
 	var err error
 	b.closeMu.Do(func() {
@@ -671,9 +661,62 @@ func (b *Buffer) drainClosed() {
 // commit stores batch and the pending deletes in one transaction (more
 // when the delete cap is reached) and answers every appender. It reports
 // whether the transaction committed.
+//
+// It runs in three parts: gather takes the pending deletes and seen
+// marks, write makes one attempt at the transaction, and finish answers
+// the appenders and publishes what committed.
 func (b *Buffer) commit(batch []*appendReq) bool {
+	j := b.gather(batch)
+	if len(batch) == 0 && len(j.dels) == 0 && len(j.marks) == 0 {
+		return true
+	}
+	start := time.Now()
+	var (
+		w   written
+		err error
+	)
+	for attempt := 0; ; attempt++ {
+		w, err = b.write(j)
+		if err == nil || attempt > 0 || len(batch) == 0 || len(j.dels)+len(j.marks) == 0 {
+			break
+		}
+		// Scans come first: whatever is wrong with the deletes or marks
+		// must not refuse them. Commit the scans alone; the deletes and
+		// marks stay pending for a later transaction.
+		b.log.Warn("buffer commit with deletes failed; committing the scans alone", "err", err, "deletes", len(j.dels), "marks", len(j.marks))
+		j.dels, j.marks = nil, nil
+	}
+	if b.m != nil {
+		b.m.commitSeconds.Observe(time.Since(start).Seconds())
+	}
+	return b.finish(j, w, err)
+}
+
+// commitJob is what one commit takes: the appends, the deletes and marks
+// pending when it began, and the counters it starts from.
+type commitJob struct {
+	batch            []*appendReq
+	dels             []uint64
+	marks            []mark
+	nextPos, nextSeq uint64
+}
+
+// written is what one attempt at a commit's transaction stored.
+type written struct {
+	results          []appendResult // one per request of the batch
+	seqs             []uint64       // the event seqs it used
+	stored           int
+	storedBytes      int64
+	nextPos, nextSeq uint64 // the counters after it
+}
+
+// gather takes up to the delete cap of the pending deletes, and the
+// pending marks, for a commit of batch. They stay pending until the
+// commit succeeded.
+func (b *Buffer) gather(batch []*appendReq) *commitJob {
 	capDels := b.deleteCap()
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	dels := make([]uint64, 0, min(len(b.pendingDel), capDels))
 	for pos := range b.pendingDel {
 		if len(dels) == capDels {
@@ -682,123 +725,114 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 		}
 		dels = append(dels, pos)
 	}
-	marks := b.takeMarks()
-	nextPos, nextSeq := b.nextPos, b.nextSeq
 	b.ackSignalled = false // acks from now on arm the timer again
-	b.mu.Unlock()
-	if len(batch) == 0 && len(dels) == 0 && len(marks) == 0 {
-		return true
-	}
+	return &commitJob{batch: batch, dels: dels, marks: b.takeMarks(), nextPos: b.nextPos, nextSeq: b.nextSeq}
+}
 
-	start := time.Now()
-	basePos, baseSeq := nextPos, nextSeq
-	var (
-		results     []appendResult
-		seqs        []uint64
-		stored      int
-		storedBytes int64
-		err         error
-	)
-	for attempt := 0; ; attempt++ {
-		nextPos, nextSeq = basePos, baseSeq
-		results = make([]appendResult, len(batch))
-		seqs, stored, storedBytes = nil, 0, 0
-		txn := b.db.NewTransaction(true)
-		err = func() error {
-			for i, r := range batch {
-				// The deletes in this transaction make room too.
-				if err := b.admit(int64(stored - len(dels))); err != nil {
-					results[i].err = err
-					continue
-				}
-				payload, seq := r.raw, uint64(0)
-				if r.raw == nil {
-					var err error
-					if payload, err = r.build(nextSeq); err != nil {
-						results[i].err = fmt.Errorf("encode: %w", err)
-						continue
-					}
-					seq = nextSeq
-				}
-				v := encodeEntry(r.at, r.topic, payload)
-				if err := txn.Set(queueKey(nextPos), v); err != nil {
-					return err
-				}
-				results[i].seq = seq
-				nextPos++
-				if r.raw == nil {
-					seqs = append(seqs, seq)
-					nextSeq++
-				}
-				stored++
-				storedBytes += int64(len(v)) + 9
-			}
-			if stored > 0 {
-				if err := putUint(txn, keyNext, nextPos); err != nil {
-					return err
-				}
-				if err := putUint(txn, keySeq, nextSeq); err != nil {
-					return err
-				}
-			}
-			for _, pos := range dels {
-				if err := b.keepForAudit(txn, pos); err != nil {
-					return err
-				}
-				if err := txn.Delete(queueKey(pos)); err != nil {
-					return err
-				}
-			}
-			for _, m := range marks {
-				if err := txn.SetEntry(badger.NewEntry(m.key, m.value).WithTTL(b.opts.SeenRetention)); err != nil {
-					return err
-				}
-			}
-			if stored == 0 && len(dels) == 0 && len(marks) == 0 {
-				return nil
-			}
-			return txn.Commit()
-		}()
-		txn.Discard()
-		if err == nil || attempt > 0 || len(batch) == 0 || len(dels)+len(marks) == 0 {
-			break
+// write makes one attempt at j's transaction. Each attempt starts again
+// from j's counters and builds the payloads again.
+func (b *Buffer) write(j *commitJob) (written, error) {
+	w := written{results: make([]appendResult, len(j.batch)), nextPos: j.nextPos, nextSeq: j.nextSeq}
+	txn := b.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := b.writeAppends(txn, j, &w); err != nil {
+		return w, err
+	}
+	for _, pos := range j.dels {
+		if err := b.keepForAudit(txn, pos); err != nil {
+			return w, err
 		}
-		// Scans come first: whatever is wrong with the deletes or marks
-		// must not refuse them. Commit the scans alone; the deletes and
-		// marks stay pending for a later transaction.
-		b.log.Warn("buffer commit with deletes failed; committing the scans alone", "err", err, "deletes", len(dels), "marks", len(marks))
-		dels, marks = nil, nil
+		if err := txn.Delete(queueKey(pos)); err != nil {
+			return w, err
+		}
 	}
-	if b.m != nil {
-		b.m.commitSeconds.Observe(time.Since(start).Seconds())
+	for _, m := range j.marks {
+		if err := txn.SetEntry(badger.NewEntry(m.key, m.value).WithTTL(b.opts.SeenRetention)); err != nil {
+			return w, err
+		}
 	}
+	if w.stored == 0 && len(j.dels) == 0 && len(j.marks) == 0 {
+		return w, nil
+	}
+	return w, txn.Commit()
+}
+
+// writeAppends stores j's appends that the limits admit and whose payload
+// builds, and the counters after them. A refused request gets its error in
+// w.results; an error returned fails the transaction.
+func (b *Buffer) writeAppends(txn *badger.Txn, j *commitJob, w *written) error {
+	for i, r := range j.batch {
+		// The deletes in this transaction make room too.
+		if err := b.admit(int64(w.stored - len(j.dels))); err != nil {
+			w.results[i].err = err
+			continue
+		}
+		payload, seq, epoch := r.raw, r.seq, r.epoch
+		if r.raw == nil {
+			var err error
+			if payload, err = r.build(w.nextSeq); err != nil {
+				w.results[i].err = fmt.Errorf("encode: %w", err)
+				continue
+			}
+			seq, epoch = w.nextSeq, ""
+		}
+		if epoch == b.meta.epoch {
+			epoch = "" // stored empty: the epoch of the buffer that holds it
+		}
+		v := encodeEntry(r.at, seq, epoch, r.stream, payload)
+		if err := txn.Set(queueKey(w.nextPos), v); err != nil {
+			return err
+		}
+		w.nextPos++
+		if r.raw == nil {
+			w.results[i].seq = seq
+			w.seqs = append(w.seqs, seq)
+			w.nextSeq++
+		}
+		w.stored++
+		w.storedBytes += int64(len(v)) + 9
+	}
+	if w.stored == 0 {
+		return nil
+	}
+	if err := putUint(txn, keyNext, w.nextPos); err != nil {
+		return err
+	}
+	return putUint(txn, keySeq, w.nextSeq)
+}
+
+// finish answers j's appenders with the outcome of its commit (err from
+// the last attempt, w what it stored) and, if it committed, publishes its
+// effects first: OnCommit runs before any appender is released. It reports
+// whether the commit succeeded.
+func (b *Buffer) finish(j *commitJob, w written, err error) bool {
 	if err != nil {
 		err = fmt.Errorf("commit: %w", err)
-		b.log.Error("buffer commit failed", "err", err, "appends", len(batch), "deletes", len(dels))
-		for i := range results {
-			if results[i].err == nil {
-				results[i] = appendResult{err: err}
+		b.log.Error("buffer commit failed", "err", err, "appends", len(j.batch), "deletes", len(j.dels))
+		for i := range w.results {
+			if w.results[i].err == nil {
+				w.results[i] = appendResult{err: err}
 			}
 		}
-		stored = 0
+		w.stored = 0
 	} else {
-		b.applyCommit(nextPos, nextSeq, dels, storedBytes)
-		b.clearMarks(marks)
-		b.depth.Add(int64(stored - len(dels)))
-		if stored > 0 {
+		b.applyCommit(w.nextPos, w.nextSeq, j.dels, w.storedBytes)
+		b.clearMarks(j.marks)
+		b.depth.Add(int64(w.stored - len(j.dels)))
+		if w.stored > 0 {
 			b.lastAppend.Store(time.Now().UnixNano())
 		}
-		if b.opts.OnCommit != nil && len(seqs) > 0 {
-			b.opts.OnCommit(seqs)
+		if b.opts.OnCommit != nil && len(w.seqs) > 0 {
+			b.opts.OnCommit(w.seqs)
 		}
 	}
-	for i, r := range batch {
-		if results[i].err != nil && b.m != nil {
-			b.m.refused(results[i].err)
+	for i, r := range j.batch {
+		if w.results[i].err != nil && b.m != nil {
+			b.m.refused(w.results[i].err)
 		}
-		r.done <- results[i]
+		r.done <- w.results[i]
 	}
-	if stored > 0 {
+	if w.stored > 0 {
 		signal(b.appended)
 	}
 	// Deletes this commit left out to save its scans are tried again

@@ -55,7 +55,7 @@ func TestAppendPeekAck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 10 || es[0].Topic != "t/a" || string(es[3].Payload) != "3#4" || es[3].Pos != 4 {
+	if len(es) != 10 || es[0].Stream != "t/a" || es[3].Seq != 4 || es[3].Epoch != b.Epoch() || string(es[3].Payload) != "3#4" || es[3].Pos != 4 {
 		t.Fatalf("peek = %+v", es)
 	}
 	// Acked messages vanish from Peek at once, before their delete commits.
@@ -234,23 +234,39 @@ func TestClosed(t *testing.T) {
 }
 
 func TestDecodeEntryRejectsGarbage(t *testing.T) {
-	for _, v := range [][]byte{nil, {1}, {2, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {1, 0, 0, 0, 0, 0, 0, 0, 0, 50, 'a'}} {
-		if _, err := decodeEntry(1, v); err == nil {
+	for _, v := range [][]byte{
+		nil, {1}, {2, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {1, 0, 0, 0, 0, 0, 0, 0, 0, 50, 'a'},
+		{3, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		{2, 0, 0, 0, 0, 0, 0, 0, 0},                 // no seq
+		{2, 0, 0, 0, 0, 0, 0, 0, 0, 0x80},           // seq cut
+		{2, 0, 0, 0, 0, 0, 0, 0, 0, 5, 3, 'a', 'b'}, // epoch cut
+		{2, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0},           // no stream length
+		{2, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 9, 'a'},   // stream cut
+		{2, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, // epoch length overflows
+	} {
+		if _, err := decodeEntry(1, v, "holder"); err == nil {
 			t.Errorf("decodeEntry(%v) accepted", v)
 		}
 	}
 }
 
 func FuzzDecodeEntry(f *testing.F) {
-	f.Add(encodeEntry(time.Unix(1, 2), "a/b", []byte("{}")))
+	f.Add(encodeEntryV1(time.Unix(1, 2), "a/b", []byte("{}")))
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff})
+	f.Add(encodeEntry(time.Unix(1, 2), 42, "", "scans/dock-1", []byte("{}")))
+	f.Add(encodeEntry(time.Unix(1, 2), 42, "other", "scans/dock-1", nil))
+	f.Add(encodeEntry(time.Unix(1, 2), 0, "", "t", []byte("x")))
 	f.Fuzz(func(t *testing.T, v []byte) {
-		e, err := decodeEntry(7, v)
+		e, err := decodeEntry(7, v, "holder")
 		if err != nil {
 			return
 		}
-		e2, err := decodeEntry(7, encodeEntry(e.Time, e.Topic, e.Payload))
-		if err != nil || e2.Topic != e.Topic || string(e2.Payload) != string(e.Payload) || !e2.Time.Equal(e.Time) {
+		if (e.Seq == 0) != (e.Epoch == "") {
+			t.Fatalf("%x decodes to seq %d in epoch %q: a seq is known exactly with its epoch", v, e.Seq, e.Epoch)
+		}
+		e2, err := decodeEntry(7, encodeEntry(e.Time, e.Seq, e.Epoch, e.Stream, e.Payload), "another")
+		if err != nil || e2.Stream != e.Stream || string(e2.Payload) != string(e.Payload) || !e2.Time.Equal(e.Time) ||
+			e2.Seq != e.Seq || e2.Epoch != e.Epoch {
 			t.Fatalf("round trip of %x: %+v -> %+v, %v", v, e, e2, err)
 		}
 	})

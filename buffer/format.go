@@ -17,7 +17,15 @@ import (
 //	2: queue keyed by position; m/next is the next position and m/seq the
 //	   next event seq, so salvaged messages can be queued without using a
 //	   seq of the live epoch.
-const FormatVersion = 2
+//	3: entries may be in encoding v2 (below), which carries seq and epoch.
+//
+// The move to 3 rewrites nothing: entries in v1 still decode (with their
+// seq unknown), and the keys are those of format 2. It is a new format
+// all the same because an older scangw cannot decode a v2 entry: it would
+// open the directory and then fail on every read of the queue (and skip
+// such entries when salvaging), where the format check makes it refuse
+// the directory at once, untouched, with ErrNewerFormat.
+const FormatVersion = 3
 
 // Key space. Single-byte queue prefix keeps queue keys at 9 bytes.
 var (
@@ -81,22 +89,28 @@ func loadMeta(txn *badger.Txn, readOnly bool) (meta, error) {
 	if format == 1 {
 		// Version 1 keyed the queue by seq: position and seq were one.
 		m.nextSeq = m.nextPos
-		if readOnly {
-			return m, nil
-		}
-		if err := putUint(txn, keySeq, m.nextSeq); err != nil {
-			return m, err
-		}
-		if err := putUint(txn, keyFormat, 2); err != nil {
-			return m, err
-		}
-		m.migrated, m.format = 1, 2
-		return m, nil
-	}
-	if m.nextSeq, err = getUintOr(txn, keySeq, 1); err != nil {
+	} else if m.nextSeq, err = getUintOr(txn, keySeq, 1); err != nil {
 		return m, err
 	}
-	return m, nil
+	if readOnly || format == FormatVersion {
+		return m, nil
+	}
+	return m, migrate(txn, &m)
+}
+
+// migrate brings m, read from an older format, to FormatVersion.
+func migrate(txn *badger.Txn, m *meta) error {
+	if m.format == 1 {
+		if err := putUint(txn, keySeq, m.nextSeq); err != nil {
+			return err
+		}
+	}
+	// 2 to 3 changes no key: only what new entries may look like.
+	if err := putUint(txn, keyFormat, FormatVersion); err != nil {
+		return err
+	}
+	m.migrated, m.format = m.format, FormatVersion
+	return nil
 }
 
 func queueKey(pos uint64) []byte {
@@ -113,36 +127,107 @@ func posOf(key []byte) uint64 {
 	return binary.BigEndian.Uint64(key[1:])
 }
 
-// Entry encoding, version 1 (the same in formats 1 and 2):
+// Entry encodings. A queue value is one of:
 //
-//	[1] version  [8] append time, unix ns  [uvarint] topic length  topic  payload
-const entryV1 = 1
+//	v1 (written before format 3; still decoded):
+//	  [1] 1  [8] append time, unix ns  [uvarint] topic length  topic  payload
+//	v2 (written by this build):
+//	  [1] 2  [8] append time, unix ns  [uvarint] seq (0: not known)
+//	  [uvarint] epoch length  epoch  [uvarint] stream length  stream  payload
+//
+// Integers are big-endian. In v2 an empty epoch means the epoch of the
+// buffer that holds the entry: every message appended here, and resent
+// ones born here, store it so, and a scan pays a few bytes for its seq
+// and epoch (the seq's varint and one length byte) instead of the 36 of a
+// spelled-out epoch. Only messages
+// salvaged from another buffer spell out theirs. A v1 entry's seq and
+// epoch are unknown (they are only inside its payload): it decodes with
+// Seq 0 and no epoch, and its empty epoch must not be read as the holding
+// buffer's. The audit window keeps a delivered entry's value as it was,
+// so it decodes the same there.
+const (
+	entryV1 = 1
+	entryV2 = 2
+)
 
-func encodeEntry(at time.Time, topic string, payload []byte) []byte {
-	buf := make([]byte, 0, 1+8+binary.MaxVarintLen64+len(topic)+len(payload))
-	buf = append(buf, entryV1)
+// encodeEntry encodes an entry in v2; epoch is "" for the holding
+// buffer's.
+func encodeEntry(at time.Time, seq uint64, epoch, stream string, payload []byte) []byte {
+	buf := make([]byte, 0, 1+8+3*binary.MaxVarintLen64+len(epoch)+len(stream)+len(payload))
+	buf = append(buf, entryV2)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(at.UnixNano()))
-	buf = binary.AppendUvarint(buf, uint64(len(topic)))
-	buf = append(buf, topic...)
+	buf = binary.AppendUvarint(buf, seq)
+	buf = appendString(buf, epoch)
+	buf = appendString(buf, stream)
 	return append(buf, payload...)
 }
 
-func decodeEntry(pos uint64, v []byte) (Entry, error) {
-	if len(v) < 9 || v[0] != entryV1 {
+func appendString(buf []byte, s string) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(s)))
+	return append(buf, s...)
+}
+
+// decodeEntry decodes the value stored at pos in a buffer whose epoch is
+// holder. With holder "" (a salvaged directory whose epoch could not be
+// read), an entry that stored its epoch empty cannot be placed: its seq is
+// reported unknown.
+func decodeEntry(pos uint64, v []byte, holder string) (Entry, error) {
+	e, err := decodeStored(pos, v)
+	if err != nil {
+		return Entry{}, err
+	}
+	return e.inBuffer(holder), nil
+}
+
+// inBuffer fills in the epoch that e, decoded by decodeStored, left empty
+// for the buffer that holds it, whose epoch is holder.
+func (e Entry) inBuffer(holder string) Entry {
+	if e.Seq != 0 && e.Epoch == "" {
+		if holder == "" {
+			e.Seq = 0
+		}
+		e.Epoch = holder
+	}
+	return e
+}
+
+// decodeStored decodes a stored entry as it is: a v2 entry's empty epoch
+// (the holding buffer's) stays empty, with its seq set.
+func decodeStored(pos uint64, v []byte) (Entry, error) {
+	if len(v) < 9 || (v[0] != entryV1 && v[0] != entryV2) {
 		return Entry{}, errors.New("unknown entry encoding")
 	}
-	at := int64(binary.BigEndian.Uint64(v[1:9]))
-	n, w := binary.Uvarint(v[9:])
-	if w <= 0 || uint64(len(v)-9-w) < n {
+	e := Entry{Pos: pos, Time: time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9])))}
+	rest := v[9:]
+	if v[0] == entryV2 {
+		seq, w := binary.Uvarint(rest)
+		if w <= 0 {
+			return Entry{}, errors.New("truncated entry")
+		}
+		epoch, r, ok := cutString(rest[w:])
+		if !ok {
+			return Entry{}, errors.New("truncated entry")
+		}
+		if seq != 0 {
+			e.Seq, e.Epoch = seq, epoch
+		}
+		rest = r
+	}
+	stream, rest, ok := cutString(rest)
+	if !ok {
 		return Entry{}, errors.New("truncated entry")
 	}
-	rest := v[9+w:]
-	return Entry{
-		Pos:     pos,
-		Time:    time.Unix(0, at),
-		Topic:   string(rest[:n]),
-		Payload: append([]byte(nil), rest[n:]...),
-	}, nil
+	e.Stream, e.Payload = stream, append([]byte(nil), rest...)
+	return e, nil
+}
+
+// cutString reads a uvarint length and that many bytes off b.
+func cutString(b []byte) (s string, rest []byte, ok bool) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || uint64(len(b)-w) < n {
+		return "", nil, false
+	}
+	return string(b[w : w+int(n)]), b[w+int(n):], true
 }
 
 func getUint(txn *badger.Txn, key []byte) (uint64, error) {

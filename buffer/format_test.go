@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,7 +34,7 @@ func writeFormat1(t testing.TB, dir string, n, acked int, at time.Time) {
 			return err
 		}
 		for seq := 1; seq <= n; seq++ {
-			v := encodeEntry(at.Add(time.Duration(seq)*time.Millisecond), "t/v1", fmt.Appendf(nil, `{"seq":%d}`, seq))
+			v := encodeEntryV1(at.Add(time.Duration(seq)*time.Millisecond), "t/v1", fmt.Appendf(nil, `{"seq":%d}`, seq))
 			if err := txn.Set(queueKey(uint64(seq)), v); err != nil {
 				return err
 			}
@@ -103,9 +104,9 @@ func TestMigrateFromFormat1(t *testing.T) {
 	}
 	for i, e := range es {
 		seq := uint64(acked + 1 + i)
-		if e.Pos != seq || e.Topic != "t/v1" || string(e.Payload) != fmt.Sprintf(`{"seq":%d}`, seq) ||
-			!e.Time.Equal(at.Add(time.Duration(seq)*time.Millisecond)) {
-			t.Fatalf("entry %d = {%d %v %q %q}, want position %d", i, e.Pos, e.Time, e.Topic, e.Payload, seq)
+		if e.Pos != seq || e.Stream != "t/v1" || string(e.Payload) != fmt.Sprintf(`{"seq":%d}`, seq) ||
+			!e.Time.Equal(at.Add(time.Duration(seq)*time.Millisecond)) || e.Seq != 0 || e.Epoch != "" {
+			t.Fatalf("entry %d = {%d %v %q %q seq %d epoch %q}, want position %d, seq and epoch unknown", i, e.Pos, e.Time, e.Stream, e.Payload, e.Seq, e.Epoch, seq)
 		}
 	}
 	seq, err := b.Append(context.Background(), "t/v2", payload("new"))
@@ -153,7 +154,7 @@ func TestNewerFormatRefusedUntouched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(func(txn *badger.Txn) error { return putUint(txn, keyFormat, 3) }); err != nil {
+	if err := db.Update(func(txn *badger.Txn) error { return putUint(txn, keyFormat, FormatVersion+1) }); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -162,7 +163,7 @@ func TestNewerFormatRefusedUntouched(t *testing.T) {
 	for _, ro := range []bool{false, true} {
 		_, err = Open(Options{Dir: dir, Heal: true, ReadOnly: ro})
 		if !errors.Is(err, ErrNewerFormat) || IsCorrupt(err) {
-			t.Fatalf("Open(ReadOnly: %v) of format 3 = %v (IsCorrupt %v), want ErrNewerFormat, not corrupt", ro, err, IsCorrupt(err))
+			t.Fatalf("Open(ReadOnly: %v) of format %d = %v (IsCorrupt %v), want ErrNewerFormat, not corrupt", ro, FormatVersion+1, err, IsCorrupt(err))
 		}
 	}
 	if asides, _ := filepath.Glob(dir + ".corrupt-*"); len(asides) != 0 {
@@ -179,7 +180,7 @@ func TestNewerFormatRefusedUntouched(t *testing.T) {
 	}
 	defer db.Close()
 	err = db.View(func(txn *badger.Txn) error {
-		if f, err := getUint(txn, keyFormat); err != nil || f != 3 {
+		if f, err := getUint(txn, keyFormat); err != nil || f != FormatVersion+1 {
 			return fmt.Errorf("m/format %d, %v", f, err)
 		}
 		n := 0
@@ -195,5 +196,144 @@ func TestNewerFormatRefusedUntouched(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("the refused buffer: %v", err)
+	}
+}
+
+// encodeEntryV1 encodes an entry the way scangw did before entry encoding
+// v2: no seq, no epoch.
+func encodeEntryV1(at time.Time, topic string, payload []byte) []byte {
+	buf := []byte{entryV1}
+	buf = binary.BigEndian.AppendUint64(buf, uint64(at.UnixNano()))
+	buf = binary.AppendUvarint(buf, uint64(len(topic)))
+	buf = append(buf, topic...)
+	return append(buf, payload...)
+}
+
+// TestEntryEncoding: what each stored form decodes to in a buffer whose
+// epoch is "holder", and what v2 costs over v1.
+func TestEntryEncoding(t *testing.T) {
+	at := time.Date(2025, 3, 1, 12, 0, 0, 5, time.UTC)
+	for _, tc := range []struct {
+		name      string
+		v         []byte
+		holder    string
+		seq       uint64
+		epoch     string
+		stream    string
+		payload   string
+		wantSize  int // 0: not checked
+		wantError bool
+	}{
+		{name: "v2 born here", v: encodeEntry(at, 1000, "", "scans/dock-1", []byte("{}")), holder: "H",
+			seq: 1000, epoch: "H", stream: "scans/dock-1", payload: "{}",
+			// v1 plus two bytes of seq and one of epoch length.
+			wantSize: len(encodeEntryV1(at, "scans/dock-1", []byte("{}"))) + 3},
+		{name: "v2 salvaged from another epoch", v: encodeEntry(at, 7, "old-epoch", "t", []byte("p")), holder: "H",
+			seq: 7, epoch: "old-epoch", stream: "t", payload: "p"},
+		{name: "v2 seq unknown", v: encodeEntry(at, 0, "", "t", []byte("p")), holder: "H",
+			stream: "t", payload: "p"},
+		{name: "v2 seq unknown ignores a stored epoch", v: encodeEntry(at, 0, "old-epoch", "t", nil), holder: "H",
+			stream: "t"},
+		{name: "v2 born in a buffer whose epoch is unknown", v: encodeEntry(at, 7, "", "t", []byte("p")), holder: "",
+			stream: "t", payload: "p"},
+		{name: "v1: seq and epoch unknown, not the holder's", v: encodeEntryV1(at, "gw/scans/dock-1", []byte(`{"seq":3}`)), holder: "H",
+			stream: "gw/scans/dock-1", payload: `{"seq":3}`},
+		{name: "v2 empty stream and payload", v: encodeEntry(at, 1, "", "", nil), holder: "H", seq: 1, epoch: "H"},
+		{name: "unknown version", v: append([]byte{9}, encodeEntry(at, 1, "", "t", nil)[1:]...), holder: "H", wantError: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := decodeEntry(3, tc.v, tc.holder)
+			if tc.wantError {
+				if err == nil {
+					t.Fatalf("decoded %+v, want an error", e)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Pos != 3 || !e.Time.Equal(at) || e.Seq != tc.seq || e.Epoch != tc.epoch || e.Stream != tc.stream || string(e.Payload) != tc.payload {
+				t.Errorf("decoded {pos %d, %v, seq %d, epoch %q, stream %q, %q}, want {3, %v, %d, %q, %q, %q}",
+					e.Pos, e.Time, e.Seq, e.Epoch, e.Stream, e.Payload, at, tc.seq, tc.epoch, tc.stream, tc.payload)
+			}
+			if tc.wantSize != 0 && len(tc.v) != tc.wantSize {
+				t.Errorf("%d bytes, want %d", len(tc.v), tc.wantSize)
+			}
+		})
+	}
+}
+
+// writeFormat2 writes a format-2 buffer by hand, the way the scangw before
+// entry encoding v2 left it: v1 entries at positions 1..n, seqs equal.
+func writeFormat2(t testing.TB, dir, epoch string, n int, at time.Time) {
+	t.Helper()
+	db, err := badger.Open(badgerOptions(dir, slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(txn *badger.Txn) error {
+		for k, v := range map[string]uint64{string(keyFormat): 2, string(keyNext): uint64(n + 1), string(keySeq): uint64(n + 1)} {
+			if err := putUint(txn, []byte(k), v); err != nil {
+				return err
+			}
+		}
+		if err := txn.Set(keyEpoch, []byte(epoch)); err != nil {
+			return err
+		}
+		for seq := 1; seq <= n; seq++ {
+			v := encodeEntryV1(at, "gw/scans/s", fmt.Appendf(nil, `{"seq":%d,"epoch":%q}`, seq, epoch))
+			if err := txn.Set(queueKey(uint64(seq)), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateFromFormat2: a format-2 buffer becomes format 3 without a
+// rewrite; its v1 entries read with their seq unknown, in the buffer's
+// epoch or not, and new appends are v2. A read-only open migrates nothing.
+func TestMigrateFromFormat2(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "buffer")
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	writeFormat2(t, dir, "epoch-of-format-2", 3, at)
+
+	r, err := Open(Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Format() != 2 || r.NextSeq() != 4 {
+		t.Errorf("read-only open: format %d, next seq %d; want 2, 4", r.Format(), r.NextSeq())
+	}
+	if f, _, _ := storedFormat(t, r); f != 2 {
+		t.Errorf("a read-only open migrated to %d", f)
+	}
+	r.Close()
+
+	b := open(t, dir, nil)
+	if f, pos, seq := storedFormat(t, b); f != FormatVersion || pos != 4 || seq != 4 || b.meta.migrated != 2 {
+		t.Errorf("after migration: m/format %d, m/next %d, m/seq %d, migrated from %d; want %d, 4, 4, 2", f, pos, seq, b.meta.migrated, FormatVersion)
+	}
+	if b.Epoch() != "epoch-of-format-2" {
+		t.Errorf("epoch %q after migration", b.Epoch())
+	}
+	if s := appendN(t, b, 1, "scans/s")[0]; s != 4 {
+		t.Fatalf("first seq after migration %d, want 4", s)
+	}
+	es := peekAll(t, b)
+	if len(es) != 4 {
+		t.Fatalf("%d messages, want 4", len(es))
+	}
+	for _, e := range es[:3] {
+		if e.Seq != 0 || e.Epoch != "" || e.Stream != "gw/scans/s" {
+			t.Errorf("v1 entry at %d: seq %d, epoch %q, stream %q; want the seq unknown", e.Pos, e.Seq, e.Epoch, e.Stream)
+		}
+	}
+	if e := es[3]; e.Seq != 4 || e.Epoch != b.Epoch() || e.Stream != "scans/s" {
+		t.Errorf("new entry: seq %d, epoch %q, stream %q", e.Seq, e.Epoch, e.Stream)
 	}
 }

@@ -1,6 +1,8 @@
 package buffer
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -99,7 +101,11 @@ func (b *Buffer) finishHealing(h *healing) {
 // Salvage reads every message it can from another buffer directory (one
 // moved aside as corrupt, or a copy) and queues those not already in this
 // buffer, in their original order, unchanged: they keep the seq and epoch
-// they were born with. A message is "already here" when a stored payload is
+// they were born with, and their entries name that epoch (the source
+// directory's, unless they were salvaged into it from yet another). Entries
+// whose seq the source did not know (encoding v1), or whose epoch cannot
+// be told because the source's epoch is unreadable, are stored with the
+// seq unknown. A message is "already here" when a stored payload is
 // byte-for-byte the same (the payload carries the event id). It returns the
 // number of messages queued. The source directory is not modified.
 func (b *Buffer) Salvage(ctx context.Context, dir string) (int, error) {
@@ -121,7 +127,7 @@ func (b *Buffer) Salvage(ctx context.Context, dir string) (int, error) {
 			continue
 		}
 		have[h] = struct{}{}
-		reqs = append(reqs, &appendReq{topic: e.Topic, raw: e.Payload, at: e.Time, done: make(chan appendResult, 1)})
+		reqs = append(reqs, rawReq(e))
 	}
 	n, err := b.enqueueRaw(ctx, reqs)
 	if b.m != nil {
@@ -289,7 +295,8 @@ func (b *Buffer) payloadHashes() (map[[32]byte]struct{}, error) {
 
 // readAny recovers queue entries from a possibly damaged directory, working
 // on a scratch copy. First as a whole database; if Badger refuses it, table
-// by table, then the write-ahead logs on their own.
+// by table, then the write-ahead logs on their own. The entries' epochs are
+// filled in with the directory's, wherever it was found.
 func readAny(dir string, log *slog.Logger) ([]Entry, error) {
 	scratch, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), ".scangw-salvage-")
 	if err != nil {
@@ -301,32 +308,40 @@ func readAny(dir string, log *slog.Logger) ([]Entry, error) {
 	}
 	if checkDir(scratch, log) == nil {
 		if db, err := badger.Open(badgerOptions(scratch, log)); err == nil {
-			es, err := readQueue(db)
+			es, epoch, err := readQueue(db)
 			db.Close()
-			return es, err
+			return inBuffer(es, epoch), err
 		}
 	}
 
 	// Damaged beyond opening: every readable table, then the WAL files
-	// replayed into an otherwise empty database. Later sources win.
+	// replayed into an otherwise empty database. Later sources win. The
+	// directory's epoch was written once, at its creation: any copy of it
+	// found is the one.
 	byPos := map[uint64]Entry{}
-	var errs []error
+	var (
+		epoch string
+		errs  []error
+	)
 	tables, _ := filepath.Glob(filepath.Join(scratch, "*.sst"))
 	slices.Sort(tables) // table ids grow with age: newer tables last
 	for _, path := range tables {
-		if err := readTable(path, byPos); err != nil {
+		ep, err := readTable(path, byPos)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(path), err))
 		}
+		epoch = cmp.Or(ep, epoch)
 	}
 	for _, path := range append(tables, filepath.Join(scratch, "MANIFEST")) {
 		os.Remove(path)
 	}
 	if db, err := badger.Open(badgerOptions(scratch, log)); err == nil {
-		es, err := readQueue(db)
+		es, ep, err := readQueue(db)
 		db.Close()
 		for _, e := range es {
 			byPos[e.Pos] = e
 		}
+		epoch = cmp.Or(ep, epoch)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -339,29 +354,38 @@ func readAny(dir string, log *slog.Logger) ([]Entry, error) {
 			out = append(out, e)
 		}
 	}
-	slices.SortFunc(out, func(a, b Entry) int { return int64Cmp(a.Pos, b.Pos) })
-	return out, errors.Join(errs...)
+	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.Pos, b.Pos) })
+	return inBuffer(out, epoch), errors.Join(errs...)
 }
 
-func int64Cmp(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// inBuffer fills in the epoch of the buffer that held es (see
+// Entry.inBuffer), in place.
+func inBuffer(es []Entry, holder string) []Entry {
+	for i := range es {
+		es[i] = es[i].inBuffer(holder)
 	}
-	return 0
+	return es
 }
 
-func readQueue(db *badger.DB) ([]Entry, error) {
-	var out []Entry
+// readQueue reads a database's queue entries as stored (their epochs not
+// filled in) and its epoch ("" when it has none).
+func readQueue(db *badger.DB) ([]Entry, string, error) {
+	var (
+		out   []Entry
+		epoch string
+	)
 	err := db.View(func(txn *badger.Txn) error {
+		if item, err := txn.Get(keyEpoch); err == nil {
+			if v, err := item.ValueCopy(nil); err == nil {
+				epoch = string(v)
+			}
+		}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixQueue})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			pos := posOf(it.Item().Key())
 			it.Item().Value(func(v []byte) error {
-				if e, err := decodeEntry(pos, v); err == nil {
+				if e, err := decodeStored(pos, v); err == nil {
 					out = append(out, e)
 				}
 				return nil // an undecodable entry is skipped, not fatal
@@ -369,7 +393,7 @@ func readQueue(db *badger.DB) ([]Entry, error) {
 		}
 		return nil
 	})
-	return out, err
+	return out, epoch, err
 }
 
 // Badger's value meta bits (value.go); not exported.
@@ -379,9 +403,10 @@ const (
 )
 
 // readTable reads queue entries out of one SSTable, newest version of each
-// key; a tombstone removes the entry (recorded with a nil payload so an
-// older table cannot resurrect it).
-func readTable(path string, byPos map[uint64]Entry) (err error) {
+// key, as stored (their epochs not filled in); a tombstone removes the
+// entry (recorded with a nil payload so an older table cannot resurrect
+// it). It returns the buffer's epoch if the table holds it.
+func readTable(path string, byPos map[uint64]Entry) (epoch string, err error) {
 	defer func() {
 		// A damaged table can make the table reader index out of range.
 		if r := recover(); r != nil {
@@ -390,11 +415,11 @@ func readTable(path string, byPos map[uint64]Entry) (err error) {
 	}()
 	mf, err := z.OpenMmapFile(path, os.O_RDWR, 0)
 	if err != nil && !errors.Is(err, z.NewFile) {
-		return err
+		return "", err
 	}
 	t, err := table.OpenTable(mf, table.Options{ChkMode: options.NoVerification, BlockSize: 4 << 10})
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer t.DecrRef()
 	it := t.NewIterator(0)
@@ -402,6 +427,10 @@ func readTable(path string, byPos map[uint64]Entry) (err error) {
 	seenTs := map[uint64]uint64{}
 	for it.Rewind(); it.Valid(); it.Next() {
 		key := y.ParseKey(it.Key())
+		if bytes.Equal(key, keyEpoch) && it.Value().Meta&(metaDelete|metaValuePointer) == 0 {
+			epoch = string(it.Value().Value)
+			continue
+		}
 		if len(key) != 9 || key[0] != prefixQueue[0] {
 			continue
 		}
@@ -418,12 +447,12 @@ func readTable(path string, byPos map[uint64]Entry) (err error) {
 			// The value lives in the value log; scans are below the
 			// value threshold, so this is rare and skipped.
 		default:
-			if e, err := decodeEntry(pos, vs.Value); err == nil {
+			if e, err := decodeStored(pos, vs.Value); err == nil {
 				byPos[pos] = e
 			}
 		}
 	}
-	return nil
+	return epoch, nil
 }
 
 func copyFiles(src, dst string) error {

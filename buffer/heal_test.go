@@ -245,7 +245,7 @@ func tableSeqs(t testing.TB, path string) map[uint64]bool {
 		t.Fatal(err)
 	}
 	byPos := map[uint64]Entry{}
-	if err := readTable(cp, byPos); err != nil {
+	if _, err := readTable(cp, byPos); err != nil {
 		t.Fatal(err)
 	}
 	seqs := map[uint64]bool{}
@@ -270,6 +270,10 @@ func TestHealCorruptBuffer(t *testing.T) {
 		name string
 		// damage harms dir and returns the seqs that must come back.
 		damage func(t *testing.T, dir string) map[uint64]bool
+		// tablesWhole: every table is intact, so the old epoch (written
+		// once, flushed to a table at the clean close) can be read and
+		// every salvaged message keeps its seq.
+		tablesWhole bool
 	}
 	allUnacked := func(*testing.T, string) map[uint64]bool { return base.unacked }
 	inTables := func(seq uint64) bool { return seq <= baseTables }
@@ -287,36 +291,36 @@ func TestHealCorruptBuffer(t *testing.T) {
 		{"manifest truncated to zero", func(t *testing.T, dir string) map[uint64]bool {
 			truncateTo(t, filepath.Join(dir, "MANIFEST"), func(int64) int64 { return 0 })
 			return base.unacked
-		}},
+		}, true},
 		{"manifest garbage", func(t *testing.T, dir string) map[uint64]bool {
 			p := filepath.Join(dir, "MANIFEST")
 			fi, _ := os.Stat(p)
 			overwrite(t, p, 0, int(fi.Size()))
 			return allUnacked(t, dir)
-		}},
+		}, true},
 		{"table truncated", func(t *testing.T, dir string) map[uint64]bool {
 			p := largestTable(t, dir)
 			lost := tableSeqs(t, p)
 			truncateTo(t, p, func(n int64) int64 { return n / 2 })
 			return except(t, lost, func(uint64) bool { return true })
-		}},
+		}, false},
 		{"table garbage in the middle", func(t *testing.T, dir string) map[uint64]bool {
 			p := largestTable(t, dir)
 			lost := tableSeqs(t, p)
 			fi, _ := os.Stat(p)
 			overwrite(t, p, fi.Size()/2, 4096)
 			return except(t, lost, func(uint64) bool { return true })
-		}},
+		}, false},
 		{"value log header garbage", func(t *testing.T, dir string) map[uint64]bool {
 			overwrite(t, largest(t, dir, "*.vlog"), 0, 20)
 			// Badger then refuses the write-ahead log too: what
 			// the tables hold must come back.
 			return except(t, nil, inTables)
-		}},
+		}, true},
 		{"write-ahead log header garbage", func(t *testing.T, dir string) map[uint64]bool {
 			overwrite(t, largest(t, dir, "*.mem"), 0, 20)
 			return except(t, nil, inTables)
-		}},
+		}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -359,7 +363,7 @@ func TestHealCorruptBuffer(t *testing.T) {
 			es := peekAll(t, b)
 			got := map[uint64]bool{}
 			var lastSeq uint64
-			resurrected := 0
+			resurrected, unknown := 0, 0
 			for _, e := range es {
 				seq, ok := payloadSeq(e.Payload)
 				if !ok || seq == 0 || seq >= base.next || !bytes.Equal(e.Payload, seqPayload(seq, baseSize(seq))) {
@@ -371,8 +375,15 @@ func TestHealCorruptBuffer(t *testing.T) {
 				if seq <= lastSeq {
 					t.Errorf("salvaged out of order: seq %d after %d", seq, lastSeq)
 				}
-				if e.Topic != "t/scan" {
-					t.Errorf("seq %d salvaged with topic %q", seq, e.Topic)
+				if e.Stream != "t/scan" {
+					t.Errorf("seq %d salvaged with stream %q", seq, e.Stream)
+				}
+				// Its seq and epoch are kept, or unknown when the
+				// damage took the old epoch: never the new one's.
+				if e.Seq == 0 {
+					unknown++
+				} else if e.Seq != seq || e.Epoch != base.epoch {
+					t.Fatalf("seq %d salvaged as seq %d of epoch %q, want %d of %s", seq, e.Seq, e.Epoch, seq, base.epoch)
 				}
 				lastSeq = seq
 				got[seq] = true
@@ -386,7 +397,10 @@ func TestHealCorruptBuffer(t *testing.T) {
 					missing++
 				}
 			}
-			t.Logf("salvaged %d of %d unacked messages (%d acked ones came back: they will be resent)", len(es), len(base.unacked), resurrected)
+			t.Logf("salvaged %d of %d unacked messages (%d acked ones came back: they will be resent; %d with their seq unknown)", len(es), len(base.unacked), resurrected, unknown)
+			if tc.tablesWhole && unknown > 0 {
+				t.Errorf("%d messages salvaged with their seq unknown, though the old epoch was readable", unknown)
+			}
 			if missing > 0 {
 				t.Errorf("%d messages that were still readable were not salvaged", missing)
 			}
@@ -540,6 +554,7 @@ func TestSalvageUndamagedCopy(t *testing.T) {
 	appendN(t, a, 20, "t/a")
 	a.Ack(3)
 	settled(t, a)
+	srcEpoch := a.Epoch()
 	a.Close()
 
 	b := open(t, filepath.Join(t.TempDir(), "dst"), nil)
@@ -566,10 +581,44 @@ func TestSalvageUndamagedCopy(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("after salvage: %q, want %q", got, want)
 	}
+	// Each keeps the seq and epoch it was born with.
+	for i, e := range es {
+		var n int
+		var seq uint64
+		fmt.Sscanf(string(e.Payload), "%d#%d", &n, &seq)
+		wantEpoch := srcEpoch
+		if i < 2 {
+			seq, wantEpoch = uint64(i+1), b.Epoch()
+		}
+		if e.Seq != seq || e.Epoch != wantEpoch || (i >= 2 && e.Stream != "t/a") {
+			t.Errorf("%s: seq %d of %q, stream %q; want seq %d of %q", e.Payload, e.Seq, e.Epoch, e.Stream, seq, wantEpoch)
+		}
+	}
 	if s := b.NextSeq(); s != 3 {
 		t.Fatalf("salvage used seqs: next %d, want 3", s)
 	}
 	if n, err := b.Salvage(context.Background(), src); n != 0 || err != nil {
 		t.Fatalf("second Salvage = %d, %v", n, err)
+	}
+}
+
+// TestSalvageV1KeepsSeqUnknown: messages salvaged from entries that did
+// not know their seq (v1) still do not, and take no epoch: neither the old
+// buffer's (they may have been salvaged into it) nor the new one's.
+func TestSalvageV1KeepsSeqUnknown(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	writeFormat2(t, src, "epoch-of-format-2", 3, time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	b := open(t, filepath.Join(t.TempDir(), "dst"), nil)
+	if n, err := b.Salvage(context.Background(), src); err != nil || n != 3 {
+		t.Fatalf("Salvage = %d, %v; want 3", n, err)
+	}
+	es := peekAll(t, b)
+	if len(es) != 3 {
+		t.Fatalf("%d messages, want 3", len(es))
+	}
+	for _, e := range es {
+		if e.Seq != 0 || e.Epoch != "" || e.Stream != "gw/scans/s" {
+			t.Errorf("%s salvaged as seq %d of %q, stream %q; want the seq unknown", e.Payload, e.Seq, e.Epoch, e.Stream)
+		}
 	}
 }

@@ -18,7 +18,10 @@ const (
 
 // Run does the buffer's housekeeping until ctx ends: it measures disk use
 // for the limits, warns at the high-water mark, and gives space back once a
-// backlog has drained (dropping the queue's tombstones, value-log GC).
+// backlog has drained (dropping the queue's tombstones, value-log GC). It
+// does not own the committer, which Open starts and Close stops: appends
+// work without Run, and keep working after Run returned, until Close (see
+// the package comment).
 func (b *Buffer) Run(ctx context.Context) error {
 	t := time.NewTicker(maintainEvery)
 	defer t.Stop()

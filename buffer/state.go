@@ -3,6 +3,7 @@ package buffer
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -11,8 +12,10 @@ import (
 // station's mode and context, later the rule cache), apart from the queue.
 var prefixState = []byte("s/")
 
-// ErrNoState reports a state key never saved.
-var ErrNoState = errors.New("no such state")
+// ErrNoState reports a state key never saved. It wraps fs.ErrNotExist, so
+// that a consumer which must not import this package can test for it with
+// errors.Is(err, fs.ErrNotExist).
+var ErrNoState = fmt.Errorf("no such state: %w", fs.ErrNotExist)
 
 // LoadState returns the value saved under key, or ErrNoState.
 func (b *Buffer) LoadState(key string) ([]byte, error) {

@@ -8,15 +8,11 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/google/uuid"
+	"github.com/scangw/scangw/station/wire"
 )
 
 // Modes a station can be in.
-var Modes = []string{"receive", "ship", "return", "transfer", "count"}
-
-// ContextType is the CloudEvents type of a station's mode/context change,
-// published (buffered, with a seq) on <prefix>/<site>/<gateway>/events/<station>.
-const ContextType = "io.scangw.context.v1"
+var Modes = wire.Modes
 
 // Limits on a context, which travels in every scan event.
 const (
@@ -24,8 +20,13 @@ const (
 	maxContextValue = 256
 )
 
-// ErrBadMode reports a mode that is not one of Modes.
-var ErrBadMode = errors.New("unknown station mode")
+// Errors of SetMode and SetContext that the caller's request caused.
+var (
+	// ErrBadMode reports a mode that is not one of Modes.
+	ErrBadMode = errors.New("unknown station mode")
+	// ErrBadContext reports a context over the limits.
+	ErrBadContext = errors.New("context not accepted")
+)
 
 // persisted is the station state kept across reboots.
 type persisted struct {
@@ -74,11 +75,11 @@ func (s *Station) SetMode(ctx context.Context, mode string) error {
 // clears it.
 func (s *Station) SetContext(ctx context.Context, c map[string]string) error {
 	if len(c) > maxContextKeys {
-		return fmt.Errorf("context has %d keys, at most %d allowed", len(c), maxContextKeys)
+		return fmt.Errorf("%w: %d keys, at most %d allowed", ErrBadContext, len(c), maxContextKeys)
 	}
 	for k, v := range c {
 		if k == "" || len(k) > 64 || len(v) > maxContextValue {
-			return fmt.Errorf("context key %q: keys 1 to 64 bytes, values at most %d", k, maxContextValue)
+			return fmt.Errorf("%w: key %q: keys 1 to 64 bytes, values at most %d", ErrBadContext, k, maxContextValue)
 		}
 	}
 	if len(c) == 0 {
@@ -98,10 +99,10 @@ func (s *Station) change(ctx context.Context, mode string, c map[string]string) 
 			return err
 		}
 	}
-	_, err := s.store.Append(ctx, s.events, func(seq uint64) ([]byte, error) {
-		return encodeEvent(ContextType, uuid.Must(uuid.NewV7()).String(), s.source, s.now(), &contextData{
+	_, err := s.store.Append(ctx, wire.EventStream(s.cfg.ID), func(seq uint64) ([]byte, error) {
+		return wire.Event{ID: wire.NewID(), Source: s.source, Type: wire.ContextType, Time: s.now(), Data: &wire.ContextData{
 			Seq: seq, Epoch: s.store.Epoch(), Station: s.cfg.ID, Mode: mode, Context: c, ClockSynced: s.synced(),
-		})
+		}}.Encode()
 	})
 	if err != nil {
 		return fmt.Errorf("record context change: %w", err)
@@ -111,13 +112,4 @@ func (s *Station) change(ctx context.Context, mode string, c map[string]string) 
 	s.mu.Unlock()
 	s.log.Info("station state changed", "mode", mode, "context", c)
 	return nil
-}
-
-type contextData struct {
-	Seq         uint64            `json:"seq"`
-	Epoch       string            `json:"epoch"`
-	Station     string            `json:"station"`
-	Mode        string            `json:"mode"`
-	Context     map[string]string `json:"context"`
-	ClockSynced bool              `json:"clock_synced"`
 }

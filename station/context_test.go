@@ -9,7 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scangw/scangw/buffer"
-	"github.com/scangw/scangw/station/schema"
+	"github.com/scangw/scangw/station/wire"
+	"github.com/scangw/scangw/station/wire/schema"
 )
 
 func TestModeAndContextChangesAreRecordedAndSurviveRestart(t *testing.T) {
@@ -19,7 +20,7 @@ func TestModeAndContextChangesAreRecordedAndSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	newSt := func(sc *playback) *Station {
-		cfg := Config{ID: "dock-3", Mode: "receive", Site: "plant-a", Gateway: "gw-1", TopicPrefix: "scangw/v1"}
+		cfg := Config{ID: "dock-3", Mode: "receive", Site: "plant-a", Gateway: "gw-1"}
 		return New(cfg, Deps{Scanners: []Scanner{sc}, Store: buf, State: buf, Validator: LengthRule{Min: 1, Max: 50},
 			Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard(), ClockSynced: func() bool { return true }})
 	}
@@ -68,7 +69,7 @@ func TestModeAndContextChangesAreRecordedAndSurviveRestart(t *testing.T) {
 		}
 		json.Unmarshal(e.Payload, &ev)
 		seqs = append(seqs, ev.Data.Seq)
-		want := []string{ContextType, ContextType, ScanType}[i]
+		want := []string{wire.ContextType, wire.ContextType, wire.ScanType}[i]
 		if ev.Type != want {
 			t.Fatalf("message %d is %s, want %s", i, ev.Type, want)
 		}
@@ -79,8 +80,8 @@ func TestModeAndContextChangesAreRecordedAndSurviveRestart(t *testing.T) {
 	if seqs[0] != 1 || seqs[1] != 2 || seqs[2] != 3 {
 		t.Fatalf("seqs %v: scans and events share one gap-free sequence", seqs)
 	}
-	if es[0].Topic != "scangw/v1/plant-a/gw-1/events/dock-3" {
-		t.Fatalf("context event topic %q", es[0].Topic)
+	if es[0].Stream != wire.EventStream("dock-3") {
+		t.Fatalf("context event stream %q", es[0].Stream)
 	}
 	buf.Close()
 }

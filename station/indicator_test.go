@@ -12,7 +12,8 @@ import (
 
 	"github.com/scangw/scangw/buffer"
 	"github.com/scangw/scangw/device"
-	"github.com/scangw/scangw/station/schema"
+	"github.com/scangw/scangw/station/wire"
+	"github.com/scangw/scangw/station/wire/schema"
 )
 
 // TestIndicatorFollowsTheVerdict checks the live notice for each outcome,
@@ -42,7 +43,7 @@ func TestIndicatorFollowsTheVerdict(t *testing.T) {
 		committedThen int
 	}
 	var notices []notice
-	notify := func(topic string, payload []byte) {
+	notify := indicatorFunc(func(topic string, payload []byte) {
 		if err := schema.Check(payload); err != nil {
 			t.Errorf("notice: %v\n%s", err, payload)
 		}
@@ -53,17 +54,17 @@ func TestIndicatorFollowsTheVerdict(t *testing.T) {
 		n.committedThen = committed
 		notices = append(notices, n)
 		mu.Unlock()
-	}
+	})
 	sc := newPlayback("h1", "GOODSCAN", "x")
 	sc.reads = append(sc.reads, device.Read{Scanner: "h1", Err: device.ErrOversize})
-	cfg := Config{ID: "dock-3", Mode: "receive", Site: "plant-a", Gateway: "gw-1", TopicPrefix: "scangw/v1"}
+	cfg := Config{ID: "dock-3", Mode: "receive", Site: "plant-a", Gateway: "gw-1"}
 	st := New(cfg, Deps{Scanners: []Scanner{sc}, Store: buf, Validator: LengthRule{Min: 3, Max: 20},
-		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard(), ClockSynced: func() bool { return true }, Notify: notify})
+		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard(), ClockSynced: func() bool { return true }, Indicator: notify})
 	run(t, st, sc)
 
 	failing := newPlayback("h2", "GOODSCAN")
 	st2 := New(cfg, Deps{Scanners: []Scanner{failing}, Store: failingStore{}, Validator: LengthRule{Min: 3},
-		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard(), Notify: notify})
+		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard(), Indicator: notify})
 	run(t, st2, failing)
 
 	want := []struct {
@@ -75,7 +76,7 @@ func TestIndicatorFollowsTheVerdict(t *testing.T) {
 	}
 	for i, w := range want {
 		n := notices[i]
-		if n.topic != "scangw/v1/plant-a/gw-1/indicator/dock-3" || n.ev.Type != IndicatorType ||
+		if n.topic != wire.IndicatorStream("dock-3") || n.ev.Type != wire.IndicatorType ||
 			n.ev.Data.Verdict != w.verdict || n.ev.Data.Seq != w.seq {
 			t.Fatalf("notice %d: %s %+v, want %s seq %d", i, n.topic, n.ev, w.verdict, w.seq)
 		}
@@ -134,3 +135,8 @@ func TestRecentOutcomes(t *testing.T) {
 		t.Errorf("after 25 scans: %d outcomes from %q to %q, want %d from SCAN24 to SCAN05", len(got), got[0].Data, got[len(got)-1].Data, recentSize)
 	}
 }
+
+// indicatorFunc is a function as an Indicator.
+type indicatorFunc func(stream string, payload []byte)
+
+func (f indicatorFunc) Notify(stream string, payload []byte) { f(stream, payload) }

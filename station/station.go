@@ -19,11 +19,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/station/wire"
 )
 
 // Scanner is what a station needs from a device driver.
@@ -37,9 +37,17 @@ type Scanner interface {
 
 // Store is what a station needs from the durable buffer.
 type Store interface {
-	// Append returns only once the message is durable.
-	Append(ctx context.Context, topic string, build func(seq uint64) ([]byte, error)) (uint64, error)
+	// Append stores an event of stream (wire.ScanStream, ...) and returns
+	// only once it is durable; build makes the payload once the seq is
+	// known.
+	Append(ctx context.Context, stream string, build func(seq uint64) ([]byte, error)) (uint64, error)
 	Epoch() string
+}
+
+// Indicator takes live notices: each read's outcome, for a display or
+// stack light. It must not block.
+type Indicator interface {
+	Notify(stream string, payload []byte)
 }
 
 // Validator judges a decoded scan. It sets Verdict, Reasons and
@@ -56,11 +64,10 @@ type StateStore interface {
 
 // Config describes one station.
 type Config struct {
-	ID          string
-	Mode        string
-	Site        string
-	Gateway     string
-	TopicPrefix string
+	ID      string
+	Mode    string
+	Site    string
+	Gateway string
 }
 
 // Deps are what a station works with.
@@ -74,10 +81,9 @@ type Deps struct {
 	// ClockSynced reports whether the system clock can be trusted (a Pi
 	// has no RTC); nil means KernelClockSynced.
 	ClockSynced func() bool
-	// Notify, when set, publishes a live notice (the station indicator:
-	// each scan's verdict for a display or stack light). It must not
-	// block.
-	Notify func(topic string, payload []byte)
+	// Indicator, when set, gets the outcome of every read after its
+	// commit (for keyboard-wedge scanners, the only durable verdict).
+	Indicator Indicator
 }
 
 // Station runs one station's pipeline.
@@ -89,11 +95,8 @@ type Station struct {
 	valid    Validator
 	log      *slog.Logger
 	m        *Metrics
-	topic    string
-	events   string
-	notice   string
-	notify   func(topic string, payload []byte)
 	source   string
+	ind      Indicator
 	synced   func() bool
 	now      func() time.Time
 	running  atomic.Bool
@@ -110,7 +113,6 @@ func New(cfg Config, d Deps) *Station {
 	if d.ClockSynced == nil {
 		d.ClockSynced = KernelClockSynced
 	}
-	base := fmt.Sprintf("%s/%s/%s", cfg.TopicPrefix, cfg.Site, cfg.Gateway)
 	s := &Station{
 		cfg:      cfg,
 		scanners: d.Scanners,
@@ -119,11 +121,8 @@ func New(cfg Config, d Deps) *Station {
 		valid:    d.Validator,
 		log:      d.Log.With("station", cfg.ID),
 		m:        d.Metrics,
-		topic:    base + "/scans/" + cfg.ID,
-		events:   base + "/events/" + cfg.ID,
-		notice:   base + "/indicator/" + cfg.ID,
-		notify:   d.Notify,
-		source:   fmt.Sprintf("scangw://%s/%s/%s", cfg.Site, cfg.Gateway, cfg.ID),
+		source:   wire.StationSource(cfg.Site, cfg.Gateway, cfg.ID),
+		ind:      d.Indicator,
 		synced:   d.ClockSynced,
 		now:      time.Now,
 		mode:     cfg.Mode,
@@ -132,31 +131,25 @@ func New(cfg Config, d Deps) *Station {
 	return s
 }
 
-// ScannerState is a scanner's id and whether its device is open.
-type ScannerState struct {
-	ID string
-	Up bool
-}
-
-// Scanners reports the station's scanners; one whose driver cannot tell
-// (no Connected method) counts as up.
-func (s *Station) Scanners() []ScannerState {
-	out := make([]ScannerState, 0, len(s.scanners))
+// Status reports the station: its mode and context, whether its pipeline
+// runs, and which scanners are up. A scanner whose driver cannot tell (no
+// Connected method) counts as up.
+func (s *Station) Status() wire.StationStatus {
+	mode, ctx := s.State()
+	st := wire.StationStatus{ID: s.cfg.ID, Mode: mode, Context: ctx, Running: s.Running(),
+		Scanners: make([]wire.ScannerStatus, 0, len(s.scanners))}
 	for _, sc := range s.scanners {
 		up := true
 		if c, ok := sc.(interface{ Connected() bool }); ok {
 			up = c.Connected()
 		}
-		out = append(out, ScannerState{ID: sc.ID(), Up: up})
+		st.Scanners = append(st.Scanners, wire.ScannerStatus{ID: sc.ID(), Up: up})
 	}
-	return out
+	return st
 }
 
 // ID is the station's id.
 func (s *Station) ID() string { return s.cfg.ID }
-
-// Topic is the MQTT topic the station's scans are published on.
-func (s *Station) Topic() string { return s.topic }
 
 // Running reports whether the station's pipeline is up.
 func (s *Station) Running() bool { return s.running.Load() }
@@ -196,7 +189,7 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 	}
 
 	start := time.Now()
-	seq, err := s.store.Append(ctx, s.topic, func(seq uint64) ([]byte, error) {
+	seq, err := s.store.Append(ctx, wire.ScanStream(s.cfg.ID), func(seq uint64) ([]byte, error) {
 		return EncodeScan(scan, s.source, seq, s.store.Epoch())
 	})
 	s.m.storeSeconds.Observe(time.Since(start).Seconds())
@@ -236,14 +229,14 @@ func (s *Station) indicate(scanner, scanID string, seq uint64, data []byte, verd
 	}
 	now := s.now()
 	s.recent.add(Outcome{Time: now, Scanner: scanner, Scan: scanID, Seq: seq, Data: outcomeData(data), Verdict: verdict, Reasons: reasons})
-	if s.notify == nil {
+	if s.ind == nil {
 		return
 	}
-	b, err := encodeEvent(IndicatorType, uuid.Must(uuid.NewV7()).String(), s.source, now, &indicatorData{
+	b, err := wire.Event{ID: wire.NewID(), Source: s.source, Type: wire.IndicatorType, Time: now, Data: &wire.IndicatorData{
 		Station: s.cfg.ID, Scanner: scanner, Scan: scanID, Seq: seq, Verdict: verdict, Reasons: reasons,
-	})
+	}}.Encode()
 	if err == nil {
-		s.notify(s.notice, b)
+		s.ind.Notify(wire.IndicatorStream(s.cfg.ID), b)
 	}
 }
 
@@ -255,7 +248,7 @@ func (s *Station) decode(scanner string, r device.Read) *Scan {
 	}
 	mode, context := s.State()
 	scan := &Scan{
-		ID:          uuid.Must(uuid.NewV7()).String(),
+		ID:          wire.NewID(),
 		Time:        r.Time,
 		Station:     s.cfg.ID,
 		Mode:        mode,

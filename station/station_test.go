@@ -15,6 +15,7 @@ import (
 
 	"github.com/scangw/scangw/buffer"
 	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/station/wire"
 )
 
 func TestParseAIM(t *testing.T) {
@@ -124,7 +125,7 @@ func run(t *testing.T, st *Station, scanners ...*playback) {
 }
 
 func newStation(t *testing.T, store Store, reg prometheus.Registerer, scanners ...Scanner) *Station {
-	cfg := Config{ID: "dock-3", Mode: "receive", Site: "plant-a", Gateway: "gw-1", TopicPrefix: "scangw/v1"}
+	cfg := Config{ID: "dock-3", Mode: "receive", Site: "plant-a", Gateway: "gw-1"}
 	return New(cfg, Deps{Scanners: scanners, Store: store, Validator: LengthRule{Min: 3, Max: 20}, Metrics: NewMetrics(reg), Log: slogDiscard(), ClockSynced: func() bool { return true }})
 }
 
@@ -192,8 +193,8 @@ func TestVerdictsAndFeedbackFollowCommit(t *testing.T) {
 	wantCodes := []string{"", "empty", "non_printable", "too_short", "not_utf8", "", "too_long"}
 	ids := map[string]bool{}
 	for i, e := range es {
-		if e.Topic != "scangw/v1/plant-a/gw-1/scans/dock-3" {
-			t.Fatalf("topic %q", e.Topic)
+		if e.Stream != wire.ScanStream("dock-3") {
+			t.Fatalf("stream %q", e.Stream)
 		}
 		if strings.Contains(string(e.Payload), "\n") {
 			t.Fatalf("payload not single-line: %s", e.Payload)

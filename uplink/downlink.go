@@ -9,61 +9,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"slices"
 	"time"
 	"unicode/utf8"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/scangw/scangw/buffer"
-)
-
-// Commands the downlink understands (the "cmd" of a command).
-const (
-	// CmdPing answers at once; the result carries the instance and uptime.
-	CmdPing = "ping"
-	// CmdStatus asks the Commander for the gateway's and stations' state.
-	CmdStatus = "status"
-	// CmdSetMode sets a station's mode (Commander).
-	CmdSetMode = "set_mode"
-	// CmdSetContext sets a station's context, e.g. the order being
-	// received (Commander).
-	CmdSetContext = "set_context"
-	// CmdResyncRules subscribes to the rules topics again, so the broker
-	// sends the retained rule sets to Config.Rules once more.
-	CmdResyncRules = "resync_rules"
-	// CmdResend puts delivered events back in the queue from the buffer's
-	// audit window (Commander); CodeNoAuditWindow when none is kept.
-	CmdResend = "resend"
-)
-
-// Error codes of command replies. A Commander may use others through
-// *CommandError; the metric counts those as "error".
-const (
-	CodeTooLarge           = "too_large"           // over mqtt.max_command
-	CodeBadJSON            = "bad_json"            // not one JSON object
-	CodeUnsupportedVersion = "unsupported_version" // "v" missing or not 1
-	CodeMissingID          = "missing_id"          // "id" missing, empty, not a string or over 128 bytes
-	CodeBadSignature       = "bad_signature"       // keys configured and no valid "sig"
-	CodeWrongTarget        = "wrong_target"        // "to" names another gateway (or is missing when signed)
-	CodeExpired            = "expired"             // "expires" passed, too far ahead, malformed (or missing when signed)
-	CodeReplayed           = "replayed"            // the id of a command with "expires" already ran before then
-	CodeBusy               = "busy"                // too many unexpired commands remembered against replay
-	CodeUnknownCommand     = "unknown_command"
-	CodeBadArgs            = "bad_args"        // "station" or "args" malformed
-	CodeUnknownStation     = "unknown_station" // for Commanders
-	CodeUnsupported        = "unsupported"     // nothing on this gateway carries it out
-	CodeNoAuditWindow      = "no_audit_window" // resend: no audit window is kept
-	CodeRetained           = "retained"        // commands must not be retained: it would run on every connect
-	CodeTimeout            = "timeout"         // the Commander did not answer in time
-	CodeFailed             = "failed"          // the Commander failed without a code
+	"github.com/scangw/scangw/station/wire"
 )
 
 var knownCodes = []string{
-	CodeTooLarge, CodeBadJSON, CodeUnsupportedVersion, CodeMissingID, CodeBadSignature,
-	CodeWrongTarget, CodeExpired, CodeReplayed, CodeBusy,
-	CodeUnknownCommand, CodeBadArgs, CodeUnknownStation, CodeUnsupported, CodeNoAuditWindow,
-	CodeRetained, CodeTimeout, CodeFailed,
+	wire.CodeTooLarge, wire.CodeBadJSON, wire.CodeUnsupportedVersion, wire.CodeMissingID, wire.CodeBadSignature,
+	wire.CodeWrongTarget, wire.CodeExpired, wire.CodeReplayed, wire.CodeBusy,
+	wire.CodeUnknownCommand, wire.CodeBadArgs, wire.CodeUnknownStation, wire.CodeUnsupported, wire.CodeNoAuditWindow,
+	wire.CodeRetained, wire.CodeTimeout, wire.CodeFailed,
 }
 
 // maxCommandID bounds the correlation id echoed in replies.
@@ -104,26 +64,6 @@ type Command struct {
 
 	expires time.Time // zero when the command carries no "expires"
 }
-
-// Commander carries out the commands that act on stations: CmdStatus,
-// CmdSetMode and CmdSetContext. It runs on the downlink's goroutine, one
-// command at a time, and should return within ctx's deadline. Its result
-// becomes the reply's "result" (JSON); an error becomes the reply's
-// "error", with the code of a *CommandError, CodeTimeout for a ctx error,
-// or CodeFailed.
-type Commander interface {
-	Command(ctx context.Context, cmd Command) (result any, err error)
-}
-
-// CommandError is an error with the code to reply with, such as
-// CodeUnknownStation or CodeBadArgs.
-type CommandError struct {
-	Code    string
-	Message string
-}
-
-// Error returns "<code>: <message>".
-func (e *CommandError) Error() string { return e.Code + ": " + e.Message }
 
 // downMsg is a downlink message handed from paho's router to the
 // downlink goroutine.
@@ -178,36 +118,25 @@ func (u *Uplink) downlink(ctx context.Context) {
 // from topic was refused: there is no command to answer, so the reply's id
 // is "rules:<topic>" and its cmd "rules".
 func (u *Uplink) refuseRules(topic string, err error) {
-	code := CodeFailed
-	var ce *CommandError
-	if errors.As(err, &ce) {
-		code = ce.Code
+	code := wire.CodeFailed
+	var we *wire.Error
+	if errors.As(err, &we) {
+		code = we.Code
 	}
 	id := "rules:" + topic
 	if len(id) > maxCommandID {
 		id = id[:maxCommandID]
 	}
 	r := failReply(id, "rules", code, "%v", err)
-	payload, _ := encodeEvent(u.source, ReplyType, r)
+	payload, _ := u.event(wire.ReplyType, r)
 	u.publishReply(payload)
 }
 
-// reply is the data of an io.scangw.reply.v1 event.
-type reply struct {
-	ID     string      `json:"id"`
-	Cmd    string      `json:"cmd"`
-	OK     bool        `json:"ok"`
-	Error  *replyError `json:"error,omitempty"`
-	Result any         `json:"result,omitempty"`
-}
-
-type replyError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+// reply is the data of a reply event.
+type reply = wire.Reply
 
 func failReply(id, cmd, code, format string, args ...any) *reply {
-	return &reply{ID: id, Cmd: cmd, Error: &replyError{Code: code, Message: fmt.Sprintf(format, args...)}}
+	return &reply{ID: id, Cmd: cmd, Error: &wire.Error{Code: code, Message: fmt.Sprintf(format, args...)}}
 }
 
 // command checks, carries out and answers one command.
@@ -223,7 +152,7 @@ func (u *Uplink) command(ctx context.Context, m downMsg) {
 	// new subscription: a retained command that would run again at every
 	// connect.
 	if bad == nil && m.retained {
-		bad = failReply(cmd.ID, cmd.Cmd, CodeRetained, "a command must not be retained: it would run again on every connect")
+		bad = failReply(cmd.ID, cmd.Cmd, wire.CodeRetained, "a command must not be retained: it would run again on every connect")
 	}
 	if bad != nil {
 		u.log.Warn("downlink command refused", "id", bad.ID, "cmd", bad.Cmd, "code", bad.Error.Code, "why", bad.Error.Message)
@@ -263,7 +192,7 @@ func (u *Uplink) answer(r *reply, id string, keep bool) {
 		}
 	}
 	u.m.commands.WithLabelValues(cmdLabel(r.Cmd), result).Inc()
-	payload, _ := encodeEvent(u.source, ReplyType, r)
+	payload, _ := u.event(wire.ReplyType, r)
 	if keep {
 		u.recent.put(id, payload)
 	}
@@ -293,40 +222,37 @@ func (u *Uplink) publishReply(payload []byte) {
 func (u *Uplink) execute(ctx context.Context, cmd Command) *reply {
 	r := &reply{ID: cmd.ID, Cmd: cmd.Cmd}
 	switch cmd.Cmd {
-	case CmdPing:
+	case wire.CmdPing:
 		r.Result = map[string]any{"instance": u.instance, "uptime_seconds": time.Since(u.started).Seconds()}
-	case CmdResyncRules:
+	case wire.CmdResyncRules:
 		if u.cfg.Rules == nil {
-			return failReply(cmd.ID, cmd.Cmd, CodeUnsupported, "no rules engine on this gateway yet")
+			return failReply(cmd.ID, cmd.Cmd, wire.CodeUnsupported, "no rules engine on this gateway yet")
 		}
 		c := u.currentClient()
 		if c == nil {
-			return failReply(cmd.ID, cmd.Cmd, CodeFailed, "not connected")
+			return failReply(cmd.ID, cmd.Cmd, wire.CodeFailed, "not connected")
 		}
 		// Subscribing again to an existing subscription makes the broker
 		// send the retained messages once more (MQTT 3.1.1, 3.8.4).
 		topics := map[string]byte{u.topics.SiteRules: 1, u.topics.GatewayRules: 1}
 		if err := wait(ctx, c.SubscribeMultiple(topics, nil), u.cfg.WriteTimeout); err != nil {
-			return failReply(cmd.ID, cmd.Cmd, CodeFailed, "subscribe to the rules topics: %v", err)
+			return failReply(cmd.ID, cmd.Cmd, wire.CodeFailed, "subscribe to the rules topics: %v", err)
 		}
 		r.Result = map[string]any{"resubscribed": []string{u.topics.SiteRules, u.topics.GatewayRules}}
-	case CmdStatus, CmdSetMode, CmdSetContext, CmdResend:
-		if u.cfg.Commander == nil {
-			return failReply(cmd.ID, cmd.Cmd, CodeUnsupported, "no commander on this gateway")
-		}
+	case wire.CmdStatus, wire.CmdSetMode, wire.CmdSetContext, wire.CmdResend:
 		cctx, cancel := context.WithTimeout(ctx, u.cfg.CommandTimeout)
 		defer cancel()
-		res, err := u.cfg.Commander.Command(cctx, cmd)
-		var ce *CommandError
+		res, err := u.gatewayCommand(cctx, cmd)
+		var we *wire.Error
 		switch {
 		case err == nil:
 			r.Result = res
-		case errors.As(err, &ce):
-			return failReply(cmd.ID, cmd.Cmd, ce.Code, "%s", ce.Message)
+		case errors.As(err, &we):
+			return failReply(cmd.ID, cmd.Cmd, we.Code, "%s", we.Message)
 		case errors.Is(err, context.DeadlineExceeded):
-			return failReply(cmd.ID, cmd.Cmd, CodeTimeout, "no answer within %v", u.cfg.CommandTimeout)
+			return failReply(cmd.ID, cmd.Cmd, wire.CodeTimeout, "no answer within %v", u.cfg.CommandTimeout)
 		default:
-			return failReply(cmd.ID, cmd.Cmd, CodeFailed, "%v", err)
+			return failReply(cmd.ID, cmd.Cmd, wire.CodeFailed, "%v", err)
 		}
 		u.log.Info("downlink command done", "id", cmd.ID, "cmd", cmd.Cmd, "station", cmd.Station)
 	}
@@ -349,11 +275,11 @@ func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 			c, _ := head.Cmd.(string)
 			cmd.ID, cmd.Cmd = clip(id, maxCommandID), clip(c, 64)
 		}
-		return cmd, failReply(cmd.ID, cmd.Cmd, CodeTooLarge, "%d bytes, more than mqtt.max_command (%d)", len(payload), u.cfg.MaxCommand)
+		return cmd, failReply(cmd.ID, cmd.Cmd, wire.CodeTooLarge, "%d bytes, more than mqtt.max_command (%d)", len(payload), u.cfg.MaxCommand)
 	}
 	obj, err := parseObject(payload)
 	if err != nil {
-		return cmd, failReply("", "", CodeBadJSON, "%v", err)
+		return cmd, failReply("", "", wire.CodeBadJSON, "%v", err)
 	}
 	// Each field is read from the object by its exact key, the same object
 	// the signature is checked over: encoding/json's case-insensitive
@@ -363,18 +289,18 @@ func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 	cmd.Cmd = clip(c, 64)
 	switch {
 	case !ok || id == "":
-		return cmd, failReply("", cmd.Cmd, CodeMissingID, `"id" must be a non-empty string: the correlation id of the reply`)
+		return cmd, failReply("", cmd.Cmd, wire.CodeMissingID, `"id" must be a non-empty string: the correlation id of the reply`)
 	case len(id) > maxCommandID || !utf8.ValidString(id):
-		return cmd, failReply("", cmd.Cmd, CodeMissingID, `"id" must be valid UTF-8 of at most %d bytes`, maxCommandID)
+		return cmd, failReply("", cmd.Cmd, wire.CodeMissingID, `"id" must be valid UTF-8 of at most %d bytes`, maxCommandID)
 	}
 	cmd.ID = id
 	if v, _ := obj["v"].(json.Number); v != "1" {
-		return cmd, failReply(id, cmd.Cmd, CodeUnsupportedVersion, `"v" is %s; this gateway speaks command version 1`, describe(obj["v"]))
+		return cmd, failReply(id, cmd.Cmd, wire.CodeUnsupportedVersion, `"v" is %s; this gateway speaks command version 1`, describe(obj["v"]))
 	}
 	keysRequired := len(u.cfg.CommandKeys) > 0
 	if keysRequired {
 		if err := verifyCommand(obj, u.cfg.CommandKeys); err != nil {
-			return cmd, failReply(id, cmd.Cmd, CodeBadSignature, "%v", err)
+			return cmd, failReply(id, cmd.Cmd, wire.CodeBadSignature, "%v", err)
 		}
 	}
 	// A signature proves who sent a command, not for whom or when: a
@@ -384,7 +310,7 @@ func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 	self := u.cfg.Site + "/" + u.cfg.Gateway
 	if to, present := obj["to"]; present || keysRequired {
 		if s, _ := to.(string); s != self {
-			return cmd, failReply(id, cmd.Cmd, CodeWrongTarget, `"to" is %s; this gateway is %q`, describe(to), self)
+			return cmd, failReply(id, cmd.Cmd, wire.CodeWrongTarget, `"to" is %s; this gateway is %q`, describe(to), self)
 		}
 	}
 	if exp, present := obj["expires"]; present || keysRequired {
@@ -393,30 +319,30 @@ func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 		now := time.Now()
 		switch {
 		case err != nil:
-			return cmd, failReply(id, cmd.Cmd, CodeExpired, `"expires" is %s; want an RFC 3339 time at most %v ahead`, describe(exp), MaxCommandValidity)
+			return cmd, failReply(id, cmd.Cmd, wire.CodeExpired, `"expires" is %s; want an RFC 3339 time at most %v ahead`, describe(exp), MaxCommandValidity)
 		case !t.After(now):
-			return cmd, failReply(id, cmd.Cmd, CodeExpired, "expired at %s; the gateway's clock says %s", s, now.UTC().Format(time.RFC3339))
+			return cmd, failReply(id, cmd.Cmd, wire.CodeExpired, "expired at %s; the gateway's clock says %s", s, now.UTC().Format(time.RFC3339))
 		case t.Sub(now) > MaxCommandValidity+commandClockSkew:
-			return cmd, failReply(id, cmd.Cmd, CodeExpired, "expires at %s, more than %v after the gateway's clock (%s)", s, MaxCommandValidity, now.UTC().Format(time.RFC3339))
+			return cmd, failReply(id, cmd.Cmd, wire.CodeExpired, "expires at %s, more than %v after the gateway's clock (%s)", s, MaxCommandValidity, now.UTC().Format(time.RFC3339))
 		}
 		cmd.expires = t
 	}
 	if _, isString := obj["cmd"].(string); !isString {
-		return cmd, failReply(id, cmd.Cmd, CodeUnknownCommand, `"cmd" must be a string, one of %v`, knownCommands)
+		return cmd, failReply(id, cmd.Cmd, wire.CodeUnknownCommand, `"cmd" must be a string, one of %v`, knownCommands)
 	}
 	if !slices.Contains(knownCommands, c) {
-		return cmd, failReply(id, cmd.Cmd, CodeUnknownCommand, "unknown command %q; known: %v", cmd.Cmd, knownCommands)
+		return cmd, failReply(id, cmd.Cmd, wire.CodeUnknownCommand, "unknown command %q; known: %v", cmd.Cmd, knownCommands)
 	}
 	if st, present := obj["station"]; present {
 		s, ok := st.(string)
 		if !ok || !validID(s) {
-			return cmd, failReply(id, cmd.Cmd, CodeBadArgs, `"station" must be a station id ([A-Za-z0-9._-], 1 to 64 characters)`)
+			return cmd, failReply(id, cmd.Cmd, wire.CodeBadArgs, `"station" must be a station id ([A-Za-z0-9._-], 1 to 64 characters)`)
 		}
 		cmd.Station = s
 	}
 	if a, present := obj["args"]; present && a != nil {
 		if _, ok := a.(map[string]any); !ok {
-			return cmd, failReply(id, cmd.Cmd, CodeBadArgs, `"args" must be an object`)
+			return cmd, failReply(id, cmd.Cmd, wire.CodeBadArgs, `"args" must be an object`)
 		}
 		cmd.Args, _ = marshalCanonical(a)
 	}
@@ -610,12 +536,12 @@ func (e *expiringIDs) admit(id string, expires, now time.Time) *reply {
 		*e = expiringIDs{}
 	}
 	if until, ok := (*e)[id]; ok && until.After(now) {
-		return failReply(id, "", CodeReplayed, "command %q already ran; it stays refused until it expires at %s", id, until.UTC().Format(time.RFC3339))
+		return failReply(id, "", wire.CodeReplayed, "command %q already ran; it stays refused until it expires at %s", id, until.UTC().Format(time.RFC3339))
 	}
 	if len(*e) >= maxUnexpired {
 		e.prune(now)
 		if len(*e) >= maxUnexpired {
-			return failReply(id, "", CodeBusy, "more than %d unexpired commands remembered against replay; send fewer, or with a shorter expiry", maxUnexpired)
+			return failReply(id, "", wire.CodeBusy, "more than %d unexpired commands remembered against replay; send fewer, or with a shorter expiry", maxUnexpired)
 		}
 	}
 	(*e)[id] = expires
@@ -643,7 +569,7 @@ func (u *Uplink) remember(cmd Command) *reply {
 		b, _ := json.Marshal(u.unexpired)
 		if err := u.cfg.State.SaveState(unexpiredKey, b); err != nil {
 			delete(u.unexpired, cmd.ID)
-			bad = failReply(cmd.ID, "", CodeFailed, "cannot remember the command against replay, so it does not run: %v", err)
+			bad = failReply(cmd.ID, "", wire.CodeFailed, "cannot remember the command against replay, so it does not run: %v", err)
 		}
 	}
 	if bad != nil {
@@ -658,7 +584,7 @@ func (u *Uplink) loadUnexpired() {
 		return
 	}
 	b, err := u.cfg.State.LoadState(unexpiredKey)
-	if errors.Is(err, buffer.ErrNoState) {
+	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
 	if err == nil {

@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"encoding/json"
+	"github.com/scangw/scangw/station/wire"
 	"sync"
 	"time"
 )
@@ -36,7 +37,7 @@ type statusSeen struct {
 // a log line (the first, then one every few minutes).
 func (id *identity) observe(payload []byte) (ev *statusSeen, log bool) {
 	var st statusSeen
-	if json.Unmarshal(payload, &st) != nil || st.Type != StatusType {
+	if json.Unmarshal(payload, &st) != nil || st.Type != wire.StatusType {
 		return nil, false
 	}
 	id.mu.Lock()

@@ -1,6 +1,10 @@
 package uplink
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scangw/scangw/station/wire"
+)
 
 // Label values of scangw_mqtt_connect_failures_total{reason}: why a
 // connection attempt failed. The set is closed, so the series are made at
@@ -61,7 +65,7 @@ const (
 var lostReasons = []string{LostKeepalive, LostNetwork, LostPublish, LostSetup, LostQueue}
 
 // Commands known to the downlink; anything else is counted as "unknown".
-var knownCommands = []string{CmdPing, CmdStatus, CmdSetMode, CmdSetContext, CmdResyncRules, CmdResend}
+var knownCommands = wire.Commands
 
 type metrics struct {
 	connected       prometheus.Gauge
@@ -76,10 +80,10 @@ type metrics struct {
 	duplicate       prometheus.Gauge
 	commands        *prometheus.CounterVec
 	downlinkDropped prometheus.Counter
-	noticesDropped  prometheus.Counter
+	noticesDropped  prometheus.CounterFunc
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, notices *Notices) *metrics {
 	m := &metrics{
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "scangw_mqtt_connected",
@@ -130,10 +134,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "scangw_mqtt_downlink_dropped_total",
 			Help: "Downlink messages (commands, rules) dropped because the downlink queue was full.",
 		}),
-		noticesDropped: prometheus.NewCounter(prometheus.CounterOpts{
+		noticesDropped: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "scangw_mqtt_notices_dropped_total",
 			Help: "Live notices (station indicator) dropped: not connected, queue full or not written.",
-		}),
+		}, func() float64 { return float64(notices.dropped.Load()) }),
 	}
 	for _, r := range connectReasons {
 		m.connectFailures.WithLabelValues(r)

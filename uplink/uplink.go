@@ -17,17 +17,26 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/scangw/scangw/buffer"
+	"github.com/scangw/scangw/station/wire"
 )
 
-// Queue is what the uplink needs from the durable buffer.
+// Message is one queued message.
+type Message struct {
+	// Pos is the message's queue position: the handle to Ack it by.
+	Pos  uint64
+	Time time.Time // when it was queued
+	// Stream is where it goes (wire.Topics.Of).
+	Stream  string
+	Payload []byte
+}
+
+// Queue is what the uplink sends from: the durable buffer.
 type Queue interface {
 	// Peek returns up to max unacknowledged messages from queue position
 	// from on, in order.
-	Peek(from uint64, max int) ([]buffer.Entry, error)
+	Peek(from uint64, max int) ([]Message, error)
 	// Ack marks the message at a queue position delivered. Acks may come
 	// out of order (a poison message is skipped, not acked).
 	Ack(pos uint64)
@@ -35,10 +44,38 @@ type Queue interface {
 	Appended() <-chan struct{}
 }
 
+// Backlog is what heartbeats, the birth and the status command report of
+// the queue.
+type Backlog interface {
+	Depth() int64
+	Oldest() (time.Time, bool)
+	// Epoch names the buffer's life; seq restarts with a new one.
+	Epoch() string
+	NextSeq() uint64
+}
+
+// Resender puts delivered events back in the queue (the resend command):
+// those of epoch ("" for the current one) with from <= seq <= to (to 0:
+// no upper bound). An error wrapping errors.ErrUnsupported means no
+// delivered events are kept.
+type Resender interface {
+	Resend(ctx context.Context, epoch string, from, to uint64) (int, error)
+}
+
+// Stations is what the station commands and heartbeats need of the
+// gateway's stations (station.Set). Errors a command caused are
+// *wire.Error with the code to reply with.
+type Stations interface {
+	// Status reports station id, or every station when id is "".
+	Status(id string) ([]wire.StationStatus, error)
+	SetMode(ctx context.Context, id, mode string) (wire.StationStatus, error)
+	SetContext(ctx context.Context, id string, c map[string]string) (wire.StationStatus, error)
+}
+
 // StateStore keeps small values durably.
 type StateStore interface {
 	// LoadState returns the value saved under key, or an error wrapping
-	// buffer.ErrNoState when there is none.
+	// fs.ErrNotExist when there is none.
 	LoadState(key string) ([]byte, error)
 	// SaveState stores value under key and returns once it is on disk.
 	SaveState(key string, value []byte) error
@@ -83,27 +120,37 @@ type Config struct {
 	// CommandKeys, when not empty, are the Ed25519 keys one of which must
 	// have signed every command.
 	CommandKeys []ed25519.PublicKey
-	// CommandTimeout bounds one Commander call (default 10s).
+	// CommandTimeout bounds one station or resend command (default 10s).
 	CommandTimeout time.Duration
 	// State, when set, keeps the ids of commands with an expiry across
 	// restarts (the buffer implements it); nil keeps them in memory only.
 	State StateStore
 
-	// TopicPrefix, Site and Gateway make the topics (TopicsFor) and the
-	// source scangw://<site>/<gateway> of the uplink's own events.
+	// TopicPrefix, Site and Gateway make the topics (wire.TopicsFor) and
+	// the source of the uplink's own events.
 	TopicPrefix, Site, Gateway string
 
-	// Status returns the birth's fields at each connect; the uplink sets
-	// State and Instance itself.
-	Status func() Status
-	// Health, when set, fills each heartbeat's health fields.
-	Health func() Health
-	// Commander carries out status, set_mode and set_context; nil answers
-	// them with CodeUnsupported.
-	Commander Commander
+	// Version and ConfigHash go into the birth.
+	Version, ConfigHash string
+	// Backlog, when set, reports the queue in births, heartbeats and the
+	// status command; nil reports an empty queue of epoch "unknown".
+	Backlog Backlog
+	// ClockSynced reports whether the system clock can be trusted; nil
+	// reports false.
+	ClockSynced func() bool
+	// Stations, when set, carries out status, set_mode and set_context,
+	// and its stations are in every heartbeat; nil answers the station
+	// commands with CodeUnsupported.
+	Stations Stations
+	// Resender, when set, carries out resend; nil answers it with
+	// CodeUnsupported.
+	Resender Resender
+	// Notices are the live notices to publish (station indicators); nil
+	// makes a queue of the uplink's own.
+	Notices *Notices
 	// Rules, when set, gets every message from the rules topics (called
 	// on the downlink goroutine, never on paho's); nil ignores them. An
-	// error (a *CommandError carries its code) is published on the reply
+	// error (a *wire.Error carries its code) is published on the reply
 	// topic, with id "rules:<topic>", so the central side learns why a set
 	// was refused.
 	Rules func(topic string, payload []byte) error
@@ -133,7 +180,7 @@ type Uplink struct {
 	q        Queue
 	log      *slog.Logger
 	m        *metrics
-	topics   Topics
+	topics   wire.Topics
 	source   string
 	instance string
 	started  time.Time
@@ -145,15 +192,16 @@ type Uplink struct {
 	mu     sync.Mutex
 	client mqtt.Client // the connected session's, for replies; nil between sessions
 
-	inbox chan downMsg
-	// notices are live messages waiting for the session's publisher.
-	notices chan notice
-	recent  replyCache // downlink goroutine only
+	inbox  chan downMsg
+	recent replyCache // downlink goroutine only
 	// unexpired holds the ids of commands that carried "expires", until
 	// then (downlink goroutine only).
 	unexpired expiringIDs
 
 	poisoned map[uint64]bool // positions reported; pump goroutine only (sessions never overlap)
+	// publishers are the sessions' publisher goroutines, which may outlive
+	// their session (see publisher); Run waits for them.
+	publishers sync.WaitGroup
 }
 
 // New makes an uplink; reg receives its metrics.
@@ -179,24 +227,32 @@ func New(cfg Config, q Queue, log *slog.Logger, reg prometheus.Registerer) *Upli
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = 10 * time.Second
 	}
+	if cfg.Version == "" {
+		cfg.Version = "unknown"
+	}
+	if cfg.Backlog == nil {
+		cfg.Backlog = noBacklog{}
+	}
+	if cfg.ClockSynced == nil {
+		cfg.ClockSynced = func() bool { return false }
+	}
+	if cfg.Notices == nil {
+		cfg.Notices = NewNotices()
+	}
 	u := &Uplink{
 		cfg:      cfg,
 		q:        q,
 		log:      log,
-		m:        newMetrics(reg),
-		topics:   TopicsFor(cfg.TopicPrefix, cfg.Site, cfg.Gateway),
-		source:   fmt.Sprintf("scangw://%s/%s", cfg.Site, cfg.Gateway),
-		instance: uuid.Must(uuid.NewV7()).String(),
+		m:        newMetrics(reg, cfg.Notices),
+		topics:   wire.TopicsFor(cfg.TopicPrefix, cfg.Site, cfg.Gateway),
+		source:   wire.GatewaySource(cfg.Site, cfg.Gateway),
+		instance: wire.NewID(),
 		started:  time.Now(),
 		inbox:    make(chan downMsg, inboxSize),
-		notices:  make(chan notice, noticeQueue),
 		poisoned: map[uint64]bool{},
 	}
 	u.ident.instance = u.instance
 	u.permitted.Store(-1)
-	if u.cfg.Status == nil {
-		u.cfg.Status = func() Status { return Status{Version: "unknown", Epoch: "unknown", StartTime: u.started} }
-	}
 	return u
 }
 
@@ -225,6 +281,7 @@ func (u *Uplink) Instance() string { return u.instance }
 func (u *Uplink) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer u.publishers.Wait()
 	wg.Go(func() { u.downlink(ctx) })
 
 	failures := 0
@@ -321,10 +378,70 @@ type inflight struct {
 }
 
 // session runs one connection and reports how long it was up (0 if it
-// never connected).
+// never connected): connect, then set up (subscribe, birth), then publish
+// until the connection or ctx ends.
 func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 	lost := make(chan error, 1)
 	echo := make(chan string, 8) // event ids seen on the heartbeat topic
+	c, err := u.connect(ctx, lost, echo)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Disconnect(250)
+	// Commands may arrive as soon as the subscription is granted (a
+	// retained one at once): their replies need the client from now on.
+	u.setClient(c)
+	defer u.setClient(nil)
+
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	defer wg.Wait()                // after cancel (defers run last-in first-out)
+	lostErr := make(chan error, 1) // the connection-lost handler's error, once seen
+	wg.Go(func() {
+		select {
+		case err := <-lost:
+			lostErr <- err
+			cancel(&sessionEnd{lostReason(err), fmt.Errorf("connection lost: %w", err)})
+		case <-sctx.Done():
+		}
+	})
+
+	canProbe, err := u.subscribe(sctx, c)
+	if err != nil {
+		return 0, u.ended(ctx, sctx, cancel, &sessionEnd{LostSetup, err}, lost, lostErr)
+	}
+	if err := wait(sctx, c.Publish(u.topics.Status, 1, true, u.statusPayload(wire.Online)), u.cfg.WriteTimeout); err != nil {
+		return 0, u.ended(ctx, sctx, cancel, &sessionEnd{LostSetup, fmt.Errorf("publish birth: %w", err)}, lost, lostErr)
+	}
+	connected := time.Now()
+	u.log.Info("mqtt connected", "broker", u.cfg.Broker, "client_id", u.cfg.ClientID, "instance", u.instance)
+	u.connected.Store(true)
+	u.m.connected.Set(1)
+	defer func() {
+		u.connected.Store(false)
+		u.m.connected.Set(0)
+		u.m.inflight.Set(0)
+	}()
+
+	err = u.publish(sctx, cancel, &wg, c, canProbe, echo)
+	cancel(err)
+	wg.Wait()
+	upFor = time.Since(connected)
+	if ctx.Err() != nil {
+		// A will is not sent on DISCONNECT: say offline ourselves.
+		if c.IsConnected() {
+			wait(context.Background(), c.Publish(u.topics.Status, 1, true, u.statusPayload(wire.Offline)), time.Second)
+		}
+		return upFor, nil
+	}
+	return upFor, u.ended(ctx, sctx, cancel, err, lost, lostErr)
+}
+
+// connect makes a paho client for one connection and connects it. lost
+// gets the connection-lost handler's error; echo the ids of events seen
+// on the heartbeat topic.
+func (u *Uplink) connect(ctx context.Context, lost chan<- error, echo chan<- string) (mqtt.Client, error) {
 	opts := mqtt.NewClientOptions().
 		AddBroker(u.cfg.Broker).
 		SetClientID(u.cfg.ClientID).
@@ -337,7 +454,7 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 		SetPingTimeout(u.cfg.KeepAlive/2+time.Second).
 		SetConnectTimeout(u.cfg.ConnectTimeout).
 		SetWriteTimeout(u.cfg.WriteTimeout).
-		SetBinaryWill(u.topics.Status, u.statusPayload("offline"), 1, true).
+		SetBinaryWill(u.topics.Status, u.statusPayload(wire.Offline), 1, true).
 		// paho's router calls this for every message on our subscriptions;
 		// route never blocks it.
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { u.route(m, echo) }).
@@ -351,7 +468,7 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 	if u.cfg.Username != "" {
 		pw, err := u.cfg.password()
 		if err != nil {
-			return 0, u.connectFailed(&localError{ReasonLocal, err}, nil)
+			return nil, u.connectFailed(&localError{ReasonLocal, err}, nil)
 		}
 		opts.SetUsername(u.cfg.Username).SetPassword(pw)
 	}
@@ -359,7 +476,7 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 		st = &dialState{}
 		tc, err := u.tlsConfig(st, time.Now())
 		if err != nil {
-			return 0, u.connectFailed(err, st)
+			return nil, u.connectFailed(err, st)
 		}
 		opts.SetCustomOpenConnectionFn(func(uri *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 			return u.dialTLS(st, tc, uri.Host)
@@ -373,105 +490,65 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 	if err := wait(ctx, c.Connect(), u.cfg.ConnectTimeout+time.Second); err != nil {
 		c.Disconnect(0)
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return nil, ctx.Err()
 		}
-		return 0, u.connectFailed(err, st)
+		return nil, u.connectFailed(err, st)
 	}
-	defer c.Disconnect(250)
-	// Commands may arrive as soon as the subscription is granted (a
-	// retained one at once): their replies need the client from now on.
-	u.setClient(c)
-	defer u.setClient(nil)
+	return c, nil
+}
 
-	sctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	defer wg.Wait() // after cancel (defers run last-in first-out)
-	var lostErr error
-	lostSeen := make(chan struct{})
-	wg.Go(func() {
-		select {
-		case err := <-lost:
-			lostErr = err
-			close(lostSeen)
-			cancel(&sessionEnd{lostReason(err), fmt.Errorf("connection lost: %w", err)})
-		case <-sctx.Done():
-		}
-	})
-	end := func(err error) (time.Duration, error) {
-		cancel(err)
-		cause := context.Cause(sctx)
-		if ctx.Err() != nil {
-			return 0, nil
-		}
-		var se *sessionEnd
-		if !errors.As(cause, &se) {
-			se = &sessionEnd{LostSetup, cause}
-		}
-		// paho fails the tokens of a lost connection before it calls the
-		// connection-lost handler, so a failed token may be the first to
-		// tell; the handler's error says why (keepalive or network).
-		if (se.reason == LostSetup || se.reason == LostPublish) && strings.Contains(se.err.Error(), "connection lost") {
-			timer := time.NewTimer(time.Second)
-			select {
-			case <-lostSeen:
-				se = &sessionEnd{lostReason(lostErr), se.err}
-			case err := <-lost:
-				se = &sessionEnd{lostReason(err), se.err}
-			case <-timer.C:
-				se = &sessionEnd{LostNetwork, se.err}
-			}
-			timer.Stop()
-		}
-		u.m.reconnects.WithLabelValues(se.reason).Inc()
-		return 0, se
-	}
-
-	canProbe, err := u.subscribe(sctx, c)
-	if err != nil {
-		return end(&sessionEnd{LostSetup, err})
-	}
-	if err := wait(sctx, c.Publish(u.topics.Status, 1, true, u.statusPayload("online")), u.cfg.WriteTimeout); err != nil {
-		return end(&sessionEnd{LostSetup, fmt.Errorf("publish birth: %w", err)})
-	}
-	connected := time.Now()
-	u.log.Info("mqtt connected", "broker", u.cfg.Broker, "client_id", u.cfg.ClientID, "instance", u.instance)
-	u.connected.Store(true)
-	u.m.connected.Set(1)
-	defer func() {
-		u.connected.Store(false)
-		u.m.connected.Set(0)
-		u.m.inflight.Set(0)
-	}()
-
+// publish runs a connected session's work until it ends: the permission
+// probe, then heartbeats, live notices, and the queue through a window of
+// Inflight (pump → publisher → collect). It returns why it ended.
+func (u *Uplink) publish(ctx context.Context, cancel context.CancelCauseFunc, wg *sync.WaitGroup, c mqtt.Client, canProbe bool, echo <-chan string) error {
 	if canProbe {
-		err = u.awaitPermission(sctx, c, echo)
+		if err := u.awaitPermission(ctx, c, echo); err != nil {
+			return err
+		}
 	} else {
 		u.log.Warn("cannot check that the broker lets the gateway publish: it refused the subscription to the heartbeat topic; publishing anyway",
 			"topic", u.topics.Heartbeat)
 	}
-	if err == nil {
-		wg.Go(func() { u.heartbeats(sctx, c) })
-		wg.Go(func() { u.notifier(sctx, c) })
-		slots := make(chan struct{}, u.cfg.Inflight)
-		pending := make(chan inflight, u.cfg.Inflight)
-		send := make(chan buffer.Entry, u.cfg.Inflight)
-		wg.Go(func() { u.collect(sctx, cancel, slots, pending) })
-		go publisher(sctx, c, send, pending)
-		err = u.pump(sctx, slots, send)
-	}
+	wg.Go(func() { u.heartbeats(ctx, c) })
+	wg.Go(func() { u.notifier(ctx, c) })
+	slots := make(chan struct{}, u.cfg.Inflight)
+	pending := make(chan inflight, u.cfg.Inflight)
+	send := make(chan Message, u.cfg.Inflight)
+	wg.Go(func() { u.collect(ctx, cancel, slots, pending) })
+	// Not in wg: see publisher. Run waits for it before it returns.
+	u.publishers.Go(func() { publisher(ctx, c, u.topics, send, pending) })
+	return u.pump(ctx, slots, send)
+}
+
+// ended ends a session that had connected with err, and says why, as a
+// *sessionEnd counted in the reconnect metric (nil when ctx ended).
+func (u *Uplink) ended(ctx, sctx context.Context, cancel context.CancelCauseFunc, err error, lost <-chan error, lostErr <-chan error) error {
 	cancel(err)
-	wg.Wait()
-	upFor = time.Since(connected)
+	cause := context.Cause(sctx)
 	if ctx.Err() != nil {
-		// A will is not sent on DISCONNECT: say offline ourselves.
-		if c.IsConnected() {
-			wait(context.Background(), c.Publish(u.topics.Status, 1, true, u.statusPayload("offline")), time.Second)
-		}
-		return upFor, nil
+		return nil
 	}
-	_, err = end(err)
-	return upFor, err
+	var se *sessionEnd
+	if !errors.As(cause, &se) {
+		se = &sessionEnd{LostSetup, cause}
+	}
+	// paho fails the tokens of a lost connection before it calls the
+	// connection-lost handler, so a failed token may be the first to
+	// tell; the handler's error says why (keepalive or network).
+	if (se.reason == LostSetup || se.reason == LostPublish) && strings.Contains(se.err.Error(), "connection lost") {
+		timer := time.NewTimer(time.Second)
+		select {
+		case err := <-lostErr:
+			se = &sessionEnd{lostReason(err), se.err}
+		case err := <-lost:
+			se = &sessionEnd{lostReason(err), se.err}
+		case <-timer.C:
+			se = &sessionEnd{LostNetwork, se.err}
+		}
+		timer.Stop()
+	}
+	u.m.reconnects.WithLabelValues(se.reason).Inc()
+	return se
 }
 
 // connectFailed counts and wraps a failed connection attempt.
@@ -491,13 +568,6 @@ func (u *Uplink) currentClient() mqtt.Client {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.client
-}
-
-// statusPayload encodes the status with state and this instance.
-func (u *Uplink) statusPayload(state string) []byte {
-	st := u.cfg.Status()
-	st.State, st.Instance = state, u.instance
-	return st.Encode(u.source)
 }
 
 // subscribe subscribes to the gateway's downlink topics, its own status
@@ -610,25 +680,6 @@ func (u *Uplink) waitEcho(ctx context.Context, echo <-chan string, ids []string,
 	}
 }
 
-// heartbeat encodes a heartbeat event and returns it with its id.
-func (u *Uplink) heartbeat() ([]byte, string) {
-	d := heartbeatData{
-		Instance:         u.instance,
-		DuplicateGateway: u.ident.duplicate(),
-		UptimeSeconds:    time.Since(u.started).Seconds(),
-	}
-	switch u.permitted.Load() {
-	case 1:
-		d.PublishPermitted = new(true)
-	case 0:
-		d.PublishPermitted = new(false)
-	}
-	if u.cfg.Health != nil {
-		d.healthData = newHealthData(u.cfg.Health())
-	}
-	return encodeEvent(u.source, HeartbeatType, d)
-}
-
 // heartbeats publishes a heartbeat every interval until ctx ends. They go
 // at QoS 0: a lost one is replaced by the next.
 func (u *Uplink) heartbeats(ctx context.Context, c mqtt.Client) {
@@ -648,7 +699,7 @@ func (u *Uplink) heartbeats(ctx context.Context, c mqtt.Client) {
 }
 
 // pump publishes the queue in order, holding at most Inflight unacked.
-func (u *Uplink) pump(ctx context.Context, slots chan struct{}, send chan<- buffer.Entry) error {
+func (u *Uplink) pump(ctx context.Context, slots chan struct{}, send chan<- Message) error {
 	var cursor uint64 // 0: from the oldest unacknowledged message
 	for {
 		// Read ahead more than the window: one Badger iterator per few
@@ -691,10 +742,10 @@ func (u *Uplink) pump(ctx context.Context, slots chan struct{}, send chan<- buff
 // block for the whole write timeout on its outbound queue when the link
 // drops under it, ignoring ctx: the next session must not wait for it. An
 // abandoned call ends by itself within the write timeout; its token fails
-// and is never acked.
-func publisher(ctx context.Context, c mqtt.Client, send <-chan buffer.Entry, pending chan<- inflight) {
+// and is never acked. Run waits for every publisher before it returns.
+func publisher(ctx context.Context, c mqtt.Client, topics wire.Topics, send <-chan Message, pending chan<- inflight) {
 	for {
-		var e buffer.Entry
+		var e Message
 		select {
 		case e = <-send:
 		case <-ctx.Done():
@@ -703,7 +754,7 @@ func publisher(ctx context.Context, c mqtt.Client, send <-chan buffer.Entry, pen
 		if ctx.Err() != nil {
 			return // both were ready: the session is over
 		}
-		tok := c.Publish(e.Topic, 1, false, e.Payload)
+		tok := c.Publish(topics.Of(e.Stream), 1, false, e.Payload)
 		select {
 		case pending <- inflight{pos: e.Pos, tok: tok, sent: time.Now()}:
 		case <-ctx.Done():
@@ -713,14 +764,14 @@ func publisher(ctx context.Context, c mqtt.Client, send <-chan buffer.Entry, pen
 }
 
 // poison reports a queued message too large to publish, once per process.
-func (u *Uplink) poison(e buffer.Entry) {
+func (u *Uplink) poison(e Message) {
 	if u.poisoned[e.Pos] {
 		return
 	}
 	u.poisoned[e.Pos] = true
 	u.m.poison.Inc()
 	u.log.Error("queued message larger than mqtt.max_payload: held in the buffer, not published; the messages after it are sent",
-		"queue_position", e.Pos, "topic", e.Topic, "bytes", len(e.Payload), "max_payload", u.cfg.MaxPayload,
+		"queue_position", e.Pos, "topic", u.topics.Of(e.Stream), "bytes", len(e.Payload), "max_payload", u.cfg.MaxPayload,
 		"appended", e.Time, "hint", "inspect it with `scangw buffer peek`; raising mqtt.max_payload sends it")
 }
 

@@ -24,6 +24,11 @@ const bufferUsage = `usage: scangw buffer COMMAND [--config FILE | --dir DIR]
 
 stats, peek and export read a stopped gateway's buffer and refuse while a
 running scangw holds it. salvage writes: stop scangw first.
+
+A message line has pos, time, topic (the stream it was stored under; a
+full MQTT topic for messages stored by older versions), seq and epoch
+(0 and "" when the message was stored without them, by an older
+version), and payload.
 `
 
 func bufferCmd(ctx context.Context, out io.Writer, args []string) error {
@@ -117,12 +122,16 @@ func bufferDump(out io.Writer, b *buffer.Buffer, max int) error {
 			return nil
 		}
 		for _, e := range es {
+			// "topic" is the key older versions wrote: kept, so that
+			// what reads these lines goes on working.
 			line := struct {
 				Pos     uint64 `json:"pos"`
 				Time    string `json:"time"`
 				Topic   string `json:"topic"`
+				Seq     uint64 `json:"seq"`
+				Epoch   string `json:"epoch"`
 				Payload any    `json:"payload"`
-			}{e.Pos, e.Time.UTC().Format(time.RFC3339Nano), e.Topic, string(e.Payload)}
+			}{e.Pos, e.Time.UTC().Format(time.RFC3339Nano), e.Stream, e.Seq, e.Epoch, string(e.Payload)}
 			if json.Valid(e.Payload) {
 				line.Payload = json.RawMessage(e.Payload)
 			}

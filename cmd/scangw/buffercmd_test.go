@@ -60,6 +60,17 @@ func TestBufferCommands(t *testing.T) {
 	if len(lines) != 2 || !strings.Contains(lines[0], `"pos":2`) || !strings.Contains(lines[0], `"payload":{"i":1,"seq":2}`) {
 		t.Fatalf("peek:\n%s", out.String())
 	}
+	var line struct {
+		Topic string `json:"topic"`
+		Seq   uint64 `json:"seq"`
+		Epoch string `json:"epoch"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line.Topic != "t/scans/s" || line.Seq != 2 || line.Epoch != st.Epoch {
+		t.Fatalf("peek line %+v, want topic t/scans/s, seq 2, epoch %s", line, st.Epoch)
+	}
 
 	out.Reset()
 	if err := bufferCmd(ctx, &out, []string{"export", "--dir", dir}); err != nil {

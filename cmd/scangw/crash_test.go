@@ -20,7 +20,8 @@ import (
 
 	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/device/serialsim"
-	"github.com/scangw/scangw/station/schema"
+	"github.com/scangw/scangw/station/wire"
+	"github.com/scangw/scangw/station/wire/schema"
 	"github.com/scangw/scangw/uplink/mosquittotest"
 )
 
@@ -608,7 +609,7 @@ func crashCheckEvents(t *testing.T, msgs []mosquittotest.Message, scanTopic stri
 	}
 	source := fmt.Sprintf("scangw://%s/%s/%s", crashSite, crashGateway, crashStation)
 	for i, m := range msgs {
-		if err := schema.Check(m.Payload); err != nil {
+		if err := schema.CheckMessage(wire.TopicsFor(crashPrefix, crashSite, crashGateway), m.Topic, m.Payload); err != nil {
 			fail("message %d on %s does not match its schema: %v\n%s", i, m.Topic, err, m.Payload)
 		}
 		if m.Topic != scanTopic {

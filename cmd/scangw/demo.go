@@ -1,3 +1,5 @@
+//go:build demo
+
 package main
 
 import (
@@ -9,7 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +24,14 @@ import (
 
 	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/device/serialsim"
+	"github.com/scangw/scangw/station/wire"
+)
+
+// The demo gateway's ids and topic prefix.
+const (
+	demoPrefix  = "scangw/v1"
+	demoSite    = "demo-site"
+	demoGateway = "gw-demo"
 )
 
 // demoScans is what the simulated scanners type: GS1 codes with AIM
@@ -67,11 +77,13 @@ func demo(ctx context.Context, out io.Writer, perScanner int, dir string) error 
 	defer broker.Close()
 
 	var received atomic.Int64
-	broker.Subscribe("scangw/v1/#", 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
-		if strings.Contains(pk.TopicName, "/scans/") {
+	topics := wire.TopicsFor(demoPrefix, demoSite, demoGateway)
+	broker.Subscribe(topics.Base+"/#", 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+		r, _, _ := topics.Route(pk.TopicName)
+		if slices.Contains(r.Types, wire.ScanType) {
 			received.Add(1)
 		}
-		p.event(pk.TopicName, pk.Payload)
+		p.event(r, pk.TopicName, pk.Payload)
 	})
 
 	if dir == "" {
@@ -93,9 +105,9 @@ func demo(ctx context.Context, out io.Writer, perScanner int, dir string) error 
       - {id: %s, type: serial, port: %q, baud: 9600, terminator: "\r\n", feedback: {good: "\x06", bad: "\x15"}}`, id, line.Path())
 	}
 	cfg, err := configs.Parse([]byte(fmt.Sprintf(`
-gateway: {id: gw-demo, site: demo-site}
+gateway: {id: %s, site: %s}
 buffer:  {dir: %q}
-mqtt:    {broker: "tcp://%s", topic_prefix: scangw/v1, reconnect_max: 2s}
+mqtt:    {broker: "tcp://%s", topic_prefix: %s, reconnect_max: 2s}
 http:    {listen: %q}
 log:     {level: warn}
 stations:
@@ -103,7 +115,7 @@ stations:
     mode: receive
     min_length: 3
     scanners:%s
-`, dir, addr, httpAddr, yaml)))
+`, demoGateway, demoSite, dir, addr, demoPrefix, httpAddr, yaml)))
 	if err != nil {
 		return err
 	}
@@ -207,7 +219,7 @@ func (p *printer) typed(id, code string, verdict byte) {
 	fmt.Fprintf(p.w, "scanner %-10s typed %-50q heard %s\n", id, code, v)
 }
 
-func (p *printer) event(topic string, payload []byte) {
+func (p *printer) event(r wire.Route, topic string, payload []byte) {
 	var ev struct {
 		Type string `json:"type"`
 		Data struct {
@@ -223,7 +235,7 @@ func (p *printer) event(topic string, payload []byte) {
 	json.Unmarshal(payload, &ev)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if strings.HasSuffix(topic, "/heartbeat") || strings.Contains(topic, "/indicator/") {
+	if slices.Contains(r.Types, wire.HeartbeatType) || slices.Contains(r.Types, wire.IndicatorType) {
 		return // heartbeats and the live indicator repeat what is shown
 	}
 	if ev.Data.State != "" {

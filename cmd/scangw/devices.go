@@ -1,21 +1,17 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/scangw/scangw/configs"
-	"github.com/scangw/scangw/device"
 	"github.com/scangw/scangw/device/hidscan"
 	"github.com/scangw/scangw/device/usbdev"
 )
@@ -110,7 +106,7 @@ func devicesCmd(stdout, stderr io.Writer, args []string, src deviceSources) erro
 					return false
 				}
 				if s.Port != "" {
-					return samePort(s.Port, d.Dev)
+					return usbdev.SamePort(s.Port, d.Dev)
 				}
 				return usbMatch(s.Match).Matches(d.ID())
 			}),
@@ -162,16 +158,6 @@ func matchingScanners(scanners []configs.Scanner, match func(configs.Scanner) bo
 	return ids
 }
 
-// samePort reports whether a configured port names dev, also through a
-// symlink such as /dev/serial/by-id/... or /dev/scangw/....
-func samePort(port, dev string) bool {
-	if filepath.Clean(port) == dev {
-		return true
-	}
-	real, err := filepath.EvalSymlinks(port)
-	return err == nil && real == dev
-}
-
 func hex16(n uint16) string { return fmt.Sprintf("0x%04x", n) }
 
 func dash(s string) string {
@@ -189,89 +175,4 @@ func hidMatch(m configs.Match) hidscan.Match {
 
 func usbMatch(m configs.Match) usbdev.Match {
 	return usbdev.Match{VID: uint16(m.VID), PID: uint16(m.PID), Serial: m.Serial, Interface: m.Interface, Path: m.Path}
-}
-
-// udevLink returns the stable name systemd/60-scangw.rules gives a USB-CDC
-// scanner, /dev/scangw/<vid>-<pid>-<serial> with lowercase 4-digit hex ids,
-// and whether m identifies exactly that device. It does not when the serial
-// number is missing or has characters udev would escape in ID_SERIAL_SHORT,
-// or when m pins an interface or port path the link cannot express (a
-// device with two CDC interfaces gets one link, for whichever came last).
-func udevLink(m configs.Match) (string, bool) {
-	if m.VID == 0 || m.PID == 0 || m.Serial == "" || m.Interface != nil || m.Path != "" {
-		return "", false
-	}
-	for _, c := range m.Serial {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return "", false
-		}
-	}
-	return fmt.Sprintf("/dev/scangw/%04x-%04x-%s", m.VID, m.PID, m.Serial), true
-}
-
-// serialPort picks the path a serial scanner configured by match opens.
-// serialscan reopens one fixed path with backoff and cannot re-resolve a
-// match, so the match is turned into a path once, at start:
-//
-//   - the udev link (see udevLink) when m allows one and it exists: it
-//     survives replugging and renumbered ttys;
-//   - else the tty that m selects in sysfs right now; should a replug give
-//     it another name, the scanner stays down until scangw restarts;
-//   - else, when nothing matches yet and m allows a udev link, that link:
-//     serialscan opens it as soon as the scanner is plugged in (this needs
-//     the udev rule installed);
-//   - else an error, and the scanner stays down until scangw restarts.
-func serialPort(m configs.Match, resolve func(usbdev.Match) (string, error), exists func(string) bool) (string, error) {
-	link, linkOK := udevLink(m)
-	if linkOK && exists(link) {
-		return link, nil
-	}
-	dev, err := resolve(usbMatch(m))
-	switch {
-	case err == nil:
-		return dev, nil
-	case linkOK && errors.Is(err, usbdev.ErrNotFound):
-		return link, nil
-	}
-	return "", err
-}
-
-func fileExists(name string) bool {
-	_, err := os.Stat(name)
-	return err == nil
-}
-
-// downScanner stands in for a serial scanner whose match found no port
-// at start: it keeps the rest of the gateway running, where failing Run
-// would stop every station.
-type downScanner struct{ id string }
-
-func (d downScanner) ID() string { return d.id }
-
-func (d downScanner) Run(ctx context.Context, _ func(context.Context, device.Read)) error {
-	<-ctx.Done()
-	return nil
-}
-
-func (d downScanner) Feedback(sig device.Signal) error {
-	return fmt.Errorf("feedback %s to %s: %w", sig, d.id, device.ErrNotConnected)
-}
-
-// newMatchedSerial resolves the port of a serial scanner configured by
-// match (see serialPort), logging the outcome; ok is false when the
-// scanner must stay down.
-func newMatchedSerial(s configs.Scanner, log *slog.Logger) (port string, ok bool) {
-	port, err := serialPort(s.Match, usbdev.Resolve, fileExists)
-	if err != nil {
-		log.Error("serial scanner not found by match; it stays down until scangw restarts",
-			"match", usbMatch(s.Match).String(), "err", err)
-		return "", false
-	}
-	if !fileExists(port) {
-		log.Warn("serial scanner not plugged in; waiting for its udev link",
-			"match", usbMatch(s.Match).String(), "port", port)
-	} else {
-		log.Info("serial scanner found by match", "match", usbMatch(s.Match).String(), "port", port)
-	}
-	return port, true
 }

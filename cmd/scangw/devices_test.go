@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/device/hidscan"
 	"github.com/scangw/scangw/device/usbdev"
 )
@@ -154,46 +152,4 @@ func TestDevicesConfig(t *testing.T) {
 			t.Errorf("err = %v, want one naming nope.yaml", err)
 		}
 	})
-}
-
-func TestSerialPort(t *testing.T) {
-	const link = "/dev/scangw/0c2e-0b61-A1"
-	notFound := fmt.Errorf("%w vid=0c2e", usbdev.ErrNotFound)
-	ambiguous := errors.New("2 USB serial ports match vid=0c2e")
-	one := 1
-	for _, tc := range []struct {
-		name       string
-		m          configs.Match
-		resolved   string // "" means resolve fails with resolveErr
-		resolveErr error
-		linkThere  bool
-		want       string
-		wantErr    error
-	}{
-		{name: "udev link present wins", m: configs.Match{VID: 0x0c2e, PID: 0x0b61, Serial: "A1"}, resolved: "/dev/ttyACM0", linkThere: true, want: link},
-		{name: "no udev link: the tty now", m: configs.Match{VID: 0x0c2e, PID: 0x0b61, Serial: "A1"}, resolved: "/dev/ttyACM0", want: "/dev/ttyACM0"},
-		{name: "absent: wait for the udev link", m: configs.Match{VID: 0x0c2e, PID: 0x0b61, Serial: "A1"}, resolveErr: notFound, want: link},
-		{name: "absent without serial: down", m: configs.Match{VID: 0x0c2e, PID: 0x0b61}, resolveErr: notFound, wantErr: notFound},
-		{name: "interface pinned: no link", m: configs.Match{VID: 0x0c2e, PID: 0x0b61, Serial: "A1", Interface: &one}, resolveErr: notFound, linkThere: true, wantErr: notFound},
-		{name: "serial udev would escape: no link", m: configs.Match{VID: 0x0c2e, PID: 0x0b61, Serial: "A 1"}, resolveErr: notFound, wantErr: notFound},
-		{name: "ambiguous: down", m: configs.Match{VID: 0x0c2e, PID: 0x0b61, Serial: "A1"}, resolveErr: ambiguous, wantErr: ambiguous},
-		{name: "path", m: configs.Match{Path: "1-1.4:1.0"}, resolved: "/dev/ttyACM0", want: "/dev/ttyACM0"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			resolve := func(m usbdev.Match) (string, error) {
-				if m != usbMatch(tc.m) {
-					t.Errorf("resolve(%s), want %s", m, usbMatch(tc.m))
-				}
-				if tc.resolved == "" {
-					return "", tc.resolveErr
-				}
-				return tc.resolved, nil
-			}
-			exists := func(name string) bool { return tc.linkThere && name == link }
-			got, err := serialPort(tc.m, resolve, exists)
-			if got != tc.want || !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
-				t.Errorf("serialPort = %q, %v; want %q, %v", got, err, tc.want, tc.wantErr)
-			}
-		})
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +16,8 @@ import (
 
 	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/device/serialsim"
-	"github.com/scangw/scangw/station/schema"
+	"github.com/scangw/scangw/station/wire"
+	"github.com/scangw/scangw/station/wire/schema"
 	"github.com/scangw/scangw/uplink/mosquittotest"
 )
 
@@ -107,6 +109,9 @@ func typeScans(t *testing.T, l *serialsim.Pty, prefix string, n int, onAck func(
 	}
 }
 
+// e2eTopics are the topics of the e2e tests' gateway.
+var e2eTopics = wire.TopicsFor("scangw/v1", "plant-t", "gw-e2e")
+
 // checkDelivery asserts that every code arrived, that seq is gap-free
 // 1..N in one epoch, that first arrivals come in seq order, and that every
 // message matches its JSON Schema.
@@ -117,10 +122,10 @@ func checkDelivery(t *testing.T, msgs []mosquittotest.Message, codes map[string]
 	var order []uint64
 	epoch := ""
 	for _, m := range msgs {
-		if err := schema.Check(m.Payload); err != nil {
+		if err := schema.CheckMessage(e2eTopics, m.Topic, m.Payload); err != nil {
 			t.Fatalf("%s: %v\n%s", m.Topic, err, m.Payload)
 		}
-		if !strings.Contains(m.Topic, "/scans/") {
+		if r, _, _ := e2eTopics.Route(m.Topic); !slices.Contains(r.Types, wire.ScanType) {
 			continue
 		}
 		var ev e2eScan

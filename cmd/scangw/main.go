@@ -62,6 +62,12 @@ func main() {
 	os.Exit(dispatch(ctx, os.Args[1], os.Args[2:]))
 }
 
+// errNotBuilt explains how to get a tool this binary was built without:
+// the demo and the bench are not part of the daemon a site runs.
+func errNotBuilt(tool, tag string) error {
+	return fmt.Errorf("this scangw was built without the %s; build or run it with -tags %s (see README)", tool, tag)
+}
+
 // defaultMemoryLimit is the soft limit of the Go heap when GOMEMLIMIT is
 // not set: it keeps the daemon small on a 1 GB board, where the page cache
 // is better spent on the buffer's files.

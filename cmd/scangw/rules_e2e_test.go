@@ -16,7 +16,8 @@ import (
 	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/device/serialsim"
 	"github.com/scangw/scangw/station/rules"
-	"github.com/scangw/scangw/station/schema"
+	"github.com/scangw/scangw/station/wire"
+	"github.com/scangw/scangw/station/wire/schema"
 	"github.com/scangw/scangw/uplink/mosquittotest"
 )
 
@@ -111,7 +112,7 @@ stations:
 	wantCodes := []string{"unsigned", "bad_signature", "wrong_target", "not_newer"}
 	replies.WaitFor(20*time.Second, "a reply per refused rule set", func(ms []mosquittotest.Message) bool { return len(ms) >= len(wantCodes) })
 	for i, m := range replies.Messages()[:len(wantCodes)] {
-		if err := schema.Check(m.Payload); err != nil {
+		if err := schema.CheckMessage(wire.TopicsFor("scangw/v1", "plant-r", "gw-rules"), m.Topic, m.Payload); err != nil {
 			t.Fatalf("reply %d: %v", i, err)
 		}
 		var r struct {

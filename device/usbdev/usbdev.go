@@ -12,6 +12,22 @@
 // (idVendor, idProduct, serial, manufacturer, product). The interface
 // directory's name, e.g. "1-1.4:1.0", is the port path: the same
 // "bus-port[.port...]:config.interface" form hidapi uses for HID devices.
+//
+// # Ports by match
+//
+// The serial driver reopens one fixed path with backoff and cannot
+// re-resolve a match, so SerialPort turns a match into a path once, at
+// start:
+//
+//   - the udev link (see UdevLink) when the match allows one and it exists:
+//     it survives replugging and renumbered ttys;
+//   - else the tty that the match selects in sysfs right now; should a
+//     replug give it another name, the scanner stays down until scangw
+//     restarts;
+//   - else, when nothing matches yet and the match allows a udev link, that
+//     link: the driver opens it as soon as the scanner is plugged in (this
+//     needs the udev rule installed);
+//   - else an error, and the scanner stays down until scangw restarts.
 package usbdev
 
 import (

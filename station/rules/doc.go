@@ -126,10 +126,10 @@
 // The Engine holds the sets in use behind an atomic pointer: Load swaps a
 // new set in whole, and Validate, on any number of goroutines, never
 // blocks and never sees half a change. A set that fails any check leaves
-// the old one in place. The caller persists each envelope Load accepted
-// (in the buffer's state) and hands it to Restore at boot, which checks it
-// again against the configured keys, so a gateway that restarts without a
-// network validates with its last good sets. With no set at all the
+// the old one in place. A Loader persists each envelope Load accepted
+// (through a StateStore: the buffer's state) and hands it to Restore at
+// boot, which checks it again against the configured keys, so a gateway
+// that restarts without a network validates with its last good sets. With no set at all the
 // engine still checks GS1 and HIBC syntax, so a bad check digit is caught
 // from the first boot.
 //

@@ -134,8 +134,8 @@ func New(o Options) (*Engine, error) {
 
 // Load checks an envelope (see Decode; the version must be newer than the
 // set in use for the same scope) and swaps the set in. On any error the
-// sets in use stay. The caller persists the envelope bytes once Load
-// returned nil, under the set's Scope, and hands them to Restore at boot.
+// sets in use stay. Loader persists the envelope bytes once Load returned
+// nil, under the set's Scope, and hands them to Restore at boot.
 func (e *Engine) Load(envelope []byte) (*Set, error) { return e.load(envelope, false) }
 
 // Restore loads a persisted envelope at boot. It runs every check Load

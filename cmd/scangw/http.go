@@ -1,17 +1,64 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"html/template"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/scangw/scangw/buffer"
 	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/station"
+	"github.com/scangw/scangw/station/wire"
 	"github.com/scangw/scangw/uplink"
 )
+
+// serveHTTP serves /metrics, /healthz, /readyz and the status page (/ and
+// /status) until ctx ends.
+func serveHTTP(ctx context.Context, ln net.Listener, reg *prometheus.Registry, ready func() bool, page *statusPage) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", page.serveHTML)
+	mux.HandleFunc("GET /status", page.serveJSON)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !ready() {
+			http.Error(w, "stations starting\n", http.StatusServiceUnavailable)
+			return
+		}
+		mq := "disconnected"
+		if page.up.Connected() {
+			mq = "connected"
+		}
+		fmt.Fprintf(w, "ready\nmqtt: %s\n", mq)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http: %w", err)
+	}
+	return nil
+}
 
 // statusPage is the gateway's state for a person at the dock with a
 // laptop or phone: GET / is an HTML page that refreshes itself, GET
@@ -20,10 +67,9 @@ import (
 type statusPage struct {
 	cfg      *configs.Config
 	buf      *buffer.Buffer
-	stations []*station.Station
+	stations *station.Set
 	up       *uplink.Uplink
 	started  time.Time
-	health   func() uplink.Health // what the heartbeat reports
 }
 
 type statusReport struct {
@@ -52,21 +98,16 @@ type statusReport struct {
 }
 
 type stationReport struct {
-	ID       string            `json:"id"`
-	Mode     string            `json:"mode"`
-	Context  map[string]string `json:"context,omitempty"`
-	Running  bool              `json:"running"`
-	Scanners []scannerReport   `json:"scanners"`
-	Recent   []station.Outcome `json:"recent"` // newest first
-}
-
-type scannerReport struct {
-	ID string `json:"id"`
-	Up bool   `json:"up"`
+	ID       string               `json:"id"`
+	Mode     string               `json:"mode"`
+	Context  map[string]string    `json:"context,omitempty"`
+	Running  bool                 `json:"running"`
+	Scanners []wire.ScannerStatus `json:"scanners"`
+	Recent   []station.Outcome    `json:"recent"` // newest first
 }
 
 func (p *statusPage) report() statusReport {
-	h := p.health()
+	h := p.up.Health() // what the heartbeat reports
 	r := statusReport{
 		Site: p.cfg.Gateway.Site, Gateway: p.cfg.Gateway.ID, Version: version(), Instance: p.up.Instance(),
 		ConfigHash: p.cfg.Hash(), Started: p.started, Uptime: time.Since(p.started).Seconds(),
@@ -80,13 +121,10 @@ func (p *statusPage) report() statusReport {
 	r.MQTT.DuplicateGateway = p.up.DuplicateGateway()
 	r.Buffer.Epoch, r.Buffer.NextSeq, r.Buffer.DiskBytes = p.buf.Epoch(), p.buf.NextSeq(), p.buf.DiskBytes()
 	r.Buffer.Backlog, r.Buffer.OldestAge = h.Backlog, h.OldestAge.Seconds()
-	for i, st := range p.stations { // the order gatewayHealth reports them in
-		mode, ctx := st.State()
-		sr := stationReport{ID: st.ID(), Mode: mode, Context: ctx, Running: h.Stations[i].Running, Recent: st.Recent()}
-		for _, sc := range h.Stations[i].Scanners {
-			sr.Scanners = append(sr.Scanners, scannerReport{ID: sc.ID, Up: sc.Up})
-		}
-		r.Stations = append(r.Stations, sr)
+	for i, st := range p.stations.Stations() { // the order the health reports them in
+		sh := h.Stations[i]
+		r.Stations = append(r.Stations, stationReport{ID: sh.ID, Mode: sh.Mode, Context: sh.Context,
+			Running: sh.Running, Scanners: sh.Scanners, Recent: st.Recent()})
 	}
 	return r
 }

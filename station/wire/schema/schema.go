@@ -1,7 +1,11 @@
-// Package schema ships the JSON Schemas of the events scangw publishes (the
-// wire contract of DESIGN.md), so that consumers and tests check payloads
-// against the same documents. Check picks the schema by the event's
-// CloudEvents type: io.scangw.scan.v1 is checked against scan.v1.json.
+// Package schema ships the JSON Schemas of the events of the wire contract
+// (package wire), so that consumers and tests check payloads against the
+// same documents. Check picks the schema by the event's CloudEvents type:
+// io.scangw.scan.v1 is checked against scan.v1.json. CheckMessage also
+// holds the topic to the contract's table.
+//
+// Only tests and tools import it: it carries a JSON Schema validator the
+// daemon does not need.
 package schema
 
 import (
@@ -9,10 +13,13 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/scangw/scangw/station/wire"
 )
 
 // Files holds every schema, named <event>.v<N>.json.
@@ -87,4 +94,23 @@ func Check(payload []byte) error {
 		return fmt.Errorf("%s: %w", head.Type, err)
 	}
 	return nil
+}
+
+// CheckMessage validates a message the gateway published on topic: the
+// topic must be one of the contract's upward topics (wire.Routes), the
+// event's type one that topic carries, and the payload valid for its
+// schema.
+func CheckMessage(t wire.Topics, topic string, payload []byte) error {
+	r, _, ok := t.Route(topic)
+	if !ok || !r.Up {
+		return fmt.Errorf("topic %q is not an upward topic of the wire contract", topic)
+	}
+	var head wire.Head
+	if err := json.Unmarshal(payload, &head); err != nil {
+		return fmt.Errorf("%s: not JSON: %w", topic, err)
+	}
+	if !slices.Contains(r.Types, head.Type) {
+		return fmt.Errorf("%s carries %v, not %q", r.Pattern, r.Types, head.Type)
+	}
+	return Check(payload)
 }

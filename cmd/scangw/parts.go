@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scangw/scangw/buffer"
+	"github.com/scangw/scangw/configs"
+	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/device/hidscan"
+	"github.com/scangw/scangw/device/hotplug"
+	"github.com/scangw/scangw/device/serialscan"
+	"github.com/scangw/scangw/device/usbdev"
+	"github.com/scangw/scangw/station"
+	"github.com/scangw/scangw/station/rules"
+	"github.com/scangw/scangw/uplink"
+)
+
+// The parts of the daemon, each made from its section of the config.
+
+// openBuffer opens the durable buffer as configured, healing proven
+// corruption and waiting out the rest (buffer.OpenWait).
+func openBuffer(ctx context.Context, c configs.Buffer, log *slog.Logger, reg prometheus.Registerer) (*buffer.Buffer, error) {
+	return buffer.OpenWait(ctx, buffer.Options{
+		Dir:           c.Dir,
+		Logger:        log,
+		Registerer:    reg,
+		Heal:          true,
+		AuditWindow:   c.AuditWindow.D(),
+		SeenRetention: c.SeenRetention.D(),
+		Limits: buffer.Limits{
+			MaxScans:     c.MaxScans,
+			MaxBytes:     int64(c.MaxBytes),
+			MinFreeBytes: int64(c.MinFree),
+			HighWater:    c.HighWater,
+		},
+	})
+}
+
+// newRuleEngine makes the rule engine with the configured keys; the
+// buffer's seen index backs its duplicate rules.
+func newRuleEngine(cfg *configs.Config, buf *buffer.Buffer) (*rules.Engine, error) {
+	var keys []ed25519.PublicKey
+	for i, k := range cfg.Rules.Keys {
+		pub, err := rules.ParsePublicKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("rules.keys[%d]: %w", i, err)
+		}
+		keys = append(keys, pub)
+	}
+	engine, err := rules.New(rules.Options{
+		Keys:          keys,
+		AllowUnsigned: cfg.Rules.AllowUnsigned,
+		Site:          cfg.Gateway.Site,
+		Gateway:       cfg.Gateway.ID,
+		Seen:          buf,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	return engine, nil
+}
+
+func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Validator, ind station.Indicator, hp *hotplug.Watcher, reg prometheus.Registerer, log *slog.Logger) (*station.Set, error) {
+	dm := device.NewMetrics(reg)
+	sm := station.NewMetrics(reg)
+	var out []*station.Station
+	for _, sc := range cfg.Stations {
+		var scanners []station.Scanner
+		for _, s := range sc.Scanners {
+			// Scanners live as long as the daemon, so the subscription
+			// is never ended.
+			wake, _ := hp.Subscribe()
+			scanners = append(scanners, newScanner(s, log.With("scanner", s.ID), dm, wake))
+		}
+		out = append(out, station.New(station.Config{
+			ID:      sc.ID,
+			Mode:    sc.Mode,
+			Site:    cfg.Gateway.Site,
+			Gateway: cfg.Gateway.ID,
+		}, station.Deps{
+			Scanners:  scanners,
+			Store:     buf,
+			State:     buf,
+			Validator: station.Chain{station.LengthRule{Min: sc.MinLength, Max: sc.MaxLength}, engine},
+			Metrics:   sm,
+			Log:       log,
+			Indicator: ind,
+		}))
+	}
+	return station.NewSet(out...)
+}
+
+// newScanner makes a scanner's driver. One that cannot work here (HID in
+// a build without cgo, a serial match that finds no port) stays down and
+// says why, while the rest runs: one unusable scanner must not stop a
+// whole dock.
+func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics, wake <-chan struct{}) station.Scanner {
+	var fb map[device.Signal][]byte
+	if s.Feedback != (configs.Feedback{}) {
+		fb = map[device.Signal][]byte{
+			device.Good: []byte(s.Feedback.Good),
+			device.Warn: []byte(s.Feedback.Warn),
+			device.Bad:  []byte(s.Feedback.Bad),
+		}
+	}
+	if s.Type == "hid" {
+		if err := hidscan.Available(); err != nil {
+			log.Error("HID scanner configured but HID is unavailable; it stays down", "err", err)
+			return device.Down(s.ID, err)
+		}
+		return hidscan.New(hidscan.Config{
+			ID:       s.ID,
+			Match:    hidMatch(s.Match),
+			Mode:     s.Protocol,
+			Layout:   s.Layout,
+			Gap:      s.Gap.D(),
+			NoAIM:    s.NoAIM,
+			MaxScan:  s.MaxFrame,
+			Feedback: fb,
+			Wake:     wake,
+		}, log, dm)
+	}
+	port := s.Port
+	if port == "" {
+		// Configured by match: resolved once, here (usbdev.SerialPort).
+		var ok bool
+		if port, ok = usbdev.FindSerial(usbMatch(s.Match), log); !ok {
+			return device.Down(s.ID, errors.New("no serial port matches"))
+		}
+	}
+	return serialscan.New(serialscan.Config{
+		ID:         s.ID,
+		Port:       port,
+		Baud:       s.Baud,
+		Terminator: []byte(s.Terminator),
+		MaxFrame:   s.MaxFrame,
+		Feedback:   fb,
+		Wake:       wake,
+	}, log, dm)
+}
+
+// uplinkConfig is the MQTT section as the uplink takes it.
+func uplinkConfig(m configs.MQTT, gw configs.Gateway) uplink.Config {
+	return uplink.Config{
+		Broker:         m.Broker,
+		ClientID:       m.ClientID,
+		Username:       m.Username,
+		Password:       m.Password,
+		PasswordFile:   m.PasswordFile,
+		PasswordEnv:    m.PasswordEnv,
+		TLS:            uplink.TLS(m.TLS),
+		Inflight:       m.Inflight,
+		KeepAlive:      m.KeepAlive.D(),
+		ConnectTimeout: m.ConnectTimeout.D(),
+		WriteTimeout:   m.WriteTimeout.D(),
+		ReconnectMin:   m.ReconnectMin.D(),
+		ReconnectMax:   m.ReconnectMax.D(),
+		MaxPayload:     int(m.MaxPayload),
+		Heartbeat:      m.Heartbeat.D(),
+		MaxCommand:     int(m.MaxCommand),
+		CommandKeys:    m.CommandPublicKeys(),
+		TopicPrefix:    m.TopicPrefix,
+		Site:           gw.Site,
+		Gateway:        gw.ID,
+	}
+}
+
+// uplinkQueue is the buffer as the uplink's queue.
+type uplinkQueue struct{ *buffer.Buffer }
+
+func (q uplinkQueue) Peek(from uint64, max int) ([]uplink.Message, error) {
+	es, err := q.Buffer.Peek(from, max)
+	out := make([]uplink.Message, len(es))
+	for i, e := range es {
+		out[i] = uplink.Message{Pos: e.Pos, Time: e.Time, Stream: e.Stream, Payload: e.Payload}
+	}
+	return out, err
+}
+
+// uplinkSetupError names each unusable setting by its config path.
+func uplinkSetupError(err error) error {
+	var lines []string
+	for _, e := range unjoin(err) {
+		var se *uplink.SetupError
+		if errors.As(e, &se) {
+			lines = append(lines, fmt.Sprintf("mqtt.%s: %v", se.Setting, se.Err))
+		} else {
+			lines = append(lines, e.Error())
+		}
+	}
+	return fmt.Errorf("config: %s", strings.Join(lines, "\n"))
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

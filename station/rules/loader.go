@@ -1,0 +1,137 @@
+package rules
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scangw/scangw/station/wire"
+)
+
+// StateStore keeps the envelopes in force across reboots (the buffer's
+// state implements it). SaveState returns once the value is on disk.
+type StateStore interface {
+	LoadState(key string) ([]byte, error)
+	SaveState(key string, value []byte) error
+}
+
+// Sources of a rule set, as the loads metric labels them.
+const (
+	SourceState = "state" // persisted, restored at boot
+	SourceFile  = "file"  // rules.file of the config
+	SourceMQTT  = "mqtt"  // a retained rules topic
+)
+
+// Loader keeps an Engine fed, offline first: Restore puts back the sets in
+// force before the last shutdown, so a gateway that boots without a network
+// validates as it did; Offer loads a set from the config's file or the
+// broker and persists it once the engine took it. A refused set leaves the
+// one in force in place and says why (a log line, a metric, the error).
+type Loader struct {
+	engine *Engine
+	store  StateStore
+	log    *slog.Logger
+	loads  *prometheus.CounterVec
+
+	mu    sync.Mutex
+	inUse map[string][]byte // scope -> envelope in force
+}
+
+// NewLoader makes a loader for engine; reg receives
+// scangw_rules_loads_total.
+func NewLoader(engine *Engine, store StateStore, log *slog.Logger, reg prometheus.Registerer) *Loader {
+	l := &Loader{
+		engine: engine, store: store, log: log, inUse: map[string][]byte{},
+		loads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scangw_rules_loads_total",
+			Help: "Rule sets offered to the engine, by source (state, file, mqtt) and result (ok or the refusal's code).",
+		}, []string{"source", "result"}),
+	}
+	reg.MustRegister(l.loads)
+	return l
+}
+
+func stateKey(scope string) string { return "rules/" + scope }
+
+// Restore loads the persisted set of each scope. A set refused now (a key
+// withdrawn from the config, say) is logged and skipped: validation goes on
+// without it.
+func (l *Loader) Restore() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, scope := range []string{ScopeSite, ScopeGateway} {
+		env, err := l.store.LoadState(stateKey(scope))
+		if err != nil {
+			continue // none saved yet
+		}
+		set, err := l.engine.Restore(env)
+		l.count(SourceState, err)
+		if err != nil {
+			l.log.Error("saved rule set refused; validating without it", "scope", scope, "err", err)
+			continue
+		}
+		l.inUse[scope] = env
+		l.log.Info("rule set restored", "rules", set.Name())
+	}
+}
+
+// OfferFile offers the rule set in the file at path. An unreadable file
+// keeps the set in force, like a refused one.
+func (l *Loader) OfferFile(path string) error {
+	env, err := os.ReadFile(path)
+	if err != nil {
+		l.log.Error("rules.file unreadable; keeping the rule set in force", "file", path, "err", err)
+		return err
+	}
+	return l.Offer(SourceFile, env)
+}
+
+// FromMQTT takes a message of a rules topic. Retained sets come back at
+// every connect: the one in force is skipped without a word. A refusal is
+// a *wire.Error with the engine's code, for the reply.
+func (l *Loader) FromMQTT(topic string, payload []byte) error {
+	if len(payload) == 0 {
+		return nil // a cleared retained message withdraws nothing
+	}
+	if err := l.Offer(SourceMQTT, payload); err != nil {
+		return &wire.Error{Code: Code(err), Message: err.Error()}
+	}
+	return nil
+}
+
+// Offer loads env from source if it is not a set in force, persists it,
+// and reports why it was refused.
+func (l *Loader) Offer(source string, env []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.inUse {
+		if bytes.Equal(s, env) {
+			return nil
+		}
+	}
+	set, err := l.engine.Load(env)
+	l.count(source, err)
+	if err != nil {
+		l.log.Warn("rule set refused; the one in force stays", "source", source, "code", Code(err), "err", err, "in_force", l.engine.Version())
+		return err
+	}
+	// In force even if it cannot be saved: refusing a good set because
+	// the disk is failing would only make validation worse.
+	if err := l.store.SaveState(stateKey(set.Scope), env); err != nil {
+		l.log.Error("rule set in force but not persisted: a reboot without network falls back to the previous one", "rules", set.Name(), "err", err)
+	}
+	l.inUse[set.Scope] = env
+	l.log.Info("rule set loaded", "source", source, "rules", set.Name(), "in_force", l.engine.Version())
+	return nil
+}
+
+func (l *Loader) count(source string, err error) {
+	result := "ok"
+	if err != nil {
+		result = Code(err)
+	}
+	l.loads.WithLabelValues(source, result).Inc()
+}

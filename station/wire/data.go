@@ -1,0 +1,129 @@
+package wire
+
+import "time"
+
+// Verdicts of a scan (data.verdict).
+const (
+	Accepted = "accepted"
+	Rejected = "rejected"
+	Warning  = "warning"
+)
+
+// Outcomes the indicator shows besides a verdict: a scan that could not be
+// stored, and a read that never became a scan.
+const (
+	Refused   = "refused"
+	Discarded = "discarded"
+)
+
+// Modes a station can be in (data.mode).
+var Modes = []string{"receive", "ship", "return", "transfer", "count"}
+
+// Reason explains a verdict in machine- and human-readable form.
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ScanData is the data of a ScanType event.
+type ScanData struct {
+	Seq       uint64            `json:"seq"`
+	Epoch     string            `json:"epoch"`
+	Station   string            `json:"station"`
+	Mode      string            `json:"mode"`
+	Context   map[string]string `json:"context,omitempty"`
+	Scanner   string            `json:"scanner"`
+	Symbology string            `json:"symbology"`
+	// Raw is the scanned text without terminator and AIM prefix; when the
+	// bytes are not UTF-8 it is made valid and RawBase64 holds them.
+	Raw          string            `json:"raw"`
+	RawBase64    string            `json:"raw_base64,omitempty"`
+	Fields       map[string]string `json:"fields,omitempty"`
+	Verdict      string            `json:"verdict"`
+	Reasons      []Reason          `json:"reasons"`
+	RulesVersion string            `json:"rules_version"`
+	ClockSynced  bool              `json:"clock_synced"`
+}
+
+// ContextData is the data of a ContextType event.
+type ContextData struct {
+	Seq         uint64            `json:"seq"`
+	Epoch       string            `json:"epoch"`
+	Station     string            `json:"station"`
+	Mode        string            `json:"mode"`
+	Context     map[string]string `json:"context"`
+	ClockSynced bool              `json:"clock_synced"`
+}
+
+// IndicatorData is the data of an IndicatorType event.
+type IndicatorData struct {
+	Station string   `json:"station"`
+	Scanner string   `json:"scanner"`
+	Scan    string   `json:"scan,omitempty"` // the scan event's id
+	Seq     uint64   `json:"seq,omitempty"`  // its seq, once stored
+	Verdict string   `json:"verdict"`        // a verdict, Refused or Discarded
+	Reasons []Reason `json:"reasons"`
+}
+
+// Status states.
+const (
+	Online  = "online"
+	Offline = "offline"
+)
+
+// Status is the data of a StatusType event.
+type Status struct {
+	State      string    `json:"state"` // Online or Offline
+	Version    string    `json:"version"`
+	ConfigHash string    `json:"config_hash"`
+	StartTime  time.Time `json:"start_time"`
+	Epoch      string    `json:"epoch"`
+	// Instance is random per process (a UUIDv7): two processes announcing
+	// themselves with the same gateway id have different instances.
+	Instance string `json:"instance"`
+}
+
+// Heartbeat is the data of a HeartbeatType event.
+type Heartbeat struct {
+	Instance string `json:"instance"`
+	// PublishPermitted is null until the probe of this connection came
+	// back or timed out.
+	PublishPermitted *bool   `json:"publish_permitted"`
+	DuplicateGateway bool    `json:"duplicate_gateway"`
+	UptimeSeconds    float64 `json:"uptime_seconds"`
+	*Health
+}
+
+// Health is the gateway's health in a heartbeat.
+type Health struct {
+	Backlog          int64           `json:"backlog"`
+	OldestAgeSeconds float64         `json:"backlog_oldest_age_seconds"`
+	ClockSynced      bool            `json:"clock_synced"`
+	ScannersUp       int             `json:"scanners_up"`
+	ScannersDown     int             `json:"scanners_down"`
+	Stations         []StationStatus `json:"stations"`
+}
+
+// StationStatus is one station as heartbeats and status replies show it.
+type StationStatus struct {
+	ID       string            `json:"id"`
+	Mode     string            `json:"mode"`
+	Context  map[string]string `json:"context,omitempty"`
+	Running  bool              `json:"running"`
+	Scanners []ScannerStatus   `json:"scanners"`
+}
+
+// ScannerStatus says whether one scanner's device is open.
+type ScannerStatus struct {
+	ID string `json:"id"`
+	Up bool   `json:"up"`
+}
+
+// Reply is the data of a ReplyType event.
+type Reply struct {
+	ID     string `json:"id"`  // the command's correlation id
+	Cmd    string `json:"cmd"` // as sent, cut to 64 bytes
+	OK     bool   `json:"ok"`
+	Error  *Error `json:"error,omitempty"`
+	Result any    `json:"result,omitempty"`
+}

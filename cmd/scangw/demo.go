@@ -52,39 +52,22 @@ var demoScans = []string{
 // ACK/NAK scanners typing scans, and prints what the broker receives.
 func demo(ctx context.Context, out io.Writer, perScanner int, dir string) error {
 	p := &printer{w: out}
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // 1883 may belong to a system broker
+	// Free ports: 1883 may belong to a system broker. The status page's
+	// is named so it can be opened while the scans run.
+	addr, err := freePort()
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	// The same for the status page, which the demo names so it can be
-	// opened while the scans run.
-	if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+	httpAddr, err := freePort()
+	if err != nil {
 		return err
 	}
-	httpAddr := ln.Addr().String()
-	ln.Close()
-
-	broker := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	broker.AddHook(new(auth.AllowHook), nil)
-	if err := broker.AddListener(listeners.NewTCP(listeners.Config{ID: "demo", Address: addr})); err != nil {
-		return err
-	}
-	if err := broker.Serve(); err != nil {
+	var received atomic.Int64
+	broker, err := demoBroker(addr, p, &received)
+	if err != nil {
 		return err
 	}
 	defer broker.Close()
-
-	var received atomic.Int64
-	topics := wire.TopicsFor(demoPrefix, demoSite, demoGateway)
-	broker.Subscribe(topics.Base+"/#", 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
-		r, _, _ := topics.Route(pk.TopicName)
-		if slices.Contains(r.Types, wire.ScanType) {
-			received.Add(1)
-		}
-		p.event(r, pk.TopicName, pk.Payload)
-	})
 
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "scangw-demo-"); err != nil {
@@ -93,7 +76,6 @@ func demo(ctx context.Context, out io.Writer, perScanner int, dir string) error 
 		defer os.RemoveAll(dir)
 	}
 	var sims []*simScanner
-	var yaml string
 	for i, id := range []string{"handheld-1", "handheld-2"} {
 		line, err := serialsim.Open()
 		if err != nil {
@@ -101,21 +83,8 @@ func demo(ctx context.Context, out io.Writer, perScanner int, dir string) error 
 		}
 		defer line.Close()
 		sims = append(sims, &simScanner{id: id, line: line, p: p, offset: i})
-		yaml += fmt.Sprintf(`
-      - {id: %s, type: serial, port: %q, baud: 9600, terminator: "\r\n", feedback: {good: "\x06", bad: "\x15"}}`, id, line.Path())
 	}
-	cfg, err := configs.Parse([]byte(fmt.Sprintf(`
-gateway: {id: %s, site: %s}
-buffer:  {dir: %q}
-mqtt:    {broker: "tcp://%s", topic_prefix: %s, reconnect_max: 2s}
-http:    {listen: %q}
-log:     {level: warn}
-stations:
-  - id: dock-3
-    mode: receive
-    min_length: 3
-    scanners:%s
-`, demoGateway, demoSite, dir, addr, demoPrefix, httpAddr, yaml)))
+	cfg, err := demoConfig(dir, addr, httpAddr, sims)
 	if err != nil {
 		return err
 	}
@@ -138,25 +107,90 @@ stations:
 	if perScanner > 0 {
 		g.Go(func() error {
 			typed.Wait()
-			want := int64(0)
-			for _, s := range sims {
-				want += s.stored.Load()
+			if want, ok := awaitReceived(gctx, sims, &received); ok {
+				fmt.Fprintf(out, "demo: all %d stored scans reached the broker\n", want)
 			}
-			t := time.NewTicker(50 * time.Millisecond)
-			defer t.Stop()
-			for received.Load() < want {
-				select {
-				case <-gctx.Done():
-					return nil
-				case <-t.C:
-				}
-			}
-			fmt.Fprintf(out, "demo: all %d stored scans reached the broker\n", want)
 			cancel()
 			return nil
 		})
 	}
 	return g.Wait()
+}
+
+// freePort returns a loopback address with a port free right now.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// demoBroker starts the embedded broker on addr; every message on the demo
+// gateway's topics is printed, and received counts its scans.
+func demoBroker(addr string, p *printer, received *atomic.Int64) (*mochi.Server, error) {
+	broker := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+	broker.AddHook(new(auth.AllowHook), nil)
+	if err := broker.AddListener(listeners.NewTCP(listeners.Config{ID: "demo", Address: addr})); err != nil {
+		return nil, err
+	}
+	if err := broker.Serve(); err != nil {
+		return nil, err
+	}
+	topics := wire.TopicsFor(demoPrefix, demoSite, demoGateway)
+	err := broker.Subscribe(topics.Base+"/#", 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+		r, _, _ := topics.Route(pk.TopicName)
+		if slices.Contains(r.Types, wire.ScanType) {
+			received.Add(1)
+		}
+		p.event(r, pk.TopicName, pk.Payload)
+	})
+	if err != nil {
+		broker.Close()
+		return nil, err
+	}
+	return broker, nil
+}
+
+// demoConfig is the demo gateway's config: one station, the simulated
+// scanners on their ptys in ACK/NAK mode.
+func demoConfig(dir, addr, httpAddr string, sims []*simScanner) (*configs.Config, error) {
+	var scanners string
+	for _, s := range sims {
+		scanners += fmt.Sprintf(`
+      - {id: %s, type: serial, port: %q, baud: 9600, terminator: "\r\n", feedback: {good: "\x06", bad: "\x15"}}`, s.id, s.line.Path())
+	}
+	return configs.Parse([]byte(fmt.Sprintf(`
+gateway: {id: %s, site: %s}
+buffer:  {dir: %q}
+mqtt:    {broker: "tcp://%s", topic_prefix: %s, reconnect_max: 2s}
+http:    {listen: %q}
+log:     {level: warn}
+stations:
+  - id: dock-3
+    mode: receive
+    min_length: 3
+    scanners:%s
+`, demoGateway, demoSite, dir, addr, demoPrefix, httpAddr, scanners)))
+}
+
+// awaitReceived waits until the broker received every scan the simulated
+// scanners heard stored; ok is false when ctx ended first.
+func awaitReceived(ctx context.Context, sims []*simScanner, received *atomic.Int64) (want int64, ok bool) {
+	for _, s := range sims {
+		want += s.stored.Load()
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for received.Load() < want {
+		select {
+		case <-ctx.Done():
+			return want, false
+		case <-t.C:
+		}
+	}
+	return want, true
 }
 
 // simScanner acts like a serial scanner in ACK/NAK mode: it sends a scan,

@@ -16,8 +16,6 @@ import (
 	"github.com/scangw/scangw/device/usbdev"
 )
 
-const defaultConfigPath = "/etc/scangw/scangw.yaml"
-
 // deviceSources is where `scangw devices` looks; tests pass fakes.
 type deviceSources struct {
 	hid    func() ([]hidscan.Info, error)
@@ -77,6 +75,12 @@ func devicesCmd(stdout, stderr io.Writer, args []string, src deviceSources) erro
 		}
 	}
 
+	return printDevices(stdout, deviceRows(src, scanners, stderr), *asJSON)
+}
+
+// deviceRows lists what src finds, each with the configured scanners it
+// is; what cannot be listed is a note on stderr.
+func deviceRows(src deviceSources, scanners []configs.Scanner, stderr io.Writer) []deviceRow {
 	var rows []deviceRow
 	hids, err := src.hid()
 	if err != nil {
@@ -112,8 +116,12 @@ func devicesCmd(stdout, stderr io.Writer, args []string, src deviceSources) erro
 			}),
 		})
 	}
+	return rows
+}
 
-	if *asJSON {
+// printDevices prints rows as a table, or as a JSON array.
+func printDevices(stdout io.Writer, rows []deviceRow, asJSON bool) error {
+	if asJSON {
 		if rows == nil {
 			rows = []deviceRow{} // [] rather than null: still a list to a script
 		}

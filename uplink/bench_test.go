@@ -45,10 +45,11 @@ func BenchmarkDrain(b *testing.B) {
 	var took, brokerCPU, selfCPU time.Duration
 	for i := range b.N {
 		b.StopTimer()
-		buf, err := buffer.Open(buffer.Options{Dir: b.TempDir()})
+		raw, err := buffer.Open(buffer.Options{Dir: b.TempDir()})
 		if err != nil {
 			b.Fatal(err)
 		}
+		buf := bufferQueue{raw}
 		if err := appendScans(context.Background(), buf, backlog, 256, size); err != nil {
 			b.Fatal(err)
 		}
@@ -253,7 +254,7 @@ func publishLatency(b *testing.B, nagle bool) {
 		for range n {
 			<-tick.C // paces the load; synchronises nothing
 			start := time.Now()
-			seq, err := buf.Append(context.Background(), scanTopic, scanPayload(300))
+			seq, err := buf.Append(context.Background(), scanStream, scanPayload(300))
 			if err != nil {
 				b.Fatal(err)
 			}

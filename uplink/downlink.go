@@ -264,17 +264,7 @@ func (u *Uplink) execute(ctx context.Context, cmd Command) *reply {
 func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 	var cmd Command
 	if len(payload) > u.cfg.MaxCommand {
-		// Still echo the correlation id if one can be read cheaply.
-		if len(payload) <= 1<<20 {
-			var head struct {
-				ID  any `json:"id"`
-				Cmd any `json:"cmd"`
-			}
-			json.Unmarshal(payload, &head)
-			id, _ := head.ID.(string)
-			c, _ := head.Cmd.(string)
-			cmd.ID, cmd.Cmd = clip(id, maxCommandID), clip(c, 64)
-		}
+		cmd.ID, cmd.Cmd = headOf(payload)
 		return cmd, failReply(cmd.ID, cmd.Cmd, wire.CodeTooLarge, "%d bytes, more than mqtt.max_command (%d)", len(payload), u.cfg.MaxCommand)
 	}
 	obj, err := parseObject(payload)
@@ -303,29 +293,8 @@ func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 			return cmd, failReply(id, cmd.Cmd, wire.CodeBadSignature, "%v", err)
 		}
 	}
-	// A signature proves who sent a command, not for whom or when: a
-	// signed command must name its gateway and expire soon, so that a
-	// copy taken off the broker cannot be replayed elsewhere or later.
-	// Unsigned commands may carry both, and are held to them.
-	self := u.cfg.Site + "/" + u.cfg.Gateway
-	if to, present := obj["to"]; present || keysRequired {
-		if s, _ := to.(string); s != self {
-			return cmd, failReply(id, cmd.Cmd, wire.CodeWrongTarget, `"to" is %s; this gateway is %q`, describe(to), self)
-		}
-	}
-	if exp, present := obj["expires"]; present || keysRequired {
-		s, _ := exp.(string)
-		t, err := time.Parse(time.RFC3339, s)
-		now := time.Now()
-		switch {
-		case err != nil:
-			return cmd, failReply(id, cmd.Cmd, wire.CodeExpired, `"expires" is %s; want an RFC 3339 time at most %v ahead`, describe(exp), MaxCommandValidity)
-		case !t.After(now):
-			return cmd, failReply(id, cmd.Cmd, wire.CodeExpired, "expired at %s; the gateway's clock says %s", s, now.UTC().Format(time.RFC3339))
-		case t.Sub(now) > MaxCommandValidity+commandClockSkew:
-			return cmd, failReply(id, cmd.Cmd, wire.CodeExpired, "expires at %s, more than %v after the gateway's clock (%s)", s, MaxCommandValidity, now.UTC().Format(time.RFC3339))
-		}
-		cmd.expires = t
+	if bad := u.checkAddress(obj, &cmd, keysRequired); bad != nil {
+		return cmd, bad
 	}
 	if _, isString := obj["cmd"].(string); !isString {
 		return cmd, failReply(id, cmd.Cmd, wire.CodeUnknownCommand, `"cmd" must be a string, one of %v`, knownCommands)
@@ -347,6 +316,53 @@ func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 		cmd.Args, _ = marshalCanonical(a)
 	}
 	return cmd, nil
+}
+
+// headOf reads the id and cmd of a command too large to take, if it can
+// be done cheaply, so that the refusal still carries them.
+func headOf(payload []byte) (id, cmd string) {
+	if len(payload) > 1<<20 {
+		return "", ""
+	}
+	var head struct {
+		ID  any `json:"id"`
+		Cmd any `json:"cmd"`
+	}
+	json.Unmarshal(payload, &head)
+	id, _ = head.ID.(string)
+	cmd, _ = head.Cmd.(string)
+	return clip(id, maxCommandID), clip(cmd, 64)
+}
+
+// checkAddress holds a command to its "to" and "expires", and sets
+// cmd.expires. A signature proves who sent a command, not for whom or
+// when: a signed command (required) must name its gateway and expire soon,
+// so that a copy taken off the broker cannot be replayed elsewhere or
+// later. Unsigned commands may carry both, and are held to them.
+func (u *Uplink) checkAddress(obj map[string]any, cmd *Command, required bool) *reply {
+	self := u.cfg.Site + "/" + u.cfg.Gateway
+	if to, present := obj["to"]; present || required {
+		if s, _ := to.(string); s != self {
+			return failReply(cmd.ID, cmd.Cmd, wire.CodeWrongTarget, `"to" is %s; this gateway is %q`, describe(to), self)
+		}
+	}
+	exp, present := obj["expires"]
+	if !present && !required {
+		return nil
+	}
+	s, _ := exp.(string)
+	t, err := time.Parse(time.RFC3339, s)
+	now := time.Now()
+	switch {
+	case err != nil:
+		return failReply(cmd.ID, cmd.Cmd, wire.CodeExpired, `"expires" is %s; want an RFC 3339 time at most %v ahead`, describe(exp), MaxCommandValidity)
+	case !t.After(now):
+		return failReply(cmd.ID, cmd.Cmd, wire.CodeExpired, "expired at %s; the gateway's clock says %s", s, now.UTC().Format(time.RFC3339))
+	case t.Sub(now) > MaxCommandValidity+commandClockSkew:
+		return failReply(cmd.ID, cmd.Cmd, wire.CodeExpired, "expires at %s, more than %v after the gateway's clock (%s)", s, MaxCommandValidity, now.UTC().Format(time.RFC3339))
+	}
+	cmd.expires = t
+	return nil
 }
 
 // parseObject decodes exactly one JSON object, keeping numbers as written.

@@ -2,7 +2,10 @@ package uplink
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
+	"encoding/json"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scangw/scangw/station/wire"
 )
 
 // FuzzDecodeCommand feeds downlink payloads to the command decoder: it
@@ -22,6 +27,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		`{"v":1,"id":"c2","cmd":"set_mode","station":"dock-3","args":{"mode":"ship"}}`,
 		`{"v":1,"id":"c3","cmd":"set_context","station":"dock-3","args":{"order":"PO-4711","n":[1,2.5e3,{"x":null}]}}`,
 		`{"v":1,"id":"c4","cmd":"resend","args":{"from_seq":10}}`,
+		`{"v":1,"id":"c4b","cmd":"resend","args":{"from":2,"to":9,"epoch":"e1"}}`,
 		`{"v":2,"id":"c5","cmd":"ping"}`,
 		`{"v":1,"cmd":"ping"}`,
 		`{"v":1,"id":"c6","cmd":"ping","sig":"AAAA"}`,
@@ -76,13 +82,59 @@ func FuzzDecodeCommand(f *testing.F) {
 		if bad != nil {
 			// Addressing and signing add bytes; only the size limit may
 			// refuse it now.
-			if bad.Error.Code != CodeTooLarge {
+			if bad.Error.Code != wire.CodeTooLarge {
 				t.Fatalf("signed %s refused: %+v", s, bad.Error)
 			}
 			return
 		}
 		if cmd2.ID != cmd.ID || cmd2.Cmd != cmd.Cmd || cmd2.Station != cmd.Station || !bytes.Equal(cmd2.Args, cmd.Args) {
 			t.Fatalf("signing changed the command: %+v -> %+v", cmd, cmd2)
+		}
+	})
+}
+
+// FuzzStationArgs feeds the args of set_mode, set_context and resend (a
+// JSON object, as the decoder passes them on) to the uplink's strict args
+// decoding: it never panics, a refused command reaches neither the
+// stations nor the resender and changes nothing, and what it passes on is
+// well-formed.
+func FuzzStationArgs(f *testing.F) {
+	for _, seed := range []string{
+		`{"mode":"ship"}`, `{"mode":"stock"}`, `{}`, `{"mode":"ship","x":1}`, `{"mode":1}`,
+		`{"context":{"order":"PO-1"}}`, `{"context":{"order":1}}`, `{"context":{}}`, `{"context":{"":"x"}}`,
+		`{"from":2}`, `{"from":0}`, `{"from":3,"to":2}`, `{"from":1,"to":0,"epoch":"e"}`, `{"from":"1"}`, `{"from":-1}`,
+		`{"MODE":"ship"}`, `{"mode":"ship","mode":"count"}`, `{"context":null}`, `{"from":1e3}`,
+	} {
+		for cmd := range byte(3) {
+			f.Add(cmd, []byte(seed))
+		}
+	}
+	commands := []string{wire.CmdSetMode, wire.CmdSetContext, wire.CmdResend}
+	f.Fuzz(func(t *testing.T, which byte, args []byte) {
+		var obj map[string]any
+		if json.Unmarshal(args, &obj) != nil || obj == nil {
+			return // the decoder refuses args that are not an object
+		}
+		stations := newFakeStations("dock-3")
+		resender := &fakeResender{epoch: "e", kept: []uint64{1, 2, 3}}
+		u := New(Config{Stations: stations, Resender: resender, Site: "s", Gateway: "g"}, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		cmd := Command{ID: "f", Cmd: commands[int(which)%len(commands)], Station: "dock-3", Args: args}
+		before := stations.state("dock-3")
+		r := u.execute(context.Background(), cmd)
+		switch {
+		case r.Error == nil:
+		case r.Error.Code == wire.CodeBadArgs:
+			if cmd.Cmd == wire.CmdResend && resender.ncalls() != 0 {
+				t.Fatalf("refused resend %s reached the resender", args)
+			}
+			if stations.state("dock-3") != before {
+				t.Fatalf("refused %s %s changed the station: %s -> %s", cmd.Cmd, args, before, stations.state("dock-3"))
+			}
+		default:
+			t.Fatalf("%s %s: code %s (%s), want ok or bad_args", cmd.Cmd, args, r.Error.Code, r.Error.Message)
+		}
+		if mode := stations.mode("dock-3"); !slices.Contains(wire.Modes, mode) {
+			t.Fatalf("%s %s left mode %q", cmd.Cmd, args, mode)
 		}
 	})
 }

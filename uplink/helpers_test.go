@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/scangw/scangw/buffer"
+	"github.com/scangw/scangw/station/wire"
+	"github.com/scangw/scangw/station/wire/schema"
 	"github.com/scangw/scangw/uplink/mosquittotest"
 )
 
@@ -33,11 +35,41 @@ const (
 	pollEvery = 5 * time.Millisecond
 )
 
+// testQueue is what the tests run the uplink on and append to: a Queue
+// that is also its Backlog. memQueue is the in-memory fake; bufferQueue is
+// the real buffer, for the tests whose point is durability.
+type testQueue interface {
+	Queue
+	Backlog
+	Append(ctx context.Context, stream string, build func(seq uint64) ([]byte, error)) (uint64, error)
+}
+
+// bufferQueue is the real Badger buffer as the uplink's queue. Its
+// Backlog, Resender and StateStore are the buffer's own.
+type bufferQueue struct{ *buffer.Buffer }
+
+// Peek converts the buffer's entries into the uplink's messages.
+func (q bufferQueue) Peek(from uint64, max int) ([]Message, error) {
+	es, err := q.Buffer.Peek(from, max)
+	out := make([]Message, 0, len(es))
+	for _, e := range es {
+		out = append(out, Message{Pos: e.Pos, Time: e.Time, Stream: e.Stream, Payload: e.Payload})
+	}
+	return out, err
+}
+
 // openBuffer opens a real Badger buffer in a fresh temp dir; it is closed
 // when the test ends (after the uplink, whose cleanup is registered later).
-func openBuffer(t testing.TB) *buffer.Buffer {
+func openBuffer(t testing.TB) bufferQueue {
 	t.Helper()
-	b, err := buffer.Open(buffer.Options{Dir: t.TempDir()})
+	return openBufferWith(t, buffer.Options{})
+}
+
+// openBufferWith is openBuffer with options (Dir is set here).
+func openBufferWith(t testing.TB, opts buffer.Options) bufferQueue {
+	t.Helper()
+	opts.Dir = t.TempDir()
+	b, err := buffer.Open(opts)
 	if err != nil {
 		t.Fatalf("open buffer: %v", err)
 	}
@@ -46,8 +78,12 @@ func openBuffer(t testing.TB) *buffer.Buffer {
 			t.Errorf("close buffer: %v", err)
 		}
 	})
-	return b
+	return bufferQueue{b}
 }
+
+// scanStream is the stream the test scans are appended on; the uplink
+// publishes it on scanTopic.
+var scanStream = wire.ScanStream("s1")
 
 // scanPayload builds a compact JSON payload carrying seq, padded with 'x' to
 // size bytes where size allows it.
@@ -76,14 +112,14 @@ func seqOf(payload []byte) (uint64, error) {
 }
 
 // appendScans appends n scans with up to parallel appends in flight, so
-// that group commit covers many of them with one sync. The buffer assigns
+// that group commit covers many of them with one sync. The queue assigns
 // the sequence numbers; which goroutine appended which does not matter.
-func appendScans(ctx context.Context, buf *buffer.Buffer, n, parallel, size int) error {
+func appendScans(ctx context.Context, q testQueue, n, parallel, size int) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(parallel, 1))
 	for range n {
 		g.Go(func() error {
-			if _, err := buf.Append(ctx, scanTopic, scanPayload(size)); err != nil {
+			if _, err := q.Append(ctx, scanStream, scanPayload(size)); err != nil {
 				return fmt.Errorf("append: %w", err)
 			}
 			return nil
@@ -92,24 +128,17 @@ func appendScans(ctx context.Context, buf *buffer.Buffer, n, parallel, size int)
 	return g.Wait()
 }
 
-func mustAppend(t testing.TB, buf *buffer.Buffer, n int) {
+func mustAppend(t testing.TB, q testQueue, n int) {
 	t.Helper()
-	if err := appendScans(context.Background(), buf, n, 32, 0); err != nil {
+	if err := appendScans(context.Background(), q, n, 32, 0); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// statusFunc gives the birth's fields as cmd/scangw does.
-func statusFunc(buf *buffer.Buffer) func() Status {
-	started := time.Now()
-	return func() Status {
-		return Status{Version: "test", ConfigHash: "cafe", StartTime: started, Epoch: buf.Epoch()}
-	}
-}
-
 // testConfig is an uplink config for a broker at url with short timers, so
-// reconnects take milliseconds.
-func testConfig(url string, buf *buffer.Buffer) Config {
+// reconnects take milliseconds. The birth carries version "test", config
+// hash "cafe" and the backlog's epoch.
+func testConfig(url string, backlog Backlog) Config {
 	return Config{
 		Broker:         url,
 		ClientID:       "gw1",
@@ -122,8 +151,21 @@ func testConfig(url string, buf *buffer.Buffer) Config {
 		TopicPrefix:    "t",
 		Site:           "site1",
 		Gateway:        "gw1",
-		Status:         statusFunc(buf),
+		Version:        "test",
+		ConfigHash:     "cafe",
+		Backlog:        backlog,
 	}
+}
+
+// checkContract holds a message the gateway published to the wire
+// contract (schema.CheckMessage) under the topics of gateway gw1 at site1
+// with the topic's own prefix (tests use several).
+func checkContract(topic string, payload []byte) error {
+	prefix, _, ok := strings.Cut(topic, "/site1/gw1/")
+	if !ok {
+		return fmt.Errorf("topic %q is not under <prefix>/site1/gw1/", topic)
+	}
+	return schema.CheckMessage(wire.TopicsFor(prefix, "site1", "gw1"), topic, payload)
 }
 
 // testLogger writes to the test's output, which is shown with -v or when
@@ -257,19 +299,19 @@ func metricValue(t testing.TB, reg prometheus.Gatherer, name string, labels ...s
 	return 0
 }
 
-// drained waits until the buffer holds nothing: Depth 0 and Peek empty.
-func drained(t testing.TB, buf *buffer.Buffer, timeout time.Duration) {
+// drained waits until the queue holds nothing: Depth 0 and Peek empty.
+func drained(t testing.TB, buf testQueue, timeout time.Duration) {
 	t.Helper()
 	defer func() {
 		if t.Failed() {
 			es, err := buf.Peek(0, 5)
-			t.Logf("buffer: Depth() = %d, Peek(0, 5) = %d entries (err %v)", buf.Depth(), len(es), err)
+			t.Logf("queue: Depth() = %d, Peek(0, 5) = %d entries (err %v)", buf.Depth(), len(es), err)
 			for _, e := range es {
 				t.Logf("\tposition %d: %s", e.Pos, e.Payload)
 			}
 		}
 	}()
-	waitUntil(t, timeout, "the buffer to drain", func() bool { return buf.Depth() == 0 })
+	waitUntil(t, timeout, "the queue to drain", func() bool { return buf.Depth() == 0 })
 	es, err := buf.Peek(0, 10)
 	if err != nil {
 		t.Fatalf("peek: %v", err)
@@ -352,7 +394,7 @@ func (a *arrivals) check(t testing.TB, n int) {
 	}
 }
 
-// checkedQueue is the real buffer with every Ack checked. Acks must come
+// checkedQueue is a test queue with every Ack checked. Acks must come
 // as a growing prefix of the queue: the uplink publishes from the oldest
 // unacknowledged message and collects in order, so acking position p while
 // a lower one was never acked would mean a message was skipped. check, when
@@ -360,7 +402,7 @@ func (a *arrivals) check(t testing.TB, n int) {
 // test uses it to prove a PUBACK for that scan reached the gateway. Peek is
 // wrapped to learn which seq each queue position holds.
 type checkedQueue struct {
-	*buffer.Buffer
+	testQueue
 	check func(seq uint64) error
 
 	mu      sync.Mutex
@@ -370,8 +412,8 @@ type checkedQueue struct {
 	errs    []string
 }
 
-func (q *checkedQueue) Peek(from uint64, max int) ([]buffer.Entry, error) {
-	es, err := q.Buffer.Peek(from, max)
+func (q *checkedQueue) Peek(from uint64, max int) ([]Message, error) {
+	es, err := q.testQueue.Peek(from, max)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.seqAt == nil {
@@ -406,11 +448,11 @@ func (q *checkedQueue) Ack(pos uint64) {
 		}
 	}
 	q.mu.Unlock()
-	q.Buffer.Ack(pos)
+	q.testQueue.Ack(pos)
 }
 
 // verify reports bad acks and checks that positions 1..n were acked (a
-// fresh buffer numbers its queue from 1).
+// fresh queue numbers its positions from 1).
 func (q *checkedQueue) verify(t testing.TB, n int) {
 	t.Helper()
 	q.mu.Lock()

@@ -255,6 +255,8 @@ func (c *proxyConn) down() {
 // reaching the broker and its PUBACK reaching the gateway. The gateway must
 // delete only what a PUBACK reached it for, resend the rest, and so deliver
 // every scan in order; meanwhile it keeps more than one publish in flight.
+// It runs on the real buffer: delete-on-PUBACK is the buffer's contract
+// with the uplink.
 func TestLinkCutBeforePuback(t *testing.T) {
 	t.Parallel()
 	const (
@@ -270,7 +272,7 @@ func TestLinkCutBeforePuback(t *testing.T) {
 	buf := openBuffer(t)
 	mustAppend(t, buf, backlog)
 
-	q := &checkedQueue{Buffer: buf, check: func(seq uint64) error {
+	q := &checkedQueue{testQueue: buf, check: func(seq uint64) error {
 		if !proxy.wasPubacked(seq) {
 			return fmt.Errorf("Ack(%d) without a PUBACK for it reaching the gateway", seq)
 		}

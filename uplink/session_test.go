@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scangw/scangw/station/schema"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scangw/scangw/station/wire"
 	"github.com/scangw/scangw/uplink/mosquittotest"
 )
 
@@ -25,7 +27,7 @@ func TestPoisonMessage(t *testing.T) {
 	// Persistence keeps the subscriber's session across the restart.
 	br := mosquittotest.Start(t, mosquittotest.Options{Persistence: true})
 	sub := mosquittotest.Subscribe(t, br, "sub-poison", scanFilter)
-	buf := openBuffer(t)
+	buf := newMemQueue()
 	ctx := context.Background()
 	for _, size := range []int{0, 0, 0, 3000, 0, 0, 0} {
 		if err := appendScans(ctx, buf, 1, 1, size); err != nil {
@@ -52,7 +54,7 @@ func TestPoisonMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(es) != 1 || len(es[0].Payload) != 3000 {
-		t.Fatalf("buffer holds %d messages, want only the 3000-byte one", len(es))
+		t.Fatalf("queue holds %d messages, want only the 3000-byte one", len(es))
 	}
 	for _, m := range sub.Messages() {
 		if seq, _ := seqOf(m.Payload); seq == 4 {
@@ -106,13 +108,15 @@ func TestPublishNotPermitted(t *testing.T) {
 	}
 	br := mosquittotest.Start(t, mosquittotest.Options{ExtraConfig: "acl_file " + acl + "\n"})
 	sub := mosquittotest.Subscribe(t, br, "sub-acl", scanFilter)
-	buf := openBuffer(t)
+	indicator := mosquittotest.Subscribe(t, br, "sub-acl-indicator", "t/site1/gw1/indicator/#")
+	buf := newMemQueue()
 	mustAppend(t, buf, 5)
 	log, logs := captureLogger(t)
 	cfg := testConfig(br.URL(), buf)
 	cfg.Heartbeat = 200 * time.Millisecond
 	cfg.ProbeTimeout = 300 * time.Millisecond
-	q := &checkedQueue{Buffer: buf}
+	cfg.Notices = NewNotices()
+	q := &checkedQueue{testQueue: buf}
 	u, reg, _ := runUplinkLog(t, cfg, q, log)
 
 	waitUntil(t, 10*time.Second, "publish_permitted 0", func() bool {
@@ -126,6 +130,14 @@ func TestPublishNotPermitted(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "the broker does not let the gateway publish") {
 		t.Errorf("no log line says that publishing is not permitted")
+	}
+	// Live notices wait for the probe too: until it comes back they are
+	// dropped, and counted.
+	for i := range 3 {
+		cfg.Notices.Notify(wire.IndicatorStream("dock-3"), indicatorPayload(t, "dock-3", i+1))
+	}
+	if n := metricValue(t, reg, "scangw_mqtt_notices_dropped_total"); n != 3 {
+		t.Errorf("scangw_mqtt_notices_dropped_total = %v with publishing denied, want 3", n)
 	}
 
 	if err := os.WriteFile(acl, []byte("topic readwrite #\n"), 0o644); err != nil {
@@ -143,6 +155,12 @@ func TestPublishNotPermitted(t *testing.T) {
 	if !strings.Contains(logs.String(), "lets the gateway publish again") {
 		t.Errorf("no log line says that publishing works again")
 	}
+	waitUntil(t, 10*time.Second, "the session to publish notices", cfg.Notices.open.Load)
+	cfg.Notices.Notify(wire.IndicatorStream("dock-3"), indicatorPayload(t, "dock-3", 4))
+	indicator.WaitCount(1, 10*time.Second)
+	if m := indicator.Messages()[0]; m.Topic != "t/site1/gw1/indicator/dock-3" || checkContract(m.Topic, m.Payload) != nil || !strings.Contains(string(m.Payload), `"seq":4`) {
+		t.Errorf("notice after publishing was permitted: %+v, want the one sent then, on indicator/dock-3", m)
+	}
 }
 
 // heartbeatEvent is the parts of a heartbeat the tests look at.
@@ -158,8 +176,10 @@ type heartbeatEvent struct {
 		ScannersUp       int     `json:"scanners_up"`
 		ScannersDown     int     `json:"scanners_down"`
 		Stations         []struct {
-			ID       string `json:"id"`
-			Running  bool   `json:"running"`
+			ID       string            `json:"id"`
+			Mode     string            `json:"mode"`
+			Context  map[string]string `json:"context"`
+			Running  bool              `json:"running"`
 			Scanners []struct {
 				ID string `json:"id"`
 				Up bool   `json:"up"`
@@ -168,44 +188,77 @@ type heartbeatEvent struct {
 	} `json:"data"`
 }
 
-// TestHeartbeat checks the periodic heartbeats: each matches its schema,
-// carries the instance and what Health reports, and says that publishing
-// is permitted once the probe (the first heartbeat) came back.
+// parseHeartbeat holds a heartbeat to the wire contract and decodes it.
+func parseHeartbeat(t testing.TB, m mosquittotest.Message) heartbeatEvent {
+	t.Helper()
+	if err := checkContract(m.Topic, m.Payload); err != nil {
+		t.Fatalf("heartbeat: %v\n%s", err, m.Payload)
+	}
+	var hb heartbeatEvent
+	if err := json.Unmarshal(m.Payload, &hb); err != nil {
+		t.Fatal(err)
+	}
+	return hb
+}
+
+// TestHeartbeat checks the periodic heartbeats: each holds to the wire
+// contract, carries the instance and the health the uplink gathers (the
+// backlog, the clock, and the stations with their mode, context and
+// scanners, counted up and down), and says that publishing is permitted
+// once the probe (the first heartbeat, at QoS 1) came back. Each
+// heartbeat reports the stations as they are when it is sent.
 func TestHeartbeat(t *testing.T) {
 	t.Parallel()
 	br := mosquittotest.Start(t, mosquittotest.Options{})
 	sub := mosquittotest.Subscribe(t, br, "sub-heartbeat", heartbeatTopic)
-	buf := openBuffer(t)
-	cfg := testConfig(br.URL(), buf)
-	cfg.Heartbeat = 100 * time.Millisecond
-	cfg.Health = func() Health {
-		return Health{
-			Backlog: 7, OldestAge: 1500 * time.Millisecond, ClockSynced: true,
-			Stations: []StationHealth{
-				{ID: "dock-3", Running: true, Scanners: []ScannerHealth{{"h1", true}, {"h2", false}}},
-				{ID: "dock-4", Running: false, Scanners: []ScannerHealth{{"f1", true}}},
-			},
-		}
+	// The backlog the heartbeats report: 7 messages, the oldest appended
+	// 90 s before now (a queue the uplink does not drain).
+	backlog := newMemQueue()
+	oldest := time.Now().Add(-90 * time.Second)
+	backlog.setClock(func() time.Time { return oldest })
+	mustAppend(t, backlog, 7)
+	stations := newFakeStations("dock-3", "dock-4")
+	stations.setScanners("dock-3", wire.ScannerStatus{ID: "h1", Up: true}, wire.ScannerStatus{ID: "h2", Up: false})
+	stations.setScanners("dock-4", wire.ScannerStatus{ID: "f1", Up: true})
+	stations.setRunning("dock-4", false)
+	ctx := context.Background()
+	if _, err := stations.SetMode(ctx, "dock-3", "ship"); err != nil {
+		t.Fatal(err)
 	}
-	u, _, _ := runUplink(t, cfg, buf)
+	if _, err := stations.SetContext(ctx, "dock-3", map[string]string{"order": "PO-1"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(br.URL(), backlog)
+	cfg.Heartbeat = 100 * time.Millisecond
+	cfg.Stations = stations
+	cfg.ClockSynced = func() bool { return true }
+	u, _, _ := runUplink(t, cfg, newMemQueue())
 	sub.WaitCount(4, 10*time.Second)
+	// Every age was taken before its heartbeat arrived: none exceeds this.
+	maxAge := time.Since(oldest).Seconds()
 
-	for i, m := range sub.Messages() {
+	for i, m := range sub.Messages()[:4] {
 		if m.Retained {
 			t.Errorf("heartbeat %d is retained", i)
 		}
-		if err := schema.Check(m.Payload); err != nil {
-			t.Fatalf("heartbeat %d: %v\n%s", i, err, m.Payload)
+		// The probe goes at QoS 1, so that the broker's PUBACK tells it
+		// was taken; the heartbeats after it at QoS 0.
+		wantQoS := byte(0)
+		if i == 0 {
+			wantQoS = 1
 		}
-		var hb heartbeatEvent
-		if err := json.Unmarshal(m.Payload, &hb); err != nil {
-			t.Fatal(err)
+		if m.QoS != wantQoS {
+			t.Errorf("heartbeat %d came at QoS %d, want %d", i, m.QoS, wantQoS)
 		}
+		hb := parseHeartbeat(t, m)
 		d := hb.Data
-		if d.Instance != u.Instance() || d.DuplicateGateway || d.Backlog == nil || *d.Backlog != 7 || d.OldestAge != 1.5 ||
-			!d.ClockSynced || d.ScannersUp != 2 || d.ScannersDown != 1 || len(d.Stations) != 2 ||
-			d.Stations[1].ID != "dock-4" || d.Stations[1].Running || len(d.Stations[0].Scanners) != 2 {
-			t.Errorf("heartbeat %d = %s", i, m.Payload)
+		if d.Instance != u.Instance() || d.DuplicateGateway || d.Backlog == nil || *d.Backlog != 7 ||
+			d.OldestAge < 90 || d.OldestAge > maxAge || !d.ClockSynced || d.ScannersUp != 2 || d.ScannersDown != 1 || len(d.Stations) != 2 ||
+			d.Stations[0].ID != "dock-3" || d.Stations[0].Mode != "ship" || d.Stations[0].Context["order"] != "PO-1" || !d.Stations[0].Running ||
+			len(d.Stations[0].Scanners) != 2 || d.Stations[0].Scanners[1].ID != "h2" || d.Stations[0].Scanners[1].Up ||
+			d.Stations[1].ID != "dock-4" || d.Stations[1].Mode != "receive" || d.Stations[1].Context != nil || d.Stations[1].Running ||
+			len(d.Stations[1].Scanners) != 1 {
+			t.Errorf("heartbeat %d = %s, want backlog 7 aged 90..%.3f s", i, m.Payload, maxAge)
 		}
 		switch {
 		case i == 0 && d.PublishPermitted != nil:
@@ -213,6 +266,52 @@ func TestHeartbeat(t *testing.T) {
 		case i > 0 && (d.PublishPermitted == nil || !*d.PublishPermitted):
 			t.Errorf("heartbeat %d after the probe came back: publish_permitted %v, want true", i, d.PublishPermitted)
 		}
+	}
+
+	stations.setScanners("dock-3", wire.ScannerStatus{ID: "h1", Up: true}, wire.ScannerStatus{ID: "h2", Up: true})
+	if _, err := stations.SetMode(ctx, "dock-4", "count"); err != nil {
+		t.Fatal(err)
+	}
+	from := sub.Count()
+	sub.WaitFor(10*time.Second, "a heartbeat with h2 up and dock-4 counting", func(msgs []mosquittotest.Message) bool {
+		for _, m := range msgs[from:] {
+			d := parseHeartbeat(t, m).Data
+			if d.ScannersUp == 3 && d.ScannersDown == 0 && len(d.Stations) == 2 && d.Stations[1].Mode == "count" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestHealth checks what Health gathers, and what a heartbeat of an uplink
+// without a backlog, stations or clock source says.
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	backlog := newMemQueue()
+	oldest := time.Now().Add(-time.Minute)
+	backlog.setClock(func() time.Time { return oldest })
+	mustAppend(t, backlog, 3)
+	stations := newFakeStations("a", "b")
+	stations.setScanners("a", wire.ScannerStatus{ID: "s1", Up: false})
+	u := New(Config{Backlog: backlog, Stations: stations, ClockSynced: func() bool { return true }, Site: "site1", Gateway: "gw1"},
+		nil, testLogger(t), prometheus.NewRegistry())
+	h := u.Health()
+	maxAge := time.Since(oldest)
+	if h.Backlog != 3 || h.OldestAge < time.Minute || h.OldestAge > maxAge || !h.ClockSynced || len(h.Stations) != 2 || h.Stations[0].Scanners[0].Up {
+		t.Errorf("Health() = %+v, want backlog 3 aged 1m..%v, clock synced, stations a (s1 down) and b", h, maxAge)
+	}
+	if w := h.wire(); w.ScannersUp != 0 || w.ScannersDown != 1 || len(w.Stations) != 2 {
+		t.Errorf("health on the wire = %+v, want 0 scanners up, 1 down, 2 stations", w)
+	}
+
+	bare := New(Config{Site: "site1", Gateway: "gw1"}, nil, testLogger(t), prometheus.NewRegistry())
+	if h := bare.Health(); h.Backlog != 0 || h.OldestAge != 0 || h.ClockSynced || h.Stations != nil {
+		t.Errorf("Health() without sources = %+v, want all zero", h)
+	}
+	p, _ := bare.heartbeat()
+	if err := checkContract("t/site1/gw1/heartbeat", p); err != nil || !strings.Contains(string(p), `"stations":[]`) || !strings.Contains(string(p), `"clock_synced":false`) {
+		t.Errorf("heartbeat without sources %s (%v), want valid, with no stations and the clock not synced", p, err)
 	}
 }
 
@@ -230,10 +329,10 @@ func TestDuplicateGateway(t *testing.T) {
 		cfg.TopicPrefix, cfg.ClientID = "dup1", "gw-dup1"
 		logA, logsA := captureLogger(t)
 		logB, logsB := captureLogger(t)
-		bufA, bufB := openBuffer(t), openBuffer(t)
-		cfg.Status = statusFunc(bufA)
+		bufA, bufB := newMemQueue(), newMemQueue()
+		cfg.Backlog = bufA
 		_, regA, _ := runUplinkLog(t, cfg, bufA, logA)
-		cfg.Status = statusFunc(bufB)
+		cfg.Backlog = bufB
 		_, regB, _ := runUplinkLog(t, cfg, bufB, logB)
 		waitUntil(t, 20*time.Second, "both to report the duplicate", func() bool {
 			return metricValue(t, regA, "scangw_mqtt_duplicate_gateway") == 1 && metricValue(t, regB, "scangw_mqtt_duplicate_gateway") == 1
@@ -249,11 +348,11 @@ func TestDuplicateGateway(t *testing.T) {
 		t.Parallel()
 		cfg := testConfig(br.URL(), nil)
 		cfg.TopicPrefix, cfg.ClientID = "dup2", "gw-dup2-a"
-		bufA, bufB := openBuffer(t), openBuffer(t)
-		cfg.Status = statusFunc(bufA)
+		bufA, bufB := newMemQueue(), newMemQueue()
+		cfg.Backlog = bufA
 		a, regA, _ := runUplink(t, cfg, bufA)
 		waitUntil(t, 10*time.Second, "the first connected", a.Connected)
-		cfg.ClientID, cfg.Status = "gw-dup2-b", statusFunc(bufB)
+		cfg.ClientID, cfg.Backlog = "gw-dup2-b", bufB
 		runUplink(t, cfg, bufB)
 		waitUntil(t, 20*time.Second, "the first to report the duplicate", func() bool {
 			return metricValue(t, regA, "scangw_mqtt_duplicate_gateway") == 1
@@ -263,7 +362,7 @@ func TestDuplicateGateway(t *testing.T) {
 	t.Run("restart is not a duplicate", func(t *testing.T) {
 		t.Parallel()
 		sub := mosquittotest.Subscribe(t, br, "sub-dup3", "dup3/site1/gw1/heartbeat")
-		buf := openBuffer(t)
+		buf := newMemQueue()
 		cfg := testConfig(br.URL(), buf)
 		cfg.TopicPrefix, cfg.ClientID = "dup3", "gw-dup3"
 		cfg.Heartbeat = 100 * time.Millisecond
@@ -275,8 +374,7 @@ func TestDuplicateGateway(t *testing.T) {
 			sub.WaitFor(10*time.Second, "three heartbeats of this process", func(msgs []mosquittotest.Message) bool {
 				n := 0
 				for _, m := range msgs[from:] {
-					var hb heartbeatEvent
-					if json.Unmarshal(m.Payload, &hb) == nil && hb.Data.Instance == u.Instance() {
+					if parseHeartbeat(t, m).Data.Instance == u.Instance() {
 						n++
 					}
 				}

@@ -154,7 +154,7 @@ func TestTLS(t *testing.T) {
 	t.Run("good mTLS", func(t *testing.T) {
 		t.Parallel()
 		for i, broker := range []string{tls13, tls12} {
-			buf := openBuffer(t)
+			buf := newMemQueue()
 			cfg := testConfig(broker, buf)
 			cfg.TLS = good
 			if err := CheckLocal(cfg); err != nil {
@@ -198,7 +198,7 @@ func TestTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			log, logs := captureLogger(t)
-			buf := openBuffer(t)
+			buf := newMemQueue()
 			cfg := testConfig(tc.broker, buf)
 			cfg.TLS = tc.tls
 			u, reg, _ := runUplinkLog(t, cfg, buf, log)
@@ -235,7 +235,7 @@ func TestTLS(t *testing.T) {
 			t.Cleanup(func() { ln.Close() })
 
 			log, logs := captureLogger(t)
-			buf := openBuffer(t)
+			buf := newMemQueue()
 			cfg := testConfig("ssl://"+ln.Addr().String(), buf)
 			cfg.TLS = TLS{CAFile: pki.caFile, CertFile: tc.cert, KeyFile: tc.key}
 			// Dates are for the connection attempts, not for startup: a Pi
@@ -383,7 +383,7 @@ func TestCredentials(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			log, logs := captureLogger(t)
-			buf := openBuffer(t)
+			buf := newMemQueue()
 			cfg := testConfig(br.URL(), buf)
 			cfg.ClientID = "gw1-" + strings.ReplaceAll(tc.name, " ", "-")
 			cfg.Username = user

@@ -13,23 +13,24 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/scangw/scangw/station/schema"
+	"github.com/scangw/scangw/station/wire"
 	"github.com/scangw/scangw/uplink/mosquittotest"
 )
 
 // statusEvent is the CloudEvents envelope of a status message.
 type statusEvent struct {
-	SpecVersion     string `json:"specversion"`
-	ID              string `json:"id"`
-	Source          string `json:"source"`
-	Type            string `json:"type"`
-	Time            string `json:"time"`
-	DataContentType string `json:"datacontenttype"`
-	Data            Status `json:"data"`
+	SpecVersion     string      `json:"specversion"`
+	ID              string      `json:"id"`
+	Source          string      `json:"source"`
+	Type            string      `json:"type"`
+	Time            string      `json:"time"`
+	DataContentType string      `json:"datacontenttype"`
+	Data            wire.Status `json:"data"`
 }
 
-// parseStatus decodes a status message and checks its envelope.
-func parseStatus(p []byte) (statusEvent, error) {
+// parseStatus decodes a status message and checks its envelope and that
+// it holds to the wire contract on its topic.
+func parseStatus(topic string, p []byte) (statusEvent, error) {
 	var ev statusEvent
 	if err := json.Unmarshal(p, &ev); err != nil {
 		return ev, fmt.Errorf("status %q: %w", p, err)
@@ -37,10 +38,13 @@ func parseStatus(p []byte) (statusEvent, error) {
 	if _, err := time.Parse(time.RFC3339Nano, ev.Time); err != nil {
 		return ev, fmt.Errorf("status time %q: %w", ev.Time, err)
 	}
-	if ev.SpecVersion != "1.0" || ev.ID == "" || ev.Source != statusSource || ev.Type != StatusType || ev.DataContentType != "application/json" {
-		return ev, fmt.Errorf("status envelope %+v, want specversion 1.0, an id, source %s, type %s, application/json", ev, statusSource, StatusType)
+	if ev.SpecVersion != "1.0" || ev.ID == "" || ev.Source != statusSource || ev.Type != wire.StatusType || ev.DataContentType != "application/json" {
+		return ev, fmt.Errorf("status envelope %+v, want specversion 1.0, an id, source %s, type %s, application/json", ev, statusSource, wire.StatusType)
 	}
-	if err := schema.Check(p); err != nil {
+	if !strings.HasSuffix(topic, "/site1/gw1/status") {
+		return ev, fmt.Errorf("status on topic %q, want <prefix>/site1/gw1/status", topic)
+	}
+	if err := checkContract(topic, p); err != nil {
 		return ev, fmt.Errorf("status %s: %w", p, err)
 	}
 	return ev, nil
@@ -52,7 +56,7 @@ func states(t testing.TB, msgs []mosquittotest.Message) []string {
 	t.Helper()
 	var out []string
 	for _, m := range msgs {
-		ev, err := parseStatus(m.Payload)
+		ev, err := parseStatus(m.Topic, m.Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,30 +76,31 @@ func hasState(t testing.TB, state string) func([]mosquittotest.Message) bool {
 	}
 }
 
-// TestDeliversInOrder drains a backlog and live appends to a real broker:
-// every scan arrives once, in seq order; the buffer ends empty; the status
-// topic carries the retained online birth and, after a clean shutdown, an
-// offline message the uplink published itself.
+// TestDeliversInOrder drains a backlog and live appends (on the in-memory
+// queue) to a real broker: every scan arrives once, in seq order, on its
+// stream's topic; the queue ends empty; the status topic carries the
+// retained online birth and, after a clean shutdown, an offline message
+// the uplink published itself.
 func TestDeliversInOrder(t *testing.T) {
 	t.Parallel()
 	const backlog, live = 1000, 1000
 	br := mosquittotest.Start(t, mosquittotest.Options{})
 	scans := mosquittotest.Subscribe(t, br, "sub-order", scanFilter)
 	status := mosquittotest.Subscribe(t, br, "sub-order-status", statusTopic)
-	buf := openBuffer(t)
+	buf := newMemQueue()
 	mustAppend(t, buf, backlog)
 
-	q := &checkedQueue{Buffer: buf}
+	q := &checkedQueue{testQueue: buf}
 	u, reg, stop := runUplink(t, testConfig(br.URL(), buf), q)
 	status.WaitFor(10*time.Second, "online birth", hasState(t, "online"))
 	// The birth can reach the subscriber before its PUBACK reaches us.
 	waitUntil(t, 5*time.Second, "Connected() after the birth", u.Connected)
 	var ev statusEvent
 	for _, m := range status.Messages() {
-		ev, _ = parseStatus(m.Payload)
+		ev, _ = parseStatus(m.Topic, m.Payload)
 	}
-	if ev.Data.Epoch != buf.Epoch() || ev.Data.Version != "test" || ev.Data.StartTime.IsZero() || ev.Data.Instance != u.Instance() {
-		t.Errorf("birth data = %+v, want epoch %s, version test, a start time, instance %s", ev.Data, buf.Epoch(), u.Instance())
+	if ev.Data.Epoch != buf.Epoch() || ev.Data.Version != "test" || ev.Data.ConfigHash != "cafe" || ev.Data.StartTime.IsZero() || ev.Data.Instance != u.Instance() {
+		t.Errorf("birth data = %+v, want epoch %s, version test, config hash cafe, a start time, instance %s", ev.Data, buf.Epoch(), u.Instance())
 	}
 	// A subscriber that comes later gets the birth as the retained message.
 	late := mosquittotest.Subscribe(t, br, "sub-order-late", statusTopic)
@@ -185,7 +190,8 @@ scangw_mqtt_reconnects_total{reason="setup_failed"} 0
 // TestBrokerOutages appends at a steady pace while the broker is stopped
 // (SIGTERM, with persistence) and restarted several times: every scan
 // arrives, first arrivals are in seq order with no gap, and the buffer
-// drains.
+// drains. It runs on the real buffer: its point is that the buffer deletes
+// only what a PUBACK acknowledged, across many torn sessions.
 func TestBrokerOutages(t *testing.T) {
 	t.Parallel()
 	const (
@@ -201,7 +207,7 @@ func TestBrokerOutages(t *testing.T) {
 	br := mosquittotest.Start(t, mosquittotest.Options{Persistence: true})
 	sub := mosquittotest.Subscribe(t, br, "sub-outage", scanFilter)
 	buf := openBuffer(t)
-	q := &checkedQueue{Buffer: buf}
+	q := &checkedQueue{testQueue: buf}
 	u, reg, _ := runUplink(t, testConfig(br.URL(), buf), q)
 	waitUntil(t, 10*time.Second, "first connect", u.Connected)
 
@@ -285,12 +291,12 @@ func TestHalfOpenConnection(t *testing.T) {
 	br := mosquittotest.Start(t, mosquittotest.Options{})
 	sub := mosquittotest.Subscribe(t, br, "sub-halfopen", scanFilter)
 	status := mosquittotest.Subscribe(t, br, "sub-halfopen-status", statusTopic)
-	buf := openBuffer(t)
+	buf := newMemQueue()
 	cfg := testConfig(br.URL(), buf)
 	cfg.KeepAlive = time.Second
 	cfg.ConnectTimeout = time.Second
 	cfg.WriteTimeout = time.Second
-	q := &checkedQueue{Buffer: buf}
+	q := &checkedQueue{testQueue: buf}
 	u, reg, _ := runUplink(t, cfg, q)
 
 	mustAppend(t, buf, before)
@@ -350,7 +356,7 @@ func TestReconnectIsPaced(t *testing.T) {
 	t.Parallel()
 	br := mosquittotest.Start(t, mosquittotest.Options{})
 	br.Stop() // the port is now closed: each attempt is refused at once
-	buf := openBuffer(t)
+	buf := newMemQueue()
 	cfg := testConfig(br.URL(), buf)
 	cfg.ReconnectMin = 50 * time.Millisecond
 	cfg.ReconnectMax = 200 * time.Millisecond
@@ -396,11 +402,11 @@ func TestMessageIDsWrapPastAStuckConsumer(t *testing.T) {
 	br := mosquittotest.Start(t, mosquittotest.Options{})
 	stuck := stuckSubscriber(t, br, scanFilter)
 	scans := mosquittotest.Subscribe(t, br, "sub-wrap", scanFilter)
-	buf := openBuffer(t)
+	buf := newMemQueue()
 	if err := appendScans(context.Background(), buf, n, 256, 0); err != nil {
 		t.Fatal(err)
 	}
-	q := &checkedQueue{Buffer: buf}
+	q := &checkedQueue{testQueue: buf}
 	_, reg, _ := runUplink(t, testConfig(br.URL(), buf), q)
 
 	var got arrivals
@@ -472,4 +478,56 @@ func stuckSubscriber(t *testing.T, br *mosquittotest.Broker, filter string) net.
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestStreams publishes each queued message on its stream's topic under
+// the gateway's topics (wire.Topics.Of), and a legacy message that holds a
+// whole topic (as scangw stored them before streams) on that topic as it
+// stands. Real station events go through, and each holds to the wire
+// contract on the topic it arrives on.
+func TestStreams(t *testing.T) {
+	t.Parallel()
+	br := mosquittotest.Start(t, mosquittotest.Options{})
+	sub := mosquittotest.Subscribe(t, br, "sub-streams", "t/site1/gw1/+/+")
+	q := newMemQueue()
+	ctx := context.Background()
+	scan := func(station string) func(seq uint64) ([]byte, error) {
+		return func(seq uint64) ([]byte, error) {
+			return wire.Event{ID: wire.NewID(), Source: wire.StationSource("site1", "gw1", station), Type: wire.ScanType, Time: time.Now(),
+				Data: wire.ScanData{Seq: seq, Epoch: q.Epoch(), Station: station, Mode: "receive", Scanner: "h1", Raw: fmt.Sprint("item-", seq),
+					Verdict: wire.Accepted, Reasons: []wire.Reason{}}}.Encode()
+		}
+	}
+	modeChange := func(seq uint64) ([]byte, error) {
+		return wire.Event{ID: wire.NewID(), Source: wire.StationSource("site1", "gw1", "s1"), Type: wire.ContextType, Time: time.Now(),
+			Data: wire.ContextData{Seq: seq, Epoch: q.Epoch(), Station: "s1", Mode: "ship", Context: map[string]string{"order": "PO-1"}}}.Encode()
+	}
+	for _, a := range []struct {
+		stream string
+		build  func(uint64) ([]byte, error)
+	}{
+		{wire.ScanStream("s1"), scan("s1")},
+		{wire.EventStream("s1"), modeChange},
+		{"t/site1/gw1/scans/s2", scan("s2")}, // legacy: a whole topic
+		{wire.ScanStream("s1"), scan("s1")},
+	} {
+		if _, err := q.Append(ctx, a.stream, a.build); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runUplink(t, testConfig(br.URL(), q), q)
+	sub.WaitCount(4, deliveryTimeout)
+	want := []string{"t/site1/gw1/scans/s1", "t/site1/gw1/events/s1", "t/site1/gw1/scans/s2", "t/site1/gw1/scans/s1"}
+	for i, m := range sub.Messages() {
+		if i < len(want) && m.Topic != want[i] {
+			t.Errorf("message %d on %s, want %s", i, m.Topic, want[i])
+		}
+		if err := checkContract(m.Topic, m.Payload); err != nil {
+			t.Errorf("message %d: %v\n%s", i, err, m.Payload)
+		}
+		if m.QoS != 1 || m.Retained {
+			t.Errorf("message %d at QoS %d, retained %v; want QoS 1, not retained", i, m.QoS, m.Retained)
+		}
+	}
+	drained(t, q, 10*time.Second)
 }

@@ -79,8 +79,8 @@ func TestPublishSubscribe(t *testing.T) {
 		t.Fatalf("got %d messages, want %d", got, want)
 	}
 	for i, m := range msgs {
-		if m.Topic != "scans/st1" || string(m.Payload) != strconv.Itoa(i) || m.Retained {
-			t.Fatalf("message %d = %+v, want topic scans/st1 payload %d not retained", i, m, i)
+		if m.Topic != "scans/st1" || string(m.Payload) != strconv.Itoa(i) || m.Retained || m.QoS != 1 {
+			t.Fatalf("message %d = %+v, want topic scans/st1 payload %d not retained, at QoS 1", i, m, i)
 		}
 	}
 	if s.Count() != 100 {

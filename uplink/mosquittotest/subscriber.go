@@ -24,6 +24,9 @@ type Message struct {
 	Topic    string
 	Payload  []byte
 	Retained bool
+	// QoS is the QoS it was delivered at: the lower of the publisher's
+	// and the subscription's (1).
+	QoS byte
 }
 
 // Subscriber collects, in arrival order, every message a persistent QoS 1
@@ -120,7 +123,7 @@ func (s *Subscriber) onConnectionLost(_ mqtt.Client, err error) {
 }
 
 func (s *Subscriber) onMessage(_ mqtt.Client, m mqtt.Message) {
-	msg := Message{Topic: m.Topic(), Payload: bytes.Clone(m.Payload()), Retained: m.Retained()}
+	msg := Message{Topic: m.Topic(), Payload: bytes.Clone(m.Payload()), Retained: m.Retained(), QoS: m.Qos()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.msgs = append(s.msgs, msg)

@@ -112,61 +112,81 @@ func (v *validator) id(path, id string) {
 	}
 }
 
+// validate checks the sections in the order of the file, so that problems
+// are reported in that order.
 func (c *Config) validate(v *validator) {
-	v.id("gateway.id", c.Gateway.ID)
-	v.id("gateway.site", c.Gateway.Site)
-
-	switch {
-	case c.Buffer.Dir == "":
-		v.add("buffer.dir", "required")
-	case strings.ContainsRune(c.Buffer.Dir, 0):
-		v.add("buffer.dir", "must not contain a NUL byte")
-	}
-	if c.Buffer.MaxScans < 1 {
-		v.add("buffer.max_scans", "must be at least 1")
-	}
-	if c.Buffer.MaxBytes < 16<<20 {
-		v.add("buffer.max_bytes", "must be at least 16MiB")
-	}
-	if c.Buffer.MinFree < 0 {
-		v.add("buffer.min_free", "must not be negative")
-	}
-	if c.Buffer.AuditWindow < 0 {
-		v.add("buffer.audit_window", "must not be negative (0 turns it off)")
-	}
-	if c.Buffer.SeenRetention < Duration(time.Hour) {
-		v.add("buffer.seen_retention", "must be at least 1h")
-	}
-	if c.Buffer.HighWater <= 0 || c.Buffer.HighWater >= 1 {
-		v.add("buffer.high_water", "must be between 0 and 1 (a fraction of the limits)")
-	}
-
+	c.Gateway.validate(v)
+	c.Buffer.validate(v)
 	c.MQTT.validate(v, c.Gateway.ID)
 	c.HTTP.validate(v)
+	c.Rules.validate(v)
+	c.Log.validate(v)
+	validateStations(v, c.Stations)
+}
 
-	for i, k := range c.Rules.Keys {
+func (g *Gateway) validate(v *validator) {
+	v.id("gateway.id", g.ID)
+	v.id("gateway.site", g.Site)
+}
+
+func (b *Buffer) validate(v *validator) {
+	switch {
+	case b.Dir == "":
+		v.add("buffer.dir", "required")
+	case strings.ContainsRune(b.Dir, 0):
+		v.add("buffer.dir", "must not contain a NUL byte")
+	}
+	if b.MaxScans < 1 {
+		v.add("buffer.max_scans", "must be at least 1")
+	}
+	if b.MaxBytes < 16<<20 {
+		v.add("buffer.max_bytes", "must be at least 16MiB")
+	}
+	if b.MinFree < 0 {
+		v.add("buffer.min_free", "must not be negative")
+	}
+	if b.AuditWindow < 0 {
+		v.add("buffer.audit_window", "must not be negative (0 turns it off)")
+	}
+	if b.SeenRetention < Duration(time.Hour) {
+		v.add("buffer.seen_retention", "must be at least 1h")
+	}
+	if b.HighWater <= 0 || b.HighWater >= 1 {
+		v.add("buffer.high_water", "must be between 0 and 1 (a fraction of the limits)")
+	}
+}
+
+func (r *Rules) validate(v *validator) {
+	for i, k := range r.Keys {
 		if b, err := base64.StdEncoding.DecodeString(k); err != nil || len(b) != 32 {
 			v.add(fmt.Sprintf("rules.keys[%d]", i), "must be a base64 Ed25519 public key (32 bytes)")
 		}
 	}
-	if c.Rules.AllowUnsigned && len(c.Rules.Keys) > 0 {
+	if r.AllowUnsigned && len(r.Keys) > 0 {
 		v.add("rules.allow_unsigned", "cannot be true while rules.keys are set: a signed-only gateway must not take unsigned sets")
 	}
-	if !slices.Contains(logLevels, c.Log.Level) {
+}
+
+func (l *Log) validate(v *validator) {
+	if !slices.Contains(logLevels, l.Level) {
 		v.add("log.level", "must be one of %s", list(logLevels))
 	}
-	if !slices.Contains(logFormats, c.Log.Format) {
+	if !slices.Contains(logFormats, l.Format) {
 		v.add("log.format", "must be one of %s", list(logFormats))
 	}
+}
 
-	if len(c.Stations) == 0 {
+// validateStations checks every station and its scanners, and that no
+// station id, scanner id or port is used twice.
+func validateStations(v *validator, stations []Station) {
+	if len(stations) == 0 {
 		v.add("stations", "at least one station is required")
 	}
 	stationIDs := map[string]string{} // id -> path of its first use
 	scannerIDs := map[string]string{}
 	ports := map[string]string{} // cleaned port -> path of the scanner using it
-	for i := range c.Stations {
-		st := &c.Stations[i]
+	for i := range stations {
+		st := &stations[i]
 		p := fmt.Sprintf("stations[%d]", i)
 		v.id(p+".id", st.ID)
 		if first, dup := stationIDs[st.ID]; dup && st.ID != "" {
@@ -178,23 +198,29 @@ func (c *Config) validate(v *validator) {
 		for j := range st.Scanners {
 			sc := &st.Scanners[j]
 			sp := fmt.Sprintf("%s.scanners[%d]", p, j)
-			// Scanner ids are unique per gateway, not per station: metrics
-			// and logs label by scanner alone.
-			if first, dup := scannerIDs[sc.ID]; dup && sc.ID != "" {
-				v.add(sp+".id", "duplicate of %s.id", first)
-			} else if sc.ID != "" {
-				scannerIDs[sc.ID] = sp
-			}
-			// Two drivers reading one tty would each get half the bytes.
-			if sc.Port != "" {
-				key := path.Clean(sc.Port)
-				if first, dup := ports[key]; dup {
-					v.add(sp+".port", "%s is already used by %s", sc.Port, first)
-				} else {
-					ports[key] = sp
-				}
-			}
+			sc.checkUnique(v, sp, scannerIDs, ports)
 			sc.validate(v, sp)
+		}
+	}
+}
+
+// checkUnique reports a scanner whose id or port an earlier scanner, at
+// the path recorded in ids or ports, already uses.
+func (sc *Scanner) checkUnique(v *validator, sp string, ids, ports map[string]string) {
+	// Scanner ids are unique per gateway, not per station: metrics
+	// and logs label by scanner alone.
+	if first, dup := ids[sc.ID]; dup && sc.ID != "" {
+		v.add(sp+".id", "duplicate of %s.id", first)
+	} else if sc.ID != "" {
+		ids[sc.ID] = sp
+	}
+	// Two drivers reading one tty would each get half the bytes.
+	if sc.Port != "" {
+		key := path.Clean(sc.Port)
+		if first, dup := ports[key]; dup {
+			v.add(sp+".port", "%s is already used by %s", sc.Port, first)
+		} else {
+			ports[key] = sp
 		}
 	}
 }

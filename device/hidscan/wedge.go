@@ -282,45 +282,24 @@ func (d *WedgeDecoder) typeAltCode(at time.Time) {
 
 // press applies one key press.
 func (d *WedgeDecoder) press(k, mods byte, at time.Time, emit func(Scan)) {
-	switch {
-	case k >= keyLeftCtrl && k <= keyRightGUI:
-		// Some devices list modifier keys in the key array too; the
-		// modifier byte already says all there is.
-		return
-	case k == keyCapsLock:
-		d.caps = !d.caps
-		return
-	case k == keyNumLock || k == keyScrollLock:
-		// Scanners that type on the keypad assume Num Lock is on and
-		// toggle it themselves from the host's LED report, which a
-		// gateway never sends: the keypad is read as digits regardless.
+	if d.pressState(k) {
 		return
 	}
 	if d.altDown {
-		if digit, ok := keypadDigit(k); ok {
-			if d.altDigits == 0 && digit == 0 {
-				d.altZero = true
-			}
-			d.altDigits++
-			// Bounded so that a long run of digits cannot overflow:
-			// only the code modulo 256 matters.
-			d.altCode = (d.altCode*10 + digit) % 1000
-			d.pending, d.last = true, at
-			return
-		}
-		d.fail(at, fmt.Sprintf("Alt+key 0x%02x is a shortcut, not a character", k))
+		d.pressAltCode(k, at)
 		return
 	}
 	if mods&modGUI != 0 {
 		d.fail(at, fmt.Sprintf("GUI+key 0x%02x is a shortcut, not a character", k))
 		return
 	}
-	l := d.layout
-	altGr := l.altGr && (mods&modRAlt != 0 || (mods&modCtrl != 0 && mods&modLAlt != 0))
+	altGr := d.layout.altGr && (mods&modRAlt != 0 || (mods&modCtrl != 0 && mods&modLAlt != 0))
 	if mods&modCtrl != 0 && !altGr {
 		d.pressCtrl(k, at)
 		return
 	}
+	// Keys whose meaning does not come from the layout's key map: the
+	// terminators, the control keys and the keypad.
 	switch k {
 	case keyEnter, keyKPEnter:
 		if d.termEnt {
@@ -346,7 +325,7 @@ func (d *WedgeDecoder) press(k, mods byte, at time.Time, emit func(Scan)) {
 		d.typeByte(0x7F, at)
 		return
 	case keyKPDecimal:
-		d.typeRune(l.kpDecimal, at)
+		d.typeRune(d.layout.kpDecimal, at)
 		return
 	case keyKPEqual:
 		d.typeRune('=', at)
@@ -360,6 +339,50 @@ func (d *WedgeDecoder) press(k, mods byte, at time.Time, emit func(Scan)) {
 		d.typeRune(rune('0'+digit), at)
 		return
 	}
+	d.pressLayout(k, mods, altGr, at)
+}
+
+// pressState applies a key that changes the keyboard's state but types
+// nothing, and reports whether k was one.
+func (d *WedgeDecoder) pressState(k byte) bool {
+	switch {
+	case k >= keyLeftCtrl && k <= keyRightGUI:
+		// Some devices list modifier keys in the key array too; the
+		// modifier byte already says all there is.
+		return true
+	case k == keyCapsLock:
+		d.caps = !d.caps
+		return true
+	case k == keyNumLock || k == keyScrollLock:
+		// Scanners that type on the keypad assume Num Lock is on and
+		// toggle it themselves from the host's LED report, which a
+		// gateway never sends: the keypad is read as digits regardless.
+		return true
+	}
+	return false
+}
+
+// pressAltCode applies a key pressed while Alt is held: a keypad digit
+// of an Alt+keypad code, or a shortcut.
+func (d *WedgeDecoder) pressAltCode(k byte, at time.Time) {
+	if digit, ok := keypadDigit(k); ok {
+		if d.altDigits == 0 && digit == 0 {
+			d.altZero = true
+		}
+		d.altDigits++
+		// Bounded so that a long run of digits cannot overflow:
+		// only the code modulo 256 matters.
+		d.altCode = (d.altCode*10 + digit) % 1000
+		d.pending, d.last = true, at
+		return
+	}
+	d.fail(at, fmt.Sprintf("Alt+key 0x%02x is a shortcut, not a character", k))
+}
+
+// pressLayout types the character the layout gives key k at the shift
+// level of mods, Caps Lock and AltGr, holding it back if it is a dead key.
+func (d *WedgeDecoder) pressLayout(k, mods byte, altGr bool, at time.Time) {
+	l := d.layout
 	if int(k) >= numUsages {
 		d.fail(at, fmt.Sprintf("key 0x%02x types no character", k))
 		return

@@ -131,67 +131,8 @@ func (t *table) addEntry(line string) error {
 		rest = rest[1:]
 	}
 	for _, f := range rest {
-		switch {
-		case isComponent(f):
-			c, err := parseComponent(f)
-			if err != nil {
-				return err
-			}
-			if n := len(proto.comps); n > 0 {
-				prev := proto.comps[n-1]
-				if prev.min != prev.max {
-					return fmt.Errorf("%q follows a variable-length component", f)
-				}
-				if prev.optional && !c.optional {
-					return fmt.Errorf("mandatory %q follows an optional component", f)
-				}
-			}
-			proto.comps = append(proto.comps, c)
-			proto.maxLen += c.max
-			if !c.optional {
-				proto.minLen += c.min
-			}
-			for _, l := range c.linters {
-				switch l.name {
-				case "key", "keyoff1", "gcppos1", "gcppos2":
-					proto.key = true
-				}
-				if l.year {
-					proto.needsYear = true
-				}
-			}
-		case strings.HasPrefix(f, "req="):
-			var alts [][]pattern
-			for _, alt := range strings.Split(f[len("req="):], ",") {
-				var group []pattern
-				for _, p := range strings.Split(alt, "+") {
-					if !validPattern(p) {
-						return fmt.Errorf("bad pattern %q in %q", p, f)
-					}
-					group = append(group, pattern(p))
-				}
-				alts = append(alts, group)
-			}
-			proto.req = append(proto.req, alts)
-		case strings.HasPrefix(f, "ex="):
-			for _, p := range strings.Split(f[len("ex="):], ",") {
-				if !validPattern(p) {
-					return fmt.Errorf("bad pattern %q in %q", p, f)
-				}
-				proto.ex = append(proto.ex, pattern(p))
-			}
-		case f == "dlpkey":
-			proto.dlKey = true
-			proto.key = true
-		case strings.HasPrefix(f, "dlpkey="):
-			proto.dlKey = true
-			proto.key = true
-			for _, seq := range strings.Split(f[len("dlpkey="):], "|") {
-				proto.dlQual = append(proto.dlQual, strings.Split(seq, ","))
-			}
-		default:
-			// Unknown attributes are allowed by the dictionary's grammar
-			// (key-value pairs for other uses); they carry no rule we know.
+		if err := proto.addField(f); err != nil {
+			return err
 		}
 	}
 	if len(proto.comps) == 0 {
@@ -200,12 +141,103 @@ func (t *table) addEntry(line string) error {
 	if proto.predefined && proto.minLen != proto.maxLen {
 		return fmt.Errorf("predefined-length AI %s has variable length", fields[0])
 	}
-	width := len(fields[0])
-	if i := strings.IndexByte(fields[0], '-'); i >= 0 {
+	return t.putRange(&proto, fields[0], first, last)
+}
+
+// addField adds one field of an entry after its flags: a component of the
+// specification or an attribute.
+func (d *aiDef) addField(f string) error {
+	switch {
+	case isComponent(f):
+		return d.addComponent(f)
+	case strings.HasPrefix(f, "req="):
+		alts, err := parseReq(f)
+		if err != nil {
+			return err
+		}
+		d.req = append(d.req, alts)
+	case strings.HasPrefix(f, "ex="):
+		for _, p := range strings.Split(f[len("ex="):], ",") {
+			if !validPattern(p) {
+				return fmt.Errorf("bad pattern %q in %q", p, f)
+			}
+			d.ex = append(d.ex, pattern(p))
+		}
+	case f == "dlpkey":
+		d.dlKey = true
+		d.key = true
+	case strings.HasPrefix(f, "dlpkey="):
+		d.dlKey = true
+		d.key = true
+		for _, seq := range strings.Split(f[len("dlpkey="):], "|") {
+			d.dlQual = append(d.dlQual, strings.Split(seq, ","))
+		}
+	default:
+		// Unknown attributes are allowed by the dictionary's grammar
+		// (key-value pairs for other uses); they carry no rule we know.
+	}
+	return nil
+}
+
+// addComponent appends the specification component f, checking that it
+// may follow the components before it.
+func (d *aiDef) addComponent(f string) error {
+	c, err := parseComponent(f)
+	if err != nil {
+		return err
+	}
+	if n := len(d.comps); n > 0 {
+		prev := d.comps[n-1]
+		if prev.min != prev.max {
+			return fmt.Errorf("%q follows a variable-length component", f)
+		}
+		if prev.optional && !c.optional {
+			return fmt.Errorf("mandatory %q follows an optional component", f)
+		}
+	}
+	d.comps = append(d.comps, c)
+	d.maxLen += c.max
+	if !c.optional {
+		d.minLen += c.min
+	}
+	for _, l := range c.linters {
+		switch l.name {
+		case "key", "keyoff1", "gcppos1", "gcppos2":
+			d.key = true
+		}
+		if l.year {
+			d.needsYear = true
+		}
+	}
+	return nil
+}
+
+// parseReq parses a "req=" attribute: alternatives separated by commas,
+// each a group of patterns joined by "+".
+func parseReq(f string) ([][]pattern, error) {
+	var alts [][]pattern
+	for _, alt := range strings.Split(f[len("req="):], ",") {
+		var group []pattern
+		for _, p := range strings.Split(alt, "+") {
+			if !validPattern(p) {
+				return nil, fmt.Errorf("bad pattern %q in %q", p, f)
+			}
+			group = append(group, pattern(p))
+		}
+		alts = append(alts, group)
+	}
+	return alts, nil
+}
+
+// putRange puts a copy of proto into the table for every AI from first to
+// last, written with as many digits as the entry's AI field ai has.
+func (t *table) putRange(proto *aiDef, ai string, first, last int) error {
+	width := len(ai)
+	if i := strings.IndexByte(ai, '-'); i >= 0 {
 		width = i
 	}
 	for v := first; v <= last; v++ {
-		d := proto // the slices are shared: entries of one range are identical
+		d := *proto // the slices are shared: entries of one range are identical
 		d.ai = fmt.Sprintf("%0*d", width, v)
 		if err := t.put(&d); err != nil {
 			return err

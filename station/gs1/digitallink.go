@@ -26,7 +26,37 @@ type segment struct {
 }
 
 func (p Parser) digitalLink(data string, off int, r *Result, s *state) {
-	uri := data[off:]
+	u, ok := splitDLURI(data[off:], off, s)
+	if !ok {
+		s.broken = true
+		return
+	}
+	var segBuf [12]segment // typical URIs fit: no allocation
+	segs := u.segments(segBuf[:0])
+	keyAt := primaryKeyAt(segs)
+	if keyAt < 0 {
+		s.fail(CodeDLNoKey, "", segs0Pos(segs, u.pathPos), "the path does not end in a GS1 primary key and its qualifiers")
+		s.broken = true
+		return
+	}
+	p.pathAIs(segs, keyAt, r, s)
+	p.queryAIs(u.query, u.queryPos, r, s)
+}
+
+// dlURI is a Digital Link URI cut at its path and query, with their
+// offsets in the scan.
+type dlURI struct {
+	path     string // without its leading slash; "" for "https://host/"
+	pathPos  int
+	query    string
+	queryPos int
+}
+
+// splitDLURI checks the scheme and host name of uri, which starts at off,
+// and cuts off the fragment. It reports a problem and returns false if the
+// URI cannot be read further.
+func splitDLURI(uri string, off int, s *state) (dlURI, bool) {
+	var u dlURI
 	var rest int
 	switch {
 	case hasPrefixFold(uri, "https://"):
@@ -35,71 +65,72 @@ func (p Parser) digitalLink(data string, off int, r *Result, s *state) {
 		rest = len("http://")
 	default:
 		s.fail(CodeBadURI, "", off, "a GS1 Digital Link URI starts with http:// or https://")
-		s.broken = true
-		return
+		return u, false
 	}
 	if i := strings.IndexByte(uri, '#'); i >= 0 {
 		uri = uri[:i]
 	}
-	query := ""
-	qpos := 0
 	if i := strings.IndexByte(uri, '?'); i >= 0 {
-		query, qpos = uri[i+1:], off+i+1
+		u.query, u.queryPos = uri[i+1:], off+i+1
 		uri = uri[:i]
 	}
 	hostEnd := strings.IndexByte(uri[rest:], '/')
 	if hostEnd == 0 || rest == len(uri) {
 		s.fail(CodeBadURI, "", off+rest, "no host name")
-		s.broken = true
-		return
+		return u, false
 	}
 	if hostEnd < 0 {
 		s.fail(CodeDLNoKey, "", off+len(uri), "no path, so no GS1 key")
-		s.broken = true
-		return
+		return u, false
 	}
 	for i := rest; i < rest+hostEnd; i++ {
 		if c := uri[i]; c <= ' ' || c >= 0x7f {
 			s.fail(CodeBadURI, "", off+i, "invalid character in host name")
-			s.broken = true
-			return
+			return u, false
 		}
 	}
 	pathStart := rest + hostEnd + 1
+	u.path, u.pathPos = uri[pathStart:], off+pathStart
+	return u, true
+}
 
-	var segBuf [12]segment // typical URIs fit: no allocation
-	segs := segBuf[:0]
-	for i := pathStart; ; {
-		j := strings.IndexByte(uri[i:], '/')
+// segments appends the path's segments to segs, dropping the empty one a
+// trailing slash leaves.
+func (u dlURI) segments(segs []segment) []segment {
+	for i := 0; ; {
+		j := strings.IndexByte(u.path[i:], '/')
 		if j < 0 {
-			segs = append(segs, segment{uri[i:], off + i})
+			segs = append(segs, segment{u.path[i:], u.pathPos + i})
 			break
 		}
-		segs = append(segs, segment{uri[i : i+j], off + i})
+		segs = append(segs, segment{u.path[i : i+j], u.pathPos + i})
 		i += j + 1
 	}
 	if len(segs) > 0 && segs[len(segs)-1].text == "" {
 		segs = segs[:len(segs)-1] // a trailing slash
 	}
+	return segs
+}
 
-	// Walk back from the end over AI/value pairs to the primary key; the
-	// rest of the path in front of it is the resolver's stem.
-	keyAt := -1
+// primaryKeyAt walks back from the end of the path over AI/value pairs to
+// the primary key and returns its index, or -1 if there is none; the rest
+// of the path in front of it is the resolver's stem.
+func primaryKeyAt(segs []segment) int {
 	for i := len(segs) - 2; i >= 0; i -= 2 {
 		d := dict.exact(segs[i].text)
 		if d == nil {
 			break
 		}
 		if d.dlKey {
-			keyAt = i
-			break
+			return i
 		}
 	}
-	if keyAt < 0 {
-		s.fail(CodeDLNoKey, "", segs0Pos(segs, off+pathStart), "the path does not end in a GS1 primary key and its qualifiers")
-		s.broken = true
-		return
-	}
+	return -1
+}
+
+// pathAIs adds the primary key at segs[keyAt] and the qualifiers after
+// it, checking that they are the key's qualifiers in the key's order.
+func (p Parser) pathAIs(segs []segment, keyAt int, r *Result, s *state) {
 	key := dict.exact(segs[keyAt].text)
 	var qualBuf [4]string
 	quals := qualBuf[:0]
@@ -126,7 +157,12 @@ func (p Parser) digitalLink(data string, off int, r *Result, s *state) {
 		}
 		p.addDL(d, v, raw, pad, segs[i].pos, segs[i+1].pos, r, s)
 	}
+}
 
+// queryAIs adds the AIs of the query string, which starts at qpos, as data
+// attributes; parameters whose names are not all digits are the
+// resolver's and skipped.
+func (p Parser) queryAIs(query string, qpos int, r *Result, s *state) {
 	for query != "" {
 		var param string
 		param, query, _ = strings.Cut(query, "&")

@@ -27,6 +27,8 @@ type linter struct {
 	year bool
 }
 
+// lookupLinter finds the linter of a dictionary name. One case per linter
+// of the GS1 Barcode Syntax Dictionary: a table, kept whole.
 func lookupLinter(name string) (linter, bool) {
 	var fn func(string, int) lintErr
 	year := false

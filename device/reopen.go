@@ -18,6 +18,11 @@ type Reopen struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Wake, when set, ends a wait early (kernel hotplug events).
 	Wake <-chan struct{}
+	// Settled, when set, is called once, when the first attempt to open
+	// the device ended: it is open and configured, or it failed. Until
+	// then the gateway is not ready: a read in that window would meet a
+	// half-configured port.
+	Settled func()
 }
 
 // Session is one opened device: use runs until the device is lost (its
@@ -44,8 +49,16 @@ func (r Reopen) Run(ctx context.Context, open func() (Session, error), fatal fun
 		delay = min(2*delay, r.MaxBackoff)
 		return ok
 	}
+	settle := func() {
+		if r.Settled != nil {
+			r.Settled()
+			r.Settled = nil
+		}
+	}
+	defer settle() // a fatal error or ctx's end settles it too
 	for ctx.Err() == nil {
 		s, err := open()
+		settle()
 		if err != nil {
 			if fatal != nil && fatal(err) {
 				return err

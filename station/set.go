@@ -45,10 +45,11 @@ func (s *Set) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// Running reports whether every station's pipeline is up.
-func (s *Set) Running() bool {
+// Ready reports whether every station is ready (Station.Ready): what
+// /readyz and systemd's READY=1 wait for.
+func (s *Set) Ready() bool {
 	for _, st := range s.list {
-		if !st.Running() {
+		if !st.Ready() {
 			return false
 		}
 	}

@@ -101,6 +101,7 @@ type Station struct {
 	now      func() time.Time
 	running  atomic.Bool
 	recent   recent
+	garbled  rateLog // reads with control characters
 
 	mu      sync.Mutex
 	mode    string
@@ -154,6 +155,24 @@ func (s *Station) ID() string { return s.cfg.ID }
 // Running reports whether the station's pipeline is up.
 func (s *Station) Running() bool { return s.running.Load() }
 
+// Ready reports whether the station takes scans as configured: its
+// pipeline is up and every scanner has settled, opened and configured or
+// failed to open (a scanner that is unplugged does not hold the station
+// back; one that is being opened does, since a read then would meet a
+// half-configured port). A scanner that cannot tell (no Settled method)
+// counts as settled.
+func (s *Station) Ready() bool {
+	if !s.Running() {
+		return false
+	}
+	for _, sc := range s.scanners {
+		if st, ok := sc.(interface{ Settled() bool }); ok && !st.Settled() {
+			return false
+		}
+	}
+	return true
+}
+
 // Run drives every scanner of the station until ctx ends.
 func (s *Station) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
@@ -184,6 +203,14 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 		return
 	}
 	scan := s.decode(sc.ID(), r)
+	if scan.Verdict == Rejected && scan.Reasons[0].Code == "non_printable" {
+		// Often a line problem (wrong terminator, a port in the wrong
+		// mode) rather than a label: say so, but not for every read.
+		if n, ok := s.garbled.allow(s.now()); ok {
+			log.Info("scan rejected: it holds a control character (check the scanner's terminator and the line)",
+				"reason", scan.Reasons[0].Message, "suppressed_since_last", n)
+		}
+	}
 	if scan.Verdict == "" {
 		s.valid.Validate(scan)
 	}
@@ -334,4 +361,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.scans, m.refused, m.discarded, m.feedbackErrors, m.storeSeconds)
 	return m
+}
+
+// rateLog lets one log line through per rateLogEvery and counts the
+// others.
+type rateLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+const rateLogEvery = 10 * time.Second
+
+// allow reports whether a line may be logged now, and how many were held
+// back since the last one.
+func (r *rateLog) allow(now time.Time) (suppressed int, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() && now.Sub(r.last) < rateLogEvery {
+		r.suppressed++
+		return 0, false
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	return n, true
 }

@@ -79,16 +79,17 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	g.Go(func() error { return hp.Run(ctx) })
 	if ln != nil {
 		page := &statusPage{cfg: cfg, buf: buf, stations: stations, up: up, started: time.Now()}
-		g.Go(func() error { return serveHTTP(ctx, ln, reg, stations.Running, page) })
+		g.Go(func() error { return serveHTTP(ctx, ln, reg, stations.Ready, page) })
 	}
-	g.Go(func() error { return notifyReady(ctx, stations.Running, log) })
+	g.Go(func() error { return notifyReady(ctx, stations.Ready, log) })
 	err = g.Wait()
 	log.Info("stopped", "backlog", buf.Depth())
 	return err
 }
 
-// notifyReady tells systemd READY=1 once every station's pipeline runs. The
-// broker is not waited for: the dock works while it is down.
+// notifyReady tells systemd READY=1 once every station is ready: its
+// pipeline runs and each scanner is open and configured, or failed to
+// open. The broker is not waited for: the dock works while it is down.
 func notifyReady(ctx context.Context, ready func() bool, log *slog.Logger) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()

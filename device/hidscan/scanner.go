@@ -226,6 +226,7 @@ type Scanner struct {
 	now func() time.Time
 
 	running atomic.Bool
+	settled atomic.Bool // the first open attempt ended
 
 	// mu guards dev and info. Feedback writes under it, and the reading
 	// goroutine clears dev under it before closing, so a write never
@@ -261,6 +262,10 @@ func NewWithOpener(cfg Config, log *slog.Logger, m *device.Metrics, open Opener)
 
 // ID returns the configured scanner id.
 func (s *Scanner) ID() string { return s.cfg.ID }
+
+// Settled reports whether Run's first attempt to open the device ended,
+// opened or failed (see device.Reopen.Settled).
+func (s *Scanner) Settled() bool { return s.settled.Load() }
 
 // Connected reports whether the device is open right now.
 func (s *Scanner) Connected() bool {
@@ -381,18 +386,19 @@ func (s *Scanner) readLoop(ctx context.Context, dec decoder, reads chan<- device
 	emit := func(sc Scan) { s.deliver(sc, reads) }
 	buf := make([]byte, readBufSize)
 	r := device.Reopen{What: "scanner", Log: s.log, Metrics: s.metrics,
-		MinBackoff: s.cfg.MinBackoff, MaxBackoff: s.cfg.MaxBackoff, Wake: s.cfg.Wake}
+		MinBackoff: s.cfg.MinBackoff, MaxBackoff: s.cfg.MaxBackoff, Wake: s.cfg.Wake,
+		Settled: func() { s.settled.Store(true) }}
 	open := func() (device.Session, error) {
 		dev, info, err := s.open(s.cfg.Match)
 		if err != nil {
 			return device.Session{}, err
 		}
+		// Keyboard state and partial scans from before an outage mean
+		// nothing after it: a replugged keyboard starts with no keys down.
+		// Connected before Settled: ready means the device is in use.
+		dec.Reset()
+		s.setDev(dev, info)
 		use := func(ctx context.Context) error {
-			// Keyboard state and partial scans from before an outage mean
-			// nothing after it: a replugged keyboard starts with no keys
-			// down.
-			dec.Reset()
-			s.setDev(dev, info)
 			err := s.readDevice(ctx, dev, dec, buf, emit)
 			s.setDev(nil, Info{})
 			if cerr := dev.Close(); cerr != nil {

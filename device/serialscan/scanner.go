@@ -94,6 +94,7 @@ type Scanner struct {
 	now func() time.Time
 
 	running atomic.Bool
+	settled atomic.Bool // the first open attempt ended
 
 	// mu guards port. Feedback writes under it, and the reading goroutine
 	// clears port under it before closing, so a write never reaches a
@@ -130,6 +131,11 @@ func New(cfg Config, log *slog.Logger, m *device.Metrics) *Scanner {
 
 // ID returns the configured scanner id.
 func (s *Scanner) ID() string { return s.cfg.ID }
+
+// Settled reports whether Run's first attempt to open the port ended,
+// opened and configured, or failed: a scanner that is unplugged must not
+// hold the gateway's readiness back, one that is being opened must.
+func (s *Scanner) Settled() bool { return s.settled.Load() }
 
 // Connected reports whether the port is open right now.
 func (s *Scanner) Connected() bool {
@@ -183,17 +189,19 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 	fr := NewFramer(s.cfg.Terminator, s.cfg.MaxFrame)
 	buf := make([]byte, readBufSize)
 	r := device.Reopen{What: "scanner port", Log: s.log, Metrics: s.metrics,
-		MinBackoff: s.cfg.MinBackoff, MaxBackoff: s.cfg.MaxBackoff, Wake: s.cfg.Wake}
+		MinBackoff: s.cfg.MinBackoff, MaxBackoff: s.cfg.MaxBackoff, Wake: s.cfg.Wake,
+		Settled: func() { s.settled.Store(true) }}
 	return r.Run(ctx, func() (device.Session, error) {
 		port, err := s.open()
 		if err != nil {
 			return device.Session{}, err
 		}
+		// A partial frame from before an outage cannot be completed by
+		// bytes after it. Connected before Settled: ready means the port
+		// is configured and in use.
+		fr.Reset()
+		s.setPort(port)
 		return device.Session{Use: func(ctx context.Context) error {
-			// A partial frame from before an outage cannot be completed
-			// by bytes after it.
-			fr.Reset()
-			s.setPort(port)
 			err := s.readLoop(ctx, port, fr, buf, handle)
 			s.setPort(nil)
 			if cerr := port.Close(); cerr != nil {
@@ -204,14 +212,20 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 	}, nil)
 }
 
-// open opens and configures the port.
+// open opens and configures the port (raw, 8N1).
 //
-// Pending input is deliberately not flushed (no ResetInputBuffer), though
-// bytes that arrived before the open may belong to a scan nobody will
-// acknowledge: a scanner in ACK/NAK mode would retransmit it anyway, but
-// one that is not would lose it for good. A stale duplicate is cheaper than
-// a lost scan, and the station's double-read suppression is there for it.
+// A tty that was in cooked mode when it was opened (the first open after
+// a boot or a replug) has put what arrived meanwhile through its line
+// discipline: CR became LF and lines were assembled, so a frame typed
+// across the open would be glued to its retransmit and stored as one scan
+// that never existed. That input is dropped once the port is raw; a
+// scanner in ACK/NAK mode sends the frame again, and one that is not had
+// it mangled anyway. Input that arrived in raw mode (a tty left raw by
+// the last open) is kept: it may be a scan nobody else will resend, and
+// a stale duplicate is cheaper than a lost scan.
 func (s *Scanner) open() (serial.Port, error) {
+	cooked, release := holdCooked(s.cfg.Port)
+	defer release()
 	// InitialStatusBits stays nil: setting DTR/RTS needs modem ioctls that
 	// ptys and some USB-CDC devices reject, and scanners do not need them.
 	mode := &serial.Mode{
@@ -227,6 +241,13 @@ func (s *Scanner) open() (serial.Port, error) {
 	if err := port.SetReadTimeout(s.cfg.ReadTimeout); err != nil {
 		port.Close()
 		return nil, fmt.Errorf("set read timeout on %s: %w", s.cfg.Port, err)
+	}
+	if cooked {
+		if err := port.ResetInputBuffer(); err != nil {
+			port.Close()
+			return nil, fmt.Errorf("flush input of %s: %w", s.cfg.Port, err)
+		}
+		s.log.Debug("input that arrived in cooked mode dropped at open")
 	}
 	return port, nil
 }

@@ -41,22 +41,20 @@ type testPTY struct {
 // master, depending on who wins the race.
 func newPTY(t *testing.T) *testPTY {
 	t.Helper()
+	return openPTY(t, true)
+}
+
+// openPTY opens a pty pair; raw sets the slave raw, as a tty a serial
+// driver opened before is; otherwise it keeps the kernel's cooked default,
+// as a tty after a boot or a replug.
+func openPTY(t *testing.T, raw bool) *testPTY {
+	t.Helper()
 	m, s, err := pty.Open()
 	if err != nil {
 		t.Fatalf("open pty: %v", err)
 	}
-	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
-	if err != nil {
-		t.Fatalf("get termios: %v", err)
-	}
-	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	tio.Oflag &^= unix.OPOST
-	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	tio.Cflag &^= unix.CSIZE | unix.PARENB
-	tio.Cflag |= unix.CS8
-	tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio); err != nil {
-		t.Fatalf("set termios: %v", err)
+	if raw {
+		makeRaw(t, s)
 	}
 	// pty.Open calls Fd() on the master, which takes it out of the
 	// runtime poller: no read deadlines, and a Close that waits for a
@@ -73,6 +71,23 @@ func newPTY(t *testing.T) *testPTY {
 	p := &testPTY{master: os.NewFile(uintptr(fd), "/dev/ptmx"), slave: s, slaveName: s.Name()}
 	t.Cleanup(p.close)
 	return p
+}
+
+func makeRaw(t *testing.T, s *os.File) {
+	t.Helper()
+	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatalf("get termios: %v", err)
+	}
+	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	tio.Oflag &^= unix.OPOST
+	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	tio.Cflag &^= unix.CSIZE | unix.PARENB
+	tio.Cflag |= unix.CS8
+	tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio); err != nil {
+		t.Fatalf("set termios: %v", err)
+	}
 }
 
 // close hangs the line up, as pulling a USB scanner does.

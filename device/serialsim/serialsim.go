@@ -27,7 +27,15 @@ type Pty struct {
 // Open makes a pty in raw mode. The slave is put in raw mode at once: a new
 // slave starts cooked (ICRNL turns "\r" into "\n", ECHO sends bytes back),
 // and bytes written before the driver opens the port would be mangled.
-func Open() (*Pty, error) {
+func Open() (*Pty, error) { return open(true) }
+
+// OpenCooked makes a pty left in the kernel's cooked default, as a real
+// tty is after a boot or a replug: what is written before the gateway
+// configured the port is mangled (CR becomes LF), which the driver must
+// not let through.
+func OpenCooked() (*Pty, error) { return open(false) }
+
+func open(raw bool) (*Pty, error) {
 	m, s, err := pty.Open()
 	if err != nil {
 		return nil, fmt.Errorf("open pty: %w", err)
@@ -37,18 +45,10 @@ func Open() (*Pty, error) {
 		s.Close()
 		return nil, err
 	}
-	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
-	if err != nil {
-		return fail(fmt.Errorf("get termios: %w", err))
-	}
-	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	tio.Oflag &^= unix.OPOST
-	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	tio.Cflag &^= unix.CSIZE | unix.PARENB
-	tio.Cflag |= unix.CS8
-	tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio); err != nil {
-		return fail(fmt.Errorf("set termios: %w", err))
+	if raw {
+		if err := makeRaw(s); err != nil {
+			return fail(err)
+		}
 	}
 	// pty.Open calls Fd() on the master, which takes it out of the runtime
 	// poller (no read deadlines; Close waits for a blocked Read). A
@@ -64,6 +64,23 @@ func Open() (*Pty, error) {
 	}
 	m.Close()
 	return &Pty{master: os.NewFile(uintptr(fd), "/dev/ptmx"), slave: s, path: s.Name()}, nil
+}
+
+func makeRaw(s *os.File) error {
+	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
+	if err != nil {
+		return fmt.Errorf("get termios: %w", err)
+	}
+	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	tio.Oflag &^= unix.OPOST
+	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	tio.Cflag &^= unix.CSIZE | unix.PARENB
+	tio.Cflag |= unix.CS8
+	tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio); err != nil {
+		return fmt.Errorf("set termios: %w", err)
+	}
+	return nil
 }
 
 // Path is the slave's device path, to put in the gateway's config.

@@ -135,7 +135,8 @@ func posOf(key []byte) uint64 {
 //	  [1] 2  [8] append time, unix ns  [uvarint] seq (0: not known)
 //	  [uvarint] epoch length  epoch  [uvarint] stream length  stream  payload
 //
-// Integers are big-endian. In v2 an empty epoch means the epoch of the
+// The append time is big-endian; seq and lengths are uvarints. In v2 an
+// empty epoch means the epoch of the
 // buffer that holds the entry: every message appended here, and resent
 // ones born here, store it so, and a scan pays a few bytes for its seq
 // and epoch (the seq's varint and one length byte) instead of the 36 of a

@@ -47,7 +47,7 @@ func (u *Uplink) gatewayCommand(ctx context.Context, cmd Command) (any, error) {
 			return nil, badArgs(`set_mode wants {"mode": "receive|ship|return|transfer|count"}`)
 		}
 		return u.cfg.Stations.SetMode(ctx, cmd.Station, args.Mode)
-	default: // wire.CmdSetContext
+	case wire.CmdSetContext:
 		var args struct {
 			Context map[string]string `json:"context"`
 		}
@@ -56,6 +56,7 @@ func (u *Uplink) gatewayCommand(ctx context.Context, cmd Command) (any, error) {
 		}
 		return u.cfg.Stations.SetContext(ctx, cmd.Station, args.Context)
 	}
+	return nil, &wire.Error{Code: wire.CodeUnsupported, Message: cmd.Cmd + " is not a gateway command"}
 }
 
 // first is the one station a status with a station reports.

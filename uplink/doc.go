@@ -88,7 +88,7 @@
 // On each connection the uplink subscribes (QoS 1) to the gateway's cmd
 // topic and to the site's and gateway's rules topics. paho's router only
 // hands messages to a bounded queue (a full queue drops and counts); one
-// goroutine owned by Run consumes it, so a slow Commander or rules engine
+// goroutine owned by Run consumes it, so a slow station or rules engine
 // never blocks the connection. Rules messages — retained, so they arrive
 // again after every connect — go to Config.Rules. Commands are JSON
 // objects:
@@ -99,12 +99,12 @@
 // Each gets one reply, an io.scangw.reply.v1 event on the reply topic with
 // data {id, cmd, ok, error {code, message}, result}. Malformed, oversize,
 // unsigned (when Config.CommandKeys is set), unknown or retained commands
-// get an error reply and change nothing; see the Code constants. ping is
+// get an error reply and change nothing; see wire's Code constants. ping is
 // answered here, resync_rules by subscribing to the rules topics again
 // (the broker then resends the retained rule sets to Config.Rules;
-// unsupported without one). status, set_mode, set_context and resend go
-// to the Config.Commander (resend answers no_audit_window where the buffer
-// keeps no audit window). A repeated correlation id gets the first reply
+// unsupported without one). status, set_mode and set_context have their
+// args checked here and go to Config.Stations, resend to Config.Resender
+// (no_audit_window where the buffer keeps no audit window). A repeated correlation id gets the first reply
 // again without running the command twice (QoS 1 may deliver it twice).
 //
 // The signature covers [CanonicalCommand]. A signature proves who sent a

@@ -304,7 +304,7 @@ func (u *Uplink) decodeCommand(payload []byte) (Command, *reply) {
 	}
 	if st, present := obj["station"]; present {
 		s, ok := st.(string)
-		if !ok || !validID(s) {
+		if !ok || !wire.ValidID(s) {
 			return cmd, failReply(id, cmd.Cmd, wire.CodeBadArgs, `"station" must be a station id ([A-Za-z0-9._-], 1 to 64 characters)`)
 		}
 		cmd.Station = s
@@ -498,21 +498,6 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n]
-}
-
-// validID reports whether s is 1 to 64 characters of [A-Za-z0-9._-], the
-// id alphabet of the config (DESIGN.md, "Wire contract").
-func validID(s string) bool {
-	if len(s) < 1 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '.' || b == '_' || b == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // replyCache remembers the replies to the last commands by correlation id.

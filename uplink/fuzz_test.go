@@ -60,7 +60,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		if cmd.ID == "" || len(cmd.ID) > maxCommandID || !slices.Contains(knownCommands, cmd.Cmd) {
 			t.Fatalf("accepted %s as %+v", payload, cmd)
 		}
-		if cmd.Station != "" && !validID(cmd.Station) {
+		if cmd.Station != "" && !wire.ValidID(cmd.Station) {
 			t.Fatalf("accepted station %q", cmd.Station)
 		}
 		if _, bad := signed.decodeCommand(payload); bad == nil && !strings.Contains(string(payload), `"sig"`) {

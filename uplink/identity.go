@@ -2,9 +2,10 @@ package uplink
 
 import (
 	"encoding/json"
-	"github.com/scangw/scangw/station/wire"
 	"sync"
 	"time"
+
+	"github.com/scangw/scangw/station/wire"
 )
 
 // identity watches the gateway's own status topic for another process

@@ -11,6 +11,7 @@ import (
 
 	"github.com/scangw/scangw/buffer"
 	"github.com/scangw/scangw/configs"
+	"github.com/scangw/scangw/station/wire"
 )
 
 const bufferUsage = `usage: scangw buffer COMMAND [--config FILE | --dir DIR]
@@ -25,10 +26,11 @@ const bufferUsage = `usage: scangw buffer COMMAND [--config FILE | --dir DIR]
 stats, peek and export read a stopped gateway's buffer and refuse while a
 running scangw holds it. salvage writes: stop scangw first.
 
-A message line has pos, time, topic (the stream it was stored under; a
-full MQTT topic for messages stored by older versions), seq and epoch
-(0 and "" when the message was stored without them, by an older
-version), and payload.
+A message line has pos, time, stream (what it was stored under, e.g.
+scans/dock-1; a whole topic for messages stored by older versions),
+topic (where it is published: known from --config, and for messages of
+older versions; absent with --dir alone), seq and epoch (0 and "" when
+the message was stored without them, by an older version), and payload.
 `
 
 func bufferCmd(ctx context.Context, out io.Writer, args []string) error {
@@ -44,12 +46,15 @@ func bufferCmd(ctx context.Context, out io.Writer, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("%v\n\n%s", err, bufferUsage)
 	}
+	var topics *wire.Topics // nil: the config's topics are not known
 	if *dir == "" {
 		cfg, err := configs.Load(*cfgPath)
 		if err != nil {
 			return fmt.Errorf("%w (or give --dir)", err)
 		}
 		*dir = cfg.Buffer.Dir
+		t := wire.TopicsFor(cfg.MQTT.TopicPrefix, cfg.Gateway.Site, cfg.Gateway.ID)
+		topics = &t
 	}
 	switch cmd {
 	case "stats", "peek", "export":
@@ -65,9 +70,9 @@ func bufferCmd(ctx context.Context, out io.Writer, args []string) error {
 		case "stats":
 			return bufferStats(out, b, *dir)
 		case "peek":
-			return bufferDump(out, b, *n)
+			return bufferDump(out, b, *n, topics)
 		default:
-			return bufferDump(out, b, -1)
+			return bufferDump(out, b, -1, topics)
 		}
 	case "salvage":
 		if fs.NArg() != 1 {
@@ -105,7 +110,7 @@ func bufferStats(out io.Writer, b *buffer.Buffer, dir string) error {
 }
 
 // bufferDump writes waiting messages as JSON lines; max < 0 means all.
-func bufferDump(out io.Writer, b *buffer.Buffer, max int) error {
+func bufferDump(out io.Writer, b *buffer.Buffer, max int, topics *wire.Topics) error {
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
 	var from uint64
@@ -122,16 +127,24 @@ func bufferDump(out io.Writer, b *buffer.Buffer, max int) error {
 			return nil
 		}
 		for _, e := range es {
-			// "topic" is the key older versions wrote: kept, so that
-			// what reads these lines goes on working.
+			// "topic" is where the message goes, or nothing: a script
+			// that republishes export lines must never get a relative
+			// stream as a topic.
 			line := struct {
 				Pos     uint64 `json:"pos"`
 				Time    string `json:"time"`
-				Topic   string `json:"topic"`
+				Stream  string `json:"stream"`
+				Topic   string `json:"topic,omitempty"`
 				Seq     uint64 `json:"seq"`
 				Epoch   string `json:"epoch"`
 				Payload any    `json:"payload"`
-			}{e.Pos, e.Time.UTC().Format(time.RFC3339Nano), e.Stream, e.Seq, e.Epoch, string(e.Payload)}
+			}{Pos: e.Pos, Time: e.Time.UTC().Format(time.RFC3339Nano), Stream: e.Stream, Seq: e.Seq, Epoch: e.Epoch, Payload: string(e.Payload)}
+			switch {
+			case topics != nil:
+				line.Topic = topics.Of(e.Stream)
+			case !wire.IsStream(e.Stream):
+				line.Topic = e.Stream
+			}
 			if json.Valid(e.Payload) {
 				line.Payload = json.RawMessage(e.Payload)
 			}

@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/scangw/scangw/buffer"
+	"github.com/scangw/scangw/station/wire"
 )
 
 func fillBuffer(t *testing.T, dir string, n int) {
@@ -122,6 +125,64 @@ func TestBufferCommandUsage(t *testing.T) {
 	for _, args := range [][]string{nil, {"frob", "--dir", "/x"}, {"salvage", "--dir", "/x"}} {
 		if err := bufferCmd(context.Background(), &bytes.Buffer{}, args); err == nil || !strings.Contains(err.Error(), "usage: scangw buffer") {
 			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+// TestBufferPeekTopics: a peeked line names its stream, and the topic it
+// is published on only where that is known (from --config, or a whole
+// topic stored by an older version): never a relative stream as a topic.
+func TestBufferPeekTopics(t *testing.T) {
+	dir := t.TempDir()
+	b, err := buffer.Open(buffer.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stream := range []string{wire.ScanStream("dock-1"), "old/prefix/s/gw/scans/dock-1"} {
+		if _, err := b.Append(context.Background(), stream, func(uint64) ([]byte, error) { return []byte(`{}`), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	cfgPath := filepath.Join(t.TempDir(), "scangw.yaml")
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, `
+gateway: {id: gw, site: s}
+buffer:  {dir: %q}
+mqtt:    {topic_prefix: p/v1}
+stations:
+  - id: dock-1
+    scanners: [{id: h1, port: /dev/scangw-test-absent}]
+`, dir), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args   []string
+		topics []string
+	}{
+		{[]string{"peek", "--dir", dir}, []string{"", "old/prefix/s/gw/scans/dock-1"}},
+		{[]string{"peek", "--config", cfgPath}, []string{"p/v1/s/gw/scans/dock-1", "old/prefix/s/gw/scans/dock-1"}},
+	} {
+		var out bytes.Buffer
+		if err := bufferCmd(context.Background(), &out, tc.args); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("%v: %d lines:\n%s", tc.args, len(lines), out.String())
+		}
+		for i, l := range lines {
+			var line struct {
+				Stream string  `json:"stream"`
+				Topic  *string `json:"topic"`
+			}
+			json.Unmarshal([]byte(l), &line)
+			got := ""
+			if line.Topic != nil {
+				got = *line.Topic
+			}
+			if got != tc.topics[i] || line.Stream == "" || (line.Topic != nil && *line.Topic == "") {
+				t.Errorf("%v line %d: stream %q topic %q, want topic %q", tc.args, i, line.Stream, got, tc.topics[i])
+			}
 		}
 	}
 }

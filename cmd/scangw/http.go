@@ -121,10 +121,13 @@ func (p *statusPage) report() statusReport {
 	r.MQTT.DuplicateGateway = p.up.DuplicateGateway()
 	r.Buffer.Epoch, r.Buffer.NextSeq, r.Buffer.DiskBytes = p.buf.Epoch(), p.buf.NextSeq(), p.buf.DiskBytes()
 	r.Buffer.Backlog, r.Buffer.OldestAge = h.Backlog, h.OldestAge.Seconds()
-	for i, st := range p.stations.Stations() { // the order the health reports them in
-		sh := h.Stations[i]
+	recent := map[string][]station.Outcome{}
+	for _, st := range p.stations.Stations() {
+		recent[st.ID()] = st.Recent()
+	}
+	for _, sh := range h.Stations {
 		r.Stations = append(r.Stations, stationReport{ID: sh.ID, Mode: sh.Mode, Context: sh.Context,
-			Running: sh.Running, Scanners: sh.Scanners, Recent: st.Recent()})
+			Running: sh.Running, Scanners: sh.Scanners, Recent: recent[sh.ID]})
 	}
 	return r
 }

@@ -129,9 +129,9 @@
 // the old one in place. A Loader persists each envelope Load accepted
 // (through a StateStore: the buffer's state) and hands it to Restore at
 // boot, which checks it again against the configured keys, so a gateway
-// that restarts without a network validates with its last good sets. With no set at all the
-// engine still checks GS1 and HIBC syntax, so a bad check digit is caught
-// from the first boot.
+// that restarts without a network validates with its last good sets.
+// With no set at all the engine still checks GS1 and HIBC syntax, so a
+// bad check digit is caught from the first boot.
 //
 // # Clock
 //

@@ -2,6 +2,8 @@ package rules
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -12,7 +14,8 @@ import (
 )
 
 // StateStore keeps the envelopes in force across reboots (the buffer's
-// state implements it). SaveState returns once the value is on disk.
+// state implements it). LoadState reports a key never saved with an error
+// wrapping fs.ErrNotExist; SaveState returns once the value is on disk.
 type StateStore interface {
 	LoadState(key string) ([]byte, error)
 	SaveState(key string, value []byte) error
@@ -64,8 +67,12 @@ func (l *Loader) Restore() {
 	defer l.mu.Unlock()
 	for _, scope := range []string{ScopeSite, ScopeGateway} {
 		env, err := l.store.LoadState(stateKey(scope))
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			continue // none saved yet
+		}
+		if err != nil {
+			l.log.Error("saved rule set unreadable; validating without it", "scope", scope, "err", err)
+			continue
 		}
 		set, err := l.engine.Restore(env)
 		l.count(SourceState, err)

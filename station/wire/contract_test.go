@@ -33,11 +33,18 @@ func TestEveryTypeHasASchema(t *testing.T) {
 	if !slices.Equal(types, fromFiles) {
 		t.Fatalf("event types %v, schemas for %v", types, fromFiles)
 	}
+	carried := map[string]bool{}
 	for _, r := range Routes {
 		for _, typ := range r.Types {
+			carried[typ] = true
 			if !slices.Contains(Types, typ) {
 				t.Errorf("%s carries %q, which Types does not list", r.Pattern, typ)
 			}
+		}
+	}
+	for _, typ := range Types {
+		if !carried[typ] {
+			t.Errorf("no topic carries %q", typ)
 		}
 	}
 }
@@ -106,15 +113,21 @@ func TestRoute(t *testing.T) {
 }
 
 var (
-	typeLiteral  = regexp.MustCompile(`io\.scangw\.[a-z_]+\.v[0-9]+`)
+	typeLiteral = regexp.MustCompile(`io\.scangw\.[a-z_]+\.v[0-9]+`)
+	// A topic or type may also be put together from pieces: the bare
+	// topic kinds and the type prefix are not to be spelled either.
+	pieceLiteral = regexp.MustCompile(`^/?(scans|events|indicator|status|heartbeat|reply|cmd)/?$`)
+	typePrefix   = regexp.MustCompile(`io\.scangw\.`)
 	topicLiteral = regexp.MustCompile(`^(.*/)?(scans|events|indicator)/|/(status|heartbeat|reply|cmd|rules)$`)
 	filePath     = regexp.MustCompile(`^/(proc|sys|dev|etc|var|run|tmp)/`)
 )
 
 // TestNoContractOutsideWire reads every Go file of the module: an event
 // type the contract does not list fails anywhere, and code outside this
-// package that spells a topic (rather than asking Topics) fails. Tests
-// may spell the topics they expect.
+// package that spells a topic, a topic's kind or an event type (rather
+// than asking Topics and the constants) fails. Tests may spell the topics
+// they expect. It reads literals: a name computed some other way is for
+// review to catch.
 func TestNoContractOutsideWire(t *testing.T) {
 	err := filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -135,8 +148,15 @@ func TestNoContractOutsideWire(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		var stack []ast.Node
 		ast.Inspect(f, func(n ast.Node) bool {
+			if n == nil {
+				stack = stack[:len(stack)-1]
+				return true
+			}
+			stack = append(stack, n)
 			if _, imp := n.(*ast.ImportSpec); imp {
+				stack = stack[:len(stack)-1]
 				return false
 			}
 			lit, ok := n.(*ast.BasicLit)
@@ -146,6 +166,9 @@ func TestNoContractOutsideWire(t *testing.T) {
 			s, err := strconv.Unquote(lit.Value)
 			if err != nil {
 				return true
+			}
+			if !test && (typePrefix.MatchString(s) && !typeLiteral.MatchString(s) || pieceLiteral.MatchString(s) && joined(stack)) {
+				t.Errorf("%s: %q looks like a piece of a topic or event type built outside package wire", rel, s)
 			}
 			for _, typ := range typeLiteral.FindAllString(s, -1) {
 				if !slices.Contains(Types, typ) {
@@ -166,4 +189,27 @@ func TestNoContractOutsideWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// joined reports whether the literal on top of stack is joined with
+// others into a name (a "+", a Join or Sprintf argument) or named as a
+// constant or variable: how a topic's kind would be put together.
+func joined(stack []ast.Node) bool {
+	if len(stack) < 2 {
+		return false
+	}
+	switch p := stack[len(stack)-2].(type) {
+	case *ast.BinaryExpr:
+		return p.Op == token.ADD
+	case *ast.ValueSpec:
+		return true
+	case *ast.CallExpr:
+		if sel, ok := p.Fun.(*ast.SelectorExpr); ok {
+			switch sel.Sel.Name {
+			case "Join", "Sprintf", "Appendf", "Sprint":
+				return true
+			}
+		}
+	}
+	return false
 }

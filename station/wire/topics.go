@@ -51,11 +51,15 @@ func TopicsFor(prefix, site, gateway string) Topics {
 // stored it before it stored streams, and is returned as it is, so that
 // such a backlog still goes out.
 func (t Topics) Of(stream string) string {
-	if strings.Count(stream, "/") != 1 {
+	if !IsStream(stream) {
 		return stream
 	}
 	return t.Base + "/" + stream
 }
+
+// IsStream reports whether s is a stream (relative to a gateway's topics)
+// rather than a whole topic stored by an older scangw.
+func IsStream(s string) bool { return strings.Count(s, "/") == 1 }
 
 // Route is one row of the topic table: a topic pattern and what it
 // carries.
@@ -88,20 +92,18 @@ var Routes = []Route{
 // Route finds the row of the topic table that topic belongs to, and the
 // station it names ("" for the gateway's own topics).
 func (t Topics) Route(topic string) (r Route, station string, ok bool) {
-	if topic == t.SiteRules {
-		return Routes[7], "", true
-	}
+	pattern := ""
 	rest, under := strings.CutPrefix(topic, t.Base+"/")
-	if !under {
-		return Route{}, "", false
-	}
 	kind, station, perStation := strings.Cut(rest, "/")
-	if perStation && !validID(station) {
+	switch {
+	case topic == t.SiteRules:
+		pattern, station = "<prefix>/<site>/rules", ""
+	case !under, perStation && !ValidID(station):
 		return Route{}, "", false
-	}
-	pattern := "<prefix>/<site>/<gateway>/" + kind
-	if perStation {
-		pattern += "/<station>"
+	case perStation:
+		pattern = "<prefix>/<site>/<gateway>/" + kind + "/<station>"
+	default:
+		pattern = "<prefix>/<site>/<gateway>/" + kind
 	}
 	for _, r := range Routes {
 		if r.Pattern == pattern {
@@ -111,9 +113,9 @@ func (t Topics) Route(topic string) (r Route, station string, ok bool) {
 	return Route{}, "", false
 }
 
-// validID reports whether s is a valid site, gateway, station or scanner
-// id: 1 to 64 of [A-Za-z0-9._-].
-func validID(s string) bool {
+// ValidID reports whether s is a valid site, gateway, station or scanner
+// id: 1 to 64 of [A-Za-z0-9._-], so that no id needs escaping in a topic.
+func ValidID(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}

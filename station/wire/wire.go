@@ -3,8 +3,8 @@
 // every event travels in, the event types with their data, the JSON
 // Schemas of those (package schema, beside this one), and the commands and
 // reply codes of the downlink. Station, uplink and demo use it; no other
-// package spells a topic or an event type, and a test holds every package
-// to that.
+// package spells a topic or an event type, and a test reads every
+// package's literals for it.
 //
 // # Streams and topics
 //

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/device/serialsim"
 )
 
 const waitLimit = 5 * time.Second
@@ -54,7 +55,9 @@ func openPTY(t *testing.T, raw bool) *testPTY {
 		t.Fatalf("open pty: %v", err)
 	}
 	if raw {
-		makeRaw(t, s)
+		if err := serialsim.MakeRaw(s); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// pty.Open calls Fd() on the master, which takes it out of the
 	// runtime poller: no read deadlines, and a Close that waits for a
@@ -71,23 +74,6 @@ func openPTY(t *testing.T, raw bool) *testPTY {
 	p := &testPTY{master: os.NewFile(uintptr(fd), "/dev/ptmx"), slave: s, slaveName: s.Name()}
 	t.Cleanup(p.close)
 	return p
-}
-
-func makeRaw(t *testing.T, s *os.File) {
-	t.Helper()
-	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
-	if err != nil {
-		t.Fatalf("get termios: %v", err)
-	}
-	tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	tio.Oflag &^= unix.OPOST
-	tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	tio.Cflag &^= unix.CSIZE | unix.PARENB
-	tio.Cflag |= unix.CS8
-	tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio); err != nil {
-		t.Fatalf("set termios: %v", err)
-	}
 }
 
 // close hangs the line up, as pulling a USB scanner does.

@@ -46,7 +46,7 @@ func open(raw bool) (*Pty, error) {
 		return nil, err
 	}
 	if raw {
-		if err := makeRaw(s); err != nil {
+		if err := MakeRaw(s); err != nil {
 			return fail(err)
 		}
 	}
@@ -66,7 +66,9 @@ func open(raw bool) (*Pty, error) {
 	return &Pty{master: os.NewFile(uintptr(fd), "/dev/ptmx"), slave: s, path: s.Name()}, nil
 }
 
-func makeRaw(s *os.File) error {
+// MakeRaw puts the tty s in raw mode (8N1, no echo, no line editing, no
+// CR/NL translation), as a serial driver does.
+func MakeRaw(s *os.File) error {
 	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
 	if err != nil {
 		return fmt.Errorf("get termios: %w", err)

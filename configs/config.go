@@ -162,12 +162,18 @@ type Station struct {
 	// MinLength and MaxLength bound the scanned text the station accepts.
 	MinLength int `yaml:"min_length"`
 	MaxLength int `yaml:"max_length"`
+	// Debounce suppresses a read identical to one any of the station's
+	// scanners read within this window (two readers of one tunnel); 0 off.
+	Debounce Duration `yaml:"debounce"`
+	// NoReadEvents records each reader's no-read as a buffered
+	// io.scangw.noread.v1 event.
+	NoReadEvents bool `yaml:"noread_events"`
 }
 
 // Scanner is one device feeding a station.
 type Scanner struct {
 	ID   string `yaml:"id"`
-	Type string `yaml:"type"` // serial, hid
+	Type string `yaml:"type"` // serial, hid, tcp
 	// Port is the device path, e.g. /dev/ttyACM0.
 	Port string `yaml:"port"`
 	Baud int    `yaml:"baud"`
@@ -188,6 +194,29 @@ type Scanner struct {
 	Gap Duration `yaml:"gap"`
 	// NoAIM says HID POS reports carry no AIM identifier (some vendors).
 	NoAIM bool `yaml:"no_aim"`
+
+	// Connect (the gateway dials the reader) or Listen (the reader
+	// connects to the gateway), host:port, for a tcp scanner.
+	Connect string `yaml:"connect"`
+	Listen  string `yaml:"listen"`
+	// Allow, for listen, lists the networks (CIDR) a reader may connect
+	// from; empty allows any.
+	Allow []string `yaml:"allow"`
+	// IdleTimeout ends a tcp connection that sent nothing for this long
+	// (a reader that died without closing it); 0 relies on TCP keepalive.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// Framing is terminator (frames end at Terminator) or stx_etx
+	// (0x02 ... 0x03), for serial and tcp scanners.
+	Framing string `yaml:"framing"`
+	// Prefix is stripped from the start of a frame.
+	Prefix string `yaml:"prefix"`
+	// NoRead lists frames (whole) that mean the reader read nothing.
+	NoRead []string `yaml:"noread"`
+	// Split cuts one frame holding several codes into several reads.
+	Split string `yaml:"split"`
+	// Debounce suppresses a read identical to this scanner's last one
+	// within this window (a reader reading a label as it passes); 0 off.
+	Debounce Duration `yaml:"debounce"`
 }
 
 // Match selects a USB device: by vendor and product id, narrowed by serial

@@ -71,6 +71,7 @@ func TestExample(t *testing.T) {
 				Protocol:   "wedge",
 				Layout:     "us",
 				Gap:        Duration(300 * time.Millisecond),
+				Framing:    "terminator",
 			}},
 		}},
 	}
@@ -181,6 +182,66 @@ var badCases = []struct {
 	// text must appear in the error, when set.
 	text string
 }{
+	{
+		name: "tcp scanner without connect or listen",
+		yaml: minimal + `
+  - id: tunnel
+    scanners: [{id: r1, type: tcp}]
+`,
+		paths: []string{"stations[1].scanners[0].connect"},
+		text:  "required (host:port of the reader)",
+	},
+	{
+		name: "tcp scanner with both, a bad allow and a port",
+		yaml: minimal + `
+  - id: tunnel
+    scanners: [{id: r1, type: tcp, connect: "10.0.0.5:2001", listen: ":2112", allow: [10.0.0.0/33], port: /dev/ttyACM1}]
+`,
+		paths: []string{"stations[1].scanners[0].listen", "stations[1].scanners[0].allow[0]", "stations[1].scanners[0].port"},
+		text:  "give connect or listen, not both",
+	},
+	{
+		name: "tcp addresses malformed",
+		yaml: minimal + `
+  - id: tunnel
+    scanners:
+      - {id: r1, type: tcp, connect: "10.0.0.5"}
+      - {id: r2, type: tcp, listen: ":99999", idle_timeout: -1s}
+`,
+		paths: []string{"stations[1].scanners[0].connect", "stations[1].scanners[1].listen", "stations[1].scanners[1].idle_timeout"},
+		text:  "must be host:port like 10.0.4.21:2001",
+	},
+	{
+		name: "two tcp scanners on one listen address",
+		yaml: minimal + `
+  - id: tunnel
+    scanners:
+      - {id: r1, type: tcp, listen: ":2112"}
+      - {id: r2, type: tcp, listen: ":2112"}
+`,
+		paths: []string{"stations[1].scanners[1].listen"},
+		text:  "already used by stations[1].scanners[0]",
+	},
+	{
+		name: "framing options out of range",
+		yaml: minimal + `
+  - id: tunnel
+    debounce: 2h
+    scanners: [{id: r1, type: tcp, connect: "r1:2001", framing: stx, prefix: "12345678901234567", noread: ["NOREAD", ""], split: "123456789", debounce: -1s}]
+`,
+		paths: []string{"stations[1].debounce", "stations[1].scanners[0].framing", "stations[1].scanners[0].prefix",
+			"stations[1].scanners[0].split", "stations[1].scanners[0].noread[1]", "stations[1].scanners[0].debounce"},
+		text: "must be one of terminator, stx_etx",
+	},
+	{
+		name: "no-read on a hid scanner",
+		yaml: minimal + `
+  - id: st2
+    scanners: [{id: w1, type: hid, match: {vid: 0x0c2e, pid: 0x0b61}, noread: [NOREAD]}]
+`,
+		paths: []string{"stations[1].scanners[0].framing"},
+		text:  "framing, prefix, noread and split are for serial and tcp scanners",
+	},
 	{
 		name:  "unknown key",
 		yaml:  minimal + "mqtt: {brokr: tcp://x:1883}\n",

@@ -100,6 +100,7 @@ func (c *Config) applyDefaults() {
 			setDuration(&sc.Gap, 300*time.Millisecond)
 			setInt(&sc.Baud, defaultBaud)
 			setString(&sc.Terminator, defaultTerminator)
+			setString(&sc.Framing, "terminator")
 			setInt(&sc.MaxFrame, defaultMaxFrame)
 			setString(&sc.Feedback.Warn, sc.Feedback.Good)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path"
 	"slices"
@@ -70,7 +71,7 @@ const (
 	maxMaxCommand   = 1 << 20
 	idRule          = "must match [A-Za-z0-9._-], 1 to 64 characters"
 	clientIDRule    = "must match [A-Za-z0-9._-], 1 to 128 characters"
-	scannerTypeRule = "must be one of serial, hid"
+	scannerTypeRule = "must be one of serial, hid, tcp"
 )
 
 var (
@@ -213,6 +214,15 @@ func (sc *Scanner) checkUnique(v *validator, sp string, ids, ports map[string]st
 		v.add(sp+".id", "duplicate of %s.id", first)
 	} else if sc.ID != "" {
 		ids[sc.ID] = sp
+	}
+	// Two tcp scanners cannot listen on one address.
+	if sc.Type == "tcp" && sc.Listen != "" {
+		key := "listen " + sc.Listen
+		if first, dup := ports[key]; dup {
+			v.add(sp+".listen", "%s is already used by %s", sc.Listen, first)
+		} else {
+			ports[key] = sp
+		}
 	}
 	// Two drivers reading one tty would each get half the bytes.
 	if sc.Port != "" {
@@ -432,6 +442,9 @@ func (st *Station) validate(v *validator, p string) {
 	if len(st.Scanners) == 0 {
 		v.add(p+".scanners", "at least one scanner is required")
 	}
+	if st.Debounce < 0 || st.Debounce.D() > maxDebounce {
+		v.add(p+".debounce", "must be 0 to %v", maxDebounce)
+	}
 }
 
 func (sc *Scanner) validate(v *validator, p string) {
@@ -467,9 +480,12 @@ func (sc *Scanner) validate(v *validator, p string) {
 		if !slices.Contains(baudRates, sc.Baud) {
 			v.add(p+".baud", "must be one of %s", listInt(baudRates))
 		}
+	case "tcp":
+		sc.validateTCP(v, p)
 	default:
 		v.add(p+".type", scannerTypeRule)
 	}
+	sc.validateFraming(v, p)
 	if n := len(sc.Terminator); n < 1 || n > maxTerminator {
 		v.add(p+".terminator", "must be 1 to %d bytes", maxTerminator)
 	}
@@ -542,4 +558,78 @@ func listInt(ns []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return list(s)
+}
+
+// Limits of a scanner's framing and code options.
+const (
+	maxPrefix      = 16
+	maxSplit       = 8
+	maxNoRead      = 8
+	maxNoReadLen   = 64
+	maxDebounce    = time.Hour
+	framingOptions = "terminator, stx_etx"
+)
+
+func (sc *Scanner) validateTCP(v *validator, p string) {
+	switch {
+	case sc.Connect != "" && sc.Listen != "":
+		v.add(p+".listen", "give connect or listen, not both")
+	case sc.Connect == "" && sc.Listen == "":
+		v.add(p+".connect", "required (host:port of the reader), or listen: addr:port for a reader that connects to the gateway")
+	case sc.Connect != "":
+		if host, port, err := net.SplitHostPort(sc.Connect); err != nil || host == "" || !validPort(port) {
+			v.add(p+".connect", "must be host:port like 10.0.4.21:2001")
+		}
+	default:
+		if _, port, err := net.SplitHostPort(sc.Listen); err != nil || !validPort(port) {
+			v.add(p+".listen", "must be addr:port like 0.0.0.0:2112 (or :2112)")
+		}
+	}
+	for i, a := range sc.Allow {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			v.add(fmt.Sprintf("%s.allow[%d]", p, i), "must be a network like 10.0.4.0/24 or 10.0.4.21/32")
+		}
+	}
+	if len(sc.Allow) > 0 && sc.Listen == "" {
+		v.add(p+".allow", "is for listen: a reader connecting to the gateway")
+	}
+	if sc.IdleTimeout < 0 {
+		v.add(p+".idle_timeout", "must not be negative")
+	}
+	if sc.Port != "" {
+		v.add(p+".port", "is for serial scanners; a tcp scanner has connect or listen")
+	}
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+// validateFraming checks what serial and tcp scanners share: framing,
+// prefix, no-read strings, split and debounce.
+func (sc *Scanner) validateFraming(v *validator, p string) {
+	if sc.Framing != "terminator" && sc.Framing != "stx_etx" {
+		v.add(p+".framing", "must be one of %s", framingOptions)
+	}
+	if len(sc.Prefix) > maxPrefix {
+		v.add(p+".prefix", "must be at most %d bytes", maxPrefix)
+	}
+	if len(sc.Split) > maxSplit {
+		v.add(p+".split", "must be at most %d bytes", maxSplit)
+	}
+	if len(sc.NoRead) > maxNoRead {
+		v.add(p+".noread", "at most %d strings", maxNoRead)
+	}
+	for i, s := range sc.NoRead {
+		if s == "" || len(s) > maxNoReadLen {
+			v.add(fmt.Sprintf("%s.noread[%d]", p, i), "must be 1 to %d bytes", maxNoReadLen)
+		}
+	}
+	if sc.Debounce < 0 || sc.Debounce.D() > maxDebounce {
+		v.add(p+".debounce", "must be 0 to %v", maxDebounce)
+	}
+	if sc.Type == "hid" && (sc.Framing != "terminator" || sc.Prefix != "" || len(sc.NoRead) > 0 || sc.Split != "") {
+		v.add(p+".framing", "framing, prefix, noread and split are for serial and tcp scanners")
+	}
 }

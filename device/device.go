@@ -3,9 +3,12 @@
 // writing feedback back to them. It knows nothing of what a barcode means,
 // of stations, storage or MQTT.
 //
-// Each transport lives in a sub-package (device/serialscan). Every driver
-// delivers complete frames as Read values and accepts feedback as a Signal,
-// so the station can treat all scanners alike.
+// Each transport lives in a sub-package (device/serialscan,
+// device/hidscan, device/tcpscan). Every driver delivers complete frames as
+// Read values and accepts feedback as a Signal, so the station can treat all
+// scanners alike. Byte-stream transports (serial lines, TCP) share the
+// Framer, which cuts a stream into frames, and Codes, which turns a frame
+// into its codes and no-reads.
 package device
 
 import (
@@ -13,8 +16,9 @@ import (
 	"time"
 )
 
-// Read is one complete frame from a scanner: the bytes of one scan, without
-// the transport's terminator.
+// Read is one result from a scanner: the bytes of one complete frame, or of
+// one code in a frame that holds several (Codes.Split), without the
+// transport's framing.
 type Read struct {
 	// Scanner is the configured scanner id.
 	Scanner string
@@ -29,6 +33,11 @@ type Read struct {
 	// discarded (for example ErrOversize): the operator still gets the bad
 	// signal.
 	Err error
+	// NoRead is set when the reader reported that it read nothing (a
+	// label passed a tunnel unread): Data holds the reader's no-read text
+	// (Codes.NoRead), not a code. It is not a scan; the station decides
+	// what a no-read means (a count, an event, a reject gate).
+	NoRead bool
 }
 
 // ErrOversize reports a frame longer than the configured cap; the frame was

@@ -18,6 +18,9 @@ type Reopen struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Wake, when set, ends a wait early (kernel hotplug events).
 	Wake <-chan struct{}
+	// FullJitter draws each wait from [0, backoff] (FullJitter) rather
+	// than [backoff/2, backoff] (Jitter): for network peers.
+	FullJitter bool
 	// Settled, when set, is called once, when the first attempt to open
 	// the device ended: it is open and configured, or it failed. Until
 	// then the gateway is not ready: a read in that window would meet a
@@ -45,7 +48,7 @@ func (r Reopen) Run(ctx context.Context, open func() (Session, error), fatal fun
 		attempts    int
 	)
 	wait := func() bool {
-		ok := SleepOrWake(ctx, Jitter(delay), r.Wake)
+		ok := SleepOrWake(ctx, r.jitter(delay), r.Wake)
 		delay = min(2*delay, r.MaxBackoff)
 		return ok
 	}
@@ -62,6 +65,11 @@ func (r Reopen) Run(ctx context.Context, open func() (Session, error), fatal fun
 		if err != nil {
 			if fatal != nil && fatal(err) {
 				return err
+			}
+			if ctx.Err() != nil {
+				// An open that takes ctx (a TCP dial) fails when ctx
+				// ends: shutdown, not an outage.
+				return nil
 			}
 			r.Metrics.Errors["io"].Inc()
 			attempts++
@@ -106,4 +114,11 @@ func (r Reopen) Run(ctx context.Context, open func() (Session, error), fatal fun
 		}
 	}
 	return nil
+}
+
+func (r Reopen) jitter(d time.Duration) time.Duration {
+	if r.FullJitter {
+		return FullJitter(d)
+	}
+	return Jitter(d)
 }

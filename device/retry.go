@@ -15,6 +15,17 @@ func Jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// FullJitter spreads d over [0, d]: for network peers, where retries from
+// many clients contend for one server (a reader, a switch that rebooted),
+// a wait drawn from the whole range spreads them best, and a redial
+// that comes early costs only a refused connection.
+func FullJitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return rand.N(d + 1)
+}
+
 // Sleep waits d or until ctx ends, reporting whether the wait completed.
 func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

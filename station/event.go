@@ -12,11 +12,13 @@ import (
 // Verdicts of a scan, and the outcomes the indicator shows besides them
 // (wire contract).
 const (
-	Accepted  = wire.Accepted
-	Rejected  = wire.Rejected
-	Warning   = wire.Warning
-	Refused   = wire.Refused
-	Discarded = wire.Discarded
+	Accepted   = wire.Accepted
+	Rejected   = wire.Rejected
+	Warning    = wire.Warning
+	Refused    = wire.Refused
+	Discarded  = wire.Discarded
+	NoRead     = wire.NoRead
+	Suppressed = wire.Suppressed
 )
 
 // Reason explains a verdict in machine- and human-readable form.

@@ -68,6 +68,16 @@ type Config struct {
 	Mode    string
 	Site    string
 	Gateway string
+	// Debounce suppresses a read identical to one the station stored from
+	// any of its scanners within this window: two readers of one tunnel
+	// reading the same label. 0: off.
+	Debounce time.Duration
+	// ScannerDebounce is the same per scanner (by id): one reader that
+	// reads a label several times as it passes.
+	ScannerDebounce map[string]time.Duration
+	// NoReadEvents records each no-read as a buffered wire.NoReadType
+	// event (a conveyor's reject gate needs to know).
+	NoReadEvents bool
 }
 
 // Deps are what a station works with.
@@ -102,6 +112,8 @@ type Station struct {
 	running  atomic.Bool
 	recent   recent
 	garbled  rateLog // reads with control characters
+	repeats  *debouncer
+	rates    readRates
 
 	mu      sync.Mutex
 	mode    string
@@ -127,6 +139,7 @@ func New(cfg Config, d Deps) *Station {
 		synced:   d.ClockSynced,
 		now:      time.Now,
 		mode:     cfg.Mode,
+		repeats:  newDebouncer(cfg.Debounce, cfg.ScannerDebounce),
 	}
 	s.restore()
 	return s
@@ -144,7 +157,7 @@ func (s *Station) Status() wire.StationStatus {
 		if c, ok := sc.(interface{ Connected() bool }); ok {
 			up = c.Connected()
 		}
-		st.Scanners = append(st.Scanners, wire.ScannerStatus{ID: sc.ID(), Up: up})
+		st.Scanners = append(st.Scanners, wire.ScannerStatus{ID: sc.ID(), Up: up, ReadRate: s.rates.rate(sc.ID())})
 	}
 	return st
 }
@@ -191,22 +204,31 @@ func (s *Station) Run(ctx context.Context) error {
 // they were read.
 func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 	log := s.log.With("scanner", sc.ID())
-	if r.Err != nil {
-		reason := "read_error"
-		if errors.Is(r.Err, device.ErrOversize) {
-			reason = "oversize"
-		}
-		log.Warn("read discarded", "reason", reason, "err", r.Err)
-		s.m.discarded.WithLabelValues(s.cfg.ID, reason).Inc()
-		s.feedback(log, sc, device.Bad)
-		s.indicate(sc.ID(), "", 0, nil, Discarded, []Reason{{Code: reason, Message: r.Err.Error()}})
+	s.m.reads.WithLabelValues(s.cfg.ID, sc.ID()).Inc()
+	s.rates.add(sc.ID(), !r.NoRead && r.Err == nil)
+	switch {
+	case r.Err != nil:
+		s.discard(log, sc, r.Err)
+		return
+	case r.NoRead:
+		s.noRead(ctx, log, sc, r)
+		return
+	}
+	now := s.now()
+	if sig, ok := s.repeats.repeat(sc.ID(), r, now); ok {
+		// The same label again within the window (a tunnel reads it
+		// several times): not a new scan, but answered like the first so
+		// that a reader waiting for its ACK does not hang.
+		s.m.suppressed.WithLabelValues(s.cfg.ID, "repeat").Inc()
+		s.feedback(log, sc, sig)
+		s.indicate(sc.ID(), "", 0, r.Data, Suppressed, []Reason{{Code: "repeat", Message: "the same read again within the debounce window"}})
 		return
 	}
 	scan := s.decode(sc.ID(), r)
 	if scan.Verdict == Rejected && scan.Reasons[0].Code == "non_printable" {
 		// Often a line problem (wrong terminator, a port in the wrong
 		// mode) rather than a label: say so, but not for every read.
-		if n, ok := s.garbled.allow(s.now()); ok {
+		if n, ok := s.garbled.allow(now); ok {
 			log.Info("scan rejected: it holds a control character (check the scanner's terminator and the line)",
 				"reason", scan.Reasons[0].Message, "suppressed_since_last", n)
 		}
@@ -214,7 +236,28 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 	if scan.Verdict == "" {
 		s.valid.Validate(scan)
 	}
+	if sig, stored := s.store1(ctx, log, sc, scan); stored {
+		// Only a stored scan is remembered: one that was refused must be
+		// taken again when it is rescanned.
+		s.repeats.record(sc.ID(), r, sig, now)
+	}
+}
 
+// discard answers a read that never became a scan.
+func (s *Station) discard(log *slog.Logger, sc Scanner, err error) {
+	reason := "read_error"
+	if errors.Is(err, device.ErrOversize) {
+		reason = "oversize"
+	}
+	log.Warn("read discarded", "reason", reason, "err", err)
+	s.m.discarded.WithLabelValues(s.cfg.ID, reason).Inc()
+	s.feedback(log, sc, device.Bad)
+	s.indicate(sc.ID(), "", 0, nil, Discarded, []Reason{{Code: reason, Message: err.Error()}})
+}
+
+// store1 stores one judged scan and then gives its feedback; it reports
+// the signal given and whether the scan was stored.
+func (s *Station) store1(ctx context.Context, log *slog.Logger, sc Scanner, scan *Scan) (device.Signal, bool) {
 	start := time.Now()
 	seq, err := s.store.Append(ctx, wire.ScanStream(s.cfg.ID), func(seq uint64) ([]byte, error) {
 		return EncodeScan(scan, s.source, seq, s.store.Epoch())
@@ -226,7 +269,7 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 		s.m.refused.WithLabelValues(s.cfg.ID).Inc()
 		s.feedback(log, sc, device.Bad)
 		s.indicate(sc.ID(), scan.ID, 0, scan.Data, Refused, []Reason{{Code: "not_stored", Message: err.Error()}})
-		return
+		return device.Bad, false
 	}
 	if r, ok := s.valid.(Recorder); ok {
 		if err := r.Record(scan); err != nil {
@@ -235,15 +278,16 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 	}
 	s.m.scans.WithLabelValues(s.cfg.ID, scan.Verdict).Inc()
 	log.Debug("scan stored", "seq", seq, "id", scan.ID, "verdict", scan.Verdict)
+	sig := device.Bad
 	switch scan.Verdict {
 	case Accepted:
-		s.feedback(log, sc, device.Good)
+		sig = device.Good
 	case Warning:
-		s.feedback(log, sc, device.Warn)
-	default:
-		s.feedback(log, sc, device.Bad)
+		sig = device.Warn
 	}
+	s.feedback(log, sc, sig)
 	s.indicate(sc.ID(), scan.ID, seq, scan.Data, scan.Verdict, scan.Reasons)
+	return sig, true
 }
 
 // indicate records an outcome for the status page and publishes the
@@ -327,6 +371,9 @@ func (s *Station) feedback(log *slog.Logger, sc Scanner, sig device.Signal) {
 
 // Metrics are the station pipeline's metrics, shared by all stations.
 type Metrics struct {
+	reads          *prometheus.CounterVec
+	suppressed     *prometheus.CounterVec
+	noreadEvents   *prometheus.CounterVec
 	scans          *prometheus.CounterVec
 	refused        *prometheus.CounterVec
 	discarded      *prometheus.CounterVec
@@ -337,6 +384,18 @@ type Metrics struct {
 // NewMetrics registers the station metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scangw_station_reads_total",
+			Help: "Frames from each scanner: codes, repeats, no-reads and discarded reads. With scangw_device_noreads_total it gives a reader's read rate.",
+		}, []string{"station", "scanner"}),
+		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scangw_station_reads_suppressed_total",
+			Help: "Reads not stored because they repeat one within the debounce window (answered like the first), by reason.",
+		}, []string{"station", "reason"}),
+		noreadEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scangw_station_noread_events_total",
+			Help: "No-reads recorded as buffered events (noread_events), by result: stored or refused (not stored).",
+		}, []string{"station", "result"}),
 		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scangw_station_scans_total",
 			Help: "Scans stored, by station and verdict.",
@@ -359,7 +418,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.scans, m.refused, m.discarded, m.feedbackErrors, m.storeSeconds)
+	reg.MustRegister(m.reads, m.suppressed, m.noreadEvents, m.scans, m.refused, m.discarded, m.feedbackErrors, m.storeSeconds)
 	return m
 }
 

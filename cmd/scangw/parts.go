@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/scangw/scangw/device/hidscan"
 	"github.com/scangw/scangw/device/hotplug"
 	"github.com/scangw/scangw/device/serialscan"
+	"github.com/scangw/scangw/device/tcpscan"
 	"github.com/scangw/scangw/device/usbdev"
 	"github.com/scangw/scangw/station"
 	"github.com/scangw/scangw/station/rules"
@@ -79,11 +82,18 @@ func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Valid
 			wake, _ := hp.Subscribe()
 			scanners = append(scanners, newScanner(s, log.With("scanner", s.ID), dm, wake))
 		}
+		debounce := map[string]time.Duration{}
+		for _, s := range sc.Scanners {
+			debounce[s.ID] = s.Debounce.D()
+		}
 		out = append(out, station.New(station.Config{
-			ID:      sc.ID,
-			Mode:    sc.Mode,
-			Site:    cfg.Gateway.Site,
-			Gateway: cfg.Gateway.ID,
+			ID:              sc.ID,
+			Mode:            sc.Mode,
+			Site:            cfg.Gateway.Site,
+			Gateway:         cfg.Gateway.ID,
+			Debounce:        sc.Debounce.D(),
+			ScannerDebounce: debounce,
+			NoReadEvents:    sc.NoReadEvents,
 		}, station.Deps{
 			Scanners:  scanners,
 			Store:     buf,
@@ -127,6 +137,26 @@ func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics, wake <-
 			Wake:     wake,
 		}, log, dm)
 	}
+	if s.Type == "tcp" {
+		var allow []netip.Prefix
+		for _, a := range s.Allow {
+			if p, err := netip.ParsePrefix(a); err == nil { // validated
+				allow = append(allow, p)
+			}
+		}
+		return tcpscan.New(tcpscan.Config{
+			ID:      s.ID,
+			Connect: s.Connect,
+			Listen:  s.Listen,
+			Allow:   allow,
+			Frame: device.FrameConfig{Terminator: []byte(s.Terminator), STXETX: s.Framing == "stx_etx",
+				Prefix: []byte(s.Prefix), MaxFrame: s.MaxFrame},
+			Codes:       codes(s),
+			Feedback:    fb,
+			IdleTimeout: s.IdleTimeout.D(),
+			Wake:        wake,
+		}, log, dm)
+	}
 	port := s.Port
 	if port == "" {
 		// Configured by match: resolved once, here (usbdev.SerialPort).
@@ -140,10 +170,22 @@ func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics, wake <-
 		Port:       port,
 		Baud:       s.Baud,
 		Terminator: []byte(s.Terminator),
+		STXETX:     s.Framing == "stx_etx",
+		Prefix:     []byte(s.Prefix),
 		MaxFrame:   s.MaxFrame,
+		Codes:      codes(s),
 		Feedback:   fb,
 		Wake:       wake,
 	}, log, dm)
+}
+
+// codes is how a scanner's frames are cut into codes and no-reads.
+func codes(s configs.Scanner) device.Codes {
+	c := device.Codes{Split: []byte(s.Split)}
+	for _, nr := range s.NoRead {
+		c.NoRead = append(c.NoRead, []byte(nr))
+	}
+	return c
 }
 
 // uplinkConfig is the MQTT section as the uplink takes it.

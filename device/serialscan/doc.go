@@ -6,14 +6,17 @@
 //
 // A serial line is a byte stream with no notion of a scan. A scanner marks
 // the end of each scan with a suffix it is configured to send (commonly CR,
-// or CR LF), and a Framer cuts the stream there. Reads carry no framing of
+// or CR LF), or wraps it in STX … ETX, and a device.Framer (shared with
+// device/tcpscan) cuts the stream there. Reads carry no framing of
 // their own, so a terminator may arrive split over two reads; the Framer
 // carries partial state between them. Scan data may hold any byte,
 // including control characters such as GS (0x1D) in GS1 data, so only the
 // exact terminator ends a frame. A frame that exceeds the configured cap
 // is discarded up to its terminator and reported once, as a Read with
 // device.ErrOversize, so the operator gets one bad signal for one bad scan
-// and memory stays bounded whatever the scanner sends.
+// and memory stays bounded whatever the scanner sends. A complete frame
+// then goes through device.Codes: a frame with several codes becomes
+// several Reads, and a configured no-read text a Read marked NoRead.
 //
 // # Reopen
 //

@@ -26,7 +26,7 @@ const (
 // carriage return). Should a scanner send CR LF instead, its frames start
 // with an LF the station rejects visibly; the opposite guess would yield
 // no frames at all until the first oversize error.
-const DefaultTerminator = "\r"
+const DefaultTerminator = device.DefaultTerminator
 
 // readBufSize bounds one read; a scan rarely exceeds it, and a longer one
 // simply takes two reads, which the framer joins.
@@ -41,11 +41,18 @@ type Config struct {
 	Port string
 	// Baud is the line speed; USB-CDC scanners and ptys ignore it.
 	Baud int
-	// Terminator ends each frame (the scanner's configured suffix).
+	// Terminator ends each frame (the scanner's configured suffix); it
+	// is unused with STXETX.
 	Terminator []byte
+	// STXETX frames are STX … ETX instead (device.FrameConfig).
+	STXETX bool
+	// Prefix is stripped from the start of a frame that has it.
+	Prefix []byte
 	// MaxFrame caps a frame's length; longer frames become
 	// device.ErrOversize reads.
 	MaxFrame int
+	// Codes splits a frame holding several codes and marks no-reads.
+	Codes device.Codes
 	// Feedback holds the bytes written for each signal (for example ACK
 	// 0x06 and NAK 0x15 for a scanner in host-acknowledge mode). A missing
 	// or empty entry writes nothing.
@@ -66,7 +73,7 @@ func (c *Config) applyDefaults() {
 	if c.Baud <= 0 {
 		c.Baud = DefaultBaud
 	}
-	if len(c.Terminator) == 0 {
+	if len(c.Terminator) == 0 && !c.STXETX {
 		c.Terminator = []byte(DefaultTerminator)
 	}
 	if c.MaxFrame <= 0 {
@@ -109,6 +116,8 @@ type Scanner struct {
 func New(cfg Config, log *slog.Logger, m *device.Metrics) *Scanner {
 	cfg.applyDefaults()
 	cfg.Terminator = append([]byte(nil), cfg.Terminator...)
+	cfg.Prefix = append([]byte(nil), cfg.Prefix...)
+	cfg.Codes = cfg.Codes.Clone()
 	// Copy the feedback table so a caller mutating its map cannot race
 	// with Feedback.
 	fb := make(map[device.Signal][]byte, len(cfg.Feedback))
@@ -124,7 +133,7 @@ func New(cfg Config, log *slog.Logger, m *device.Metrics) *Scanner {
 	return &Scanner{
 		cfg:     cfg,
 		log:     log.With("scanner", cfg.ID, "port", cfg.Port),
-		metrics: m.Scanner(cfg.ID, "oversize"),
+		metrics: m.ScannerWithNoReads(cfg.ID, "oversize"),
 		now:     time.Now,
 	}
 }
@@ -168,8 +177,9 @@ func (s *Scanner) Feedback(sig device.Signal) error {
 	return nil
 }
 
-// Run opens the port, reads frames and calls handle for each one,
-// synchronously and in order, with a fresh copy of the frame's bytes. When
+// Run opens the port, reads frames and calls handle for each read they
+// hold (a frame, or each of its codes with Config.Codes), synchronously and
+// in order, with a fresh copy of the bytes. When
 // the port fails or disappears it closes it and reopens it with backoff,
 // until ctx ends; then it returns nil. Frames already read when ctx ends are
 // still handed over: the scanner considers them sent. Run returns an error
@@ -186,7 +196,8 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 	}
 	defer s.running.Store(false)
 
-	fr := NewFramer(s.cfg.Terminator, s.cfg.MaxFrame)
+	fr := device.NewFramer(device.FrameConfig{Terminator: s.cfg.Terminator,
+		STXETX: s.cfg.STXETX, Prefix: s.cfg.Prefix, MaxFrame: s.cfg.MaxFrame})
 	buf := make([]byte, readBufSize)
 	r := device.Reopen{What: "scanner port", Log: s.log, Metrics: s.metrics,
 		MinBackoff: s.cfg.MinBackoff, MaxBackoff: s.cfg.MaxBackoff, Wake: s.cfg.Wake,
@@ -254,7 +265,11 @@ func (s *Scanner) open() (serial.Port, error) {
 
 // readLoop reads until the port fails or ctx ends; it returns the read
 // error, or nil when ctx ended.
-func (s *Scanner) readLoop(ctx context.Context, port serial.Port, fr *Framer, buf []byte, handle func(context.Context, device.Read)) error {
+func (s *Scanner) readLoop(ctx context.Context, port serial.Port, fr *device.Framer, buf []byte, handle func(context.Context, device.Read)) error {
+	deliver := func(rd device.Read) {
+		s.metrics.Count(rd)
+		handle(ctx, rd)
+	}
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -266,17 +281,8 @@ func (s *Scanner) readLoop(ctx context.Context, port serial.Port, fr *Framer, bu
 			// kernel's buffering allows.
 			t := s.now()
 			fr.Push(buf[:n], func(frame []byte, ferr error) {
-				if ferr != nil {
-					s.metrics.Errors["oversize"].Inc()
-				} else {
-					s.metrics.Reads.Inc()
-				}
-				handle(ctx, device.Read{
-					Scanner: s.cfg.ID,
-					Data:    append([]byte(nil), frame...),
-					Time:    t,
-					Err:     ferr,
-				})
+				base := device.Read{Scanner: s.cfg.ID, Time: t, Err: ferr}
+				s.cfg.Codes.Reads(base, frame, deliver)
 			})
 		}
 		if err != nil {

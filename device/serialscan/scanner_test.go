@@ -538,3 +538,40 @@ func TestWakeEndsBackoff(t *testing.T) {
 		t.Fatalf("read %q, want hello", rd.Data)
 	}
 }
+
+// TestScannerFramingAndCodes: a serial scanner takes the same framing and
+// code options as a TCP reader: STX/ETX, a prefix, several codes in one
+// frame, and a no-read text, counted apart from the reads.
+func TestScannerFramingAndCodes(t *testing.T) {
+	p := newPTY(t)
+	cfg := testConfig(p.slaveName)
+	cfg.STXETX = true
+	cfg.Prefix = []byte("R:")
+	cfg.Codes = device.Codes{NoRead: [][]byte{[]byte("NOREAD")}, Split: []byte(",")}
+	r := startRig(t, cfg, nil)
+	waitFor(t, "connected", r.s.Connected)
+
+	// The terminator of testConfig ("\r\n") must not cut anything.
+	p.write(t, "\x02R:A1,B2\x03\r\n\x02R:NOREAD\x03\x02C\r\n3\x03")
+	for _, want := range []struct {
+		data   string
+		noRead bool
+	}{{"A1", false}, {"B2", false}, {"NOREAD", true}, {"C\r\n3", false}} {
+		rd := r.next(t)
+		if string(rd.Data) != want.data || rd.NoRead != want.noRead || rd.Err != nil {
+			t.Fatalf("read {%q, noread %v, %v}, want {%q, noread %v, nil}", rd.Data, rd.NoRead, rd.Err, want.data, want.noRead)
+		}
+	}
+	want := `
+# HELP scangw_device_noreads_total Results in which the reader reported that it read no code.
+# TYPE scangw_device_noreads_total counter
+scangw_device_noreads_total{scanner="s1"} 1
+# HELP scangw_device_reads_total Complete frames read from the scanner.
+# TYPE scangw_device_reads_total counter
+scangw_device_reads_total{scanner="s1"} 3
+`
+	if err := testutil.GatherAndCompare(r.reg, strings.NewReader(want),
+		"scangw_device_reads_total", "scangw_device_noreads_total"); err != nil {
+		t.Error(err)
+	}
+}

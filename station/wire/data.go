@@ -10,10 +10,13 @@ const (
 )
 
 // Outcomes the indicator shows besides a verdict: a scan that could not be
-// stored, and a read that never became a scan.
+// stored, a read that never became a scan, a reader's no-read, and a
+// repeat of a read within the debounce window (answered like the first).
 const (
-	Refused   = "refused"
-	Discarded = "discarded"
+	Refused    = "refused"
+	Discarded  = "discarded"
+	NoRead     = "noread"
+	Suppressed = "suppressed"
 )
 
 // Modes a station can be in (data.mode).
@@ -55,13 +58,25 @@ type ContextData struct {
 	ClockSynced bool              `json:"clock_synced"`
 }
 
+// NoReadData is the data of a NoReadType event.
+type NoReadData struct {
+	Seq         uint64            `json:"seq"`
+	Epoch       string            `json:"epoch"`
+	Station     string            `json:"station"`
+	Mode        string            `json:"mode"`
+	Context     map[string]string `json:"context,omitempty"`
+	Scanner     string            `json:"scanner"`
+	Raw         string            `json:"raw"` // the reader's no-read text
+	ClockSynced bool              `json:"clock_synced"`
+}
+
 // IndicatorData is the data of an IndicatorType event.
 type IndicatorData struct {
 	Station string   `json:"station"`
 	Scanner string   `json:"scanner"`
 	Scan    string   `json:"scan,omitempty"` // the scan event's id
 	Seq     uint64   `json:"seq,omitempty"`  // its seq, once stored
-	Verdict string   `json:"verdict"`        // a verdict, Refused or Discarded
+	Verdict string   `json:"verdict"`        // a verdict, Refused, Discarded, NoRead or Suppressed
 	Reasons []Reason `json:"reasons"`
 }
 
@@ -113,10 +128,13 @@ type StationStatus struct {
 	Scanners []ScannerStatus   `json:"scanners"`
 }
 
-// ScannerStatus says whether one scanner's device is open.
+// ScannerStatus says whether one scanner's device is open, and how many
+// of its last frames (at most 100) were codes rather than no-reads.
 type ScannerStatus struct {
 	ID string `json:"id"`
 	Up bool   `json:"up"`
+	// ReadRate is absent until the scanner sent a frame.
+	ReadRate *float64 `json:"read_rate,omitempty"`
 }
 
 // Reply is the data of a ReplyType event.

@@ -36,6 +36,9 @@ const (
 	// ContextType is a station's mode or context change, buffered on
 	// EventStream (carries seq).
 	ContextType = "io.scangw.context.v1"
+	// NoReadType is a fixed reader's report that an item passed without a
+	// readable code, buffered on EventStream (carries seq).
+	NoReadType = "io.scangw.noread.v1"
 	// IndicatorType is a read's outcome, live on IndicatorStream.
 	IndicatorType = "io.scangw.indicator.v1"
 	// StatusType is the retained birth, will and shutdown message.
@@ -47,7 +50,7 @@ const (
 )
 
 // Types lists every event type scangw publishes.
-var Types = []string{ScanType, ContextType, IndicatorType, StatusType, HeartbeatType, ReplyType}
+var Types = []string{ScanType, ContextType, NoReadType, IndicatorType, StatusType, HeartbeatType, ReplyType}
 
 // Event is one CloudEvents 1.0 event in structured JSON mode.
 type Event struct {

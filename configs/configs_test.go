@@ -209,6 +209,7 @@ var badCases = []struct {
       - {id: r2, type: tcp, listen: ":99999", idle_timeout: -1s}
 `,
 		paths: []string{"stations[1].scanners[0].connect", "stations[1].scanners[1].listen", "stations[1].scanners[1].idle_timeout"},
+		// (idle_timeout: -1s is below the 1s floor)
 		text:  "must be host:port like 10.0.4.21:2001",
 	},
 	{
@@ -217,10 +218,11 @@ var badCases = []struct {
   - id: tunnel
     scanners:
       - {id: r1, type: tcp, listen: ":2112"}
-      - {id: r2, type: tcp, listen: ":2112"}
+      - {id: r2, type: tcp, listen: "0.0.0.0:2112"}
+      - {id: h1, port: /dev/ttyACM1, idle_timeout: 5s}
 `,
-		paths: []string{"stations[1].scanners[1].listen"},
-		text:  "already used by stations[1].scanners[0]",
+		paths: []string{"stations[1].scanners[1].listen", "stations[1].scanners[2].idle_timeout"},
+		text:  "port 2112 is already used by stations[1].scanners[0]",
 	},
 	{
 		name: "framing options out of range",
@@ -239,8 +241,8 @@ var badCases = []struct {
   - id: st2
     scanners: [{id: w1, type: hid, match: {vid: 0x0c2e, pid: 0x0b61}, noread: [NOREAD]}]
 `,
-		paths: []string{"stations[1].scanners[0].framing"},
-		text:  "framing, prefix, noread and split are for serial and tcp scanners",
+		paths: []string{"stations[1].scanners[0].noread"},
+		text:  "noread: is for serial and tcp scanners",
 	},
 	{
 		name:  "unknown key",

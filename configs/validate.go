@@ -215,13 +215,16 @@ func (sc *Scanner) checkUnique(v *validator, sp string, ids, ports map[string]st
 	} else if sc.ID != "" {
 		ids[sc.ID] = sp
 	}
-	// Two tcp scanners cannot listen on one address.
+	// Two tcp scanners cannot listen on one port: ":2112" and
+	// "0.0.0.0:2112" are the same port, whatever the host.
 	if sc.Type == "tcp" && sc.Listen != "" {
-		key := "listen " + sc.Listen
-		if first, dup := ports[key]; dup {
-			v.add(sp+".listen", "%s is already used by %s", sc.Listen, first)
-		} else {
-			ports[key] = sp
+		if _, port, err := net.SplitHostPort(sc.Listen); err == nil {
+			key := "tcp port " + port
+			if first, dup := ports[key]; dup {
+				v.add(sp+".listen", "port %s is already used by %s", port, first)
+			} else {
+				ports[key] = sp
+			}
 		}
 	}
 	// Two drivers reading one tty would each get half the bytes.
@@ -593,8 +596,8 @@ func (sc *Scanner) validateTCP(v *validator, p string) {
 	if len(sc.Allow) > 0 && sc.Listen == "" {
 		v.add(p+".allow", "is for listen: a reader connecting to the gateway")
 	}
-	if sc.IdleTimeout < 0 {
-		v.add(p+".idle_timeout", "must not be negative")
+	if sc.IdleTimeout != 0 && sc.IdleTimeout.D() < time.Second {
+		v.add(p+".idle_timeout", "must be 0 (off) or at least 1s")
 	}
 	if sc.Port != "" {
 		v.add(p+".port", "is for serial scanners; a tcp scanner has connect or listen")
@@ -629,7 +632,24 @@ func (sc *Scanner) validateFraming(v *validator, p string) {
 	if sc.Debounce < 0 || sc.Debounce.D() > maxDebounce {
 		v.add(p+".debounce", "must be 0 to %v", maxDebounce)
 	}
-	if sc.Type == "hid" && (sc.Framing != "terminator" || sc.Prefix != "" || len(sc.NoRead) > 0 || sc.Split != "") {
-		v.add(p+".framing", "framing, prefix, noread and split are for serial and tcp scanners")
+	if sc.Type == "hid" {
+		for _, f := range []struct {
+			key string
+			set bool
+		}{{"framing", sc.Framing != "terminator"}, {"prefix", sc.Prefix != ""}, {"noread", len(sc.NoRead) > 0}, {"split", sc.Split != ""}} {
+			if f.set {
+				v.add(p+"."+f.key, "is for serial and tcp scanners")
+			}
+		}
+	}
+	if sc.Type != "tcp" {
+		for _, f := range []struct {
+			key string
+			set bool
+		}{{"connect", sc.Connect != ""}, {"listen", sc.Listen != ""}, {"allow", len(sc.Allow) > 0}, {"idle_timeout", sc.IdleTimeout != 0}} {
+			if f.set {
+				v.add(p+"."+f.key, "is for tcp scanners")
+			}
+		}
 	}
 }

@@ -3,6 +3,9 @@ package station
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,8 +73,9 @@ func TestDebounce(t *testing.T) {
 	if d := buf.Depth(); d != 5 {
 		t.Errorf("%d scans stored, want 5 (SER-0001, X, SER-0002, SER-0001 twice more)", d)
 	}
-	if n := testutil.ToFloat64(st.m.suppressed.WithLabelValues("tunnel-1", "repeat")); n != 4 {
-		t.Errorf("suppressed = %v, want 4", n)
+	if n1, n2 := testutil.ToFloat64(st.m.suppressed.WithLabelValues("tunnel-1", "r1", "repeat")),
+		testutil.ToFloat64(st.m.suppressed.WithLabelValues("tunnel-1", "r2", "repeat")); n1 != 3 || n2 != 1 {
+		t.Errorf("suppressed r1 %v, r2 %v, want 3 and 1", n1, n2)
 	}
 	if n := testutil.ToFloat64(st.m.reads.WithLabelValues("tunnel-1", "r1")); n != 5 {
 		t.Errorf("reads{r1} = %v, want 5", n)
@@ -152,14 +156,82 @@ func TestReadRateWindow(t *testing.T) {
 }
 
 // TestDebouncerBounded: a flood of distinct codes in one window cannot grow
-// its memory past maxRepeats.
+// its memory past maxRepeats, and a read too long to remember is never
+// suppressed.
 func TestDebouncerBounded(t *testing.T) {
 	d := newDebouncer(time.Hour, nil)
 	now := time.Now()
+	ctx := context.Background()
 	for i := range 3 * maxRepeats {
-		d.record("r1", read("r1", string(rune(i))+"-x"), device.Good, now)
+		_, _, c := d.check(ctx, "r1", read("r1", fmt.Sprintf("L-%d", i)), now)
+		d.resolve(c, device.Good, true)
 	}
 	if n := len(d.seen); n > maxRepeats {
 		t.Fatalf("%d remembered, want at most %d", n, maxRepeats)
+	}
+	long := read("r1", strings.Repeat("x", maxRepeatLen+1))
+	for range 2 {
+		if _, repeat, c := d.check(ctx, "r1", long, now); repeat || c != nil {
+			t.Fatal("a read longer than maxRepeatLen was debounced")
+		}
+	}
+}
+
+// slowStore is a store whose commits take a while, as on an SD card.
+type slowStore struct {
+	*buffer.Buffer
+	delay time.Duration
+}
+
+func (s slowStore) Append(ctx context.Context, stream string, build func(uint64) ([]byte, error)) (uint64, error) {
+	time.Sleep(s.delay) // the sync's duration, not synchronisation
+	return s.Buffer.Append(ctx, stream, build)
+}
+
+// TestDebounceReadsTogether: two readers of one tunnel read a label at the
+// same moment; the second waits for the first's commit and is answered
+// like it, instead of being stored too.
+func TestDebounceReadsTogether(t *testing.T) {
+	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	r1, r2 := newPlayback("r1"), newPlayback("r2")
+	st := New(Config{ID: "t", Mode: "receive", Debounce: time.Minute}, Deps{Scanners: []Scanner{r1, r2},
+		Store: slowStore{buf, 20 * time.Millisecond}, Validator: LengthRule{Min: 1}, Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard()})
+	for i := range 10 {
+		code := fmt.Sprintf("L-%d", i)
+		var wg sync.WaitGroup
+		for _, sc := range []*playback{r1, r2} {
+			wg.Go(func() { st.handle(context.Background(), sc, read(sc.id, code)) })
+		}
+		wg.Wait()
+	}
+	if d := buf.Depth(); d != 10 {
+		t.Fatalf("%d scans stored for 10 labels read by two readers at once, want 10", d)
+	}
+	for _, sc := range []*playback{r1, r2} {
+		for i, sig := range sc.signals() {
+			if sig != device.Good {
+				t.Fatalf("%s feedback %d = %v, want good", sc.id, i, sig)
+			}
+		}
+	}
+}
+
+// TestDebounceForgetsOnContextChange: after the station's order changed, a
+// label read again is a new scan for the new order.
+func TestDebounceForgetsOnContextChange(t *testing.T) {
+	r1 := newPlayback("r1")
+	st, buf, _, _ := tunnelStation(t, Config{Debounce: time.Hour}, r1)
+	ctx := context.Background()
+	st.handle(ctx, r1, read("r1", "SER-1"))
+	if err := st.SetContext(ctx, map[string]string{"order": "PO-2"}); err != nil {
+		t.Fatal(err)
+	}
+	st.handle(ctx, r1, read("r1", "SER-1"))
+	if d := buf.Depth(); d != 3 {
+		t.Fatalf("%d stored, want the scan, the context event and the scan again", d)
 	}
 }

@@ -205,25 +205,29 @@ func (s *Station) Run(ctx context.Context) error {
 func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 	log := s.log.With("scanner", sc.ID())
 	s.m.reads.WithLabelValues(s.cfg.ID, sc.ID()).Inc()
-	s.rates.add(sc.ID(), !r.NoRead && r.Err == nil)
 	switch {
 	case r.Err != nil:
+		s.rates.add(sc.ID(), false)
 		s.discard(log, sc, r.Err)
 		return
 	case r.NoRead:
+		s.rates.add(sc.ID(), false)
 		s.noRead(ctx, log, sc, r)
 		return
 	}
 	now := s.now()
-	if sig, ok := s.repeats.repeat(sc.ID(), r, now); ok {
+	sig, repeat, claim := s.repeats.check(ctx, sc.ID(), r, now)
+	if repeat {
 		// The same label again within the window (a tunnel reads it
-		// several times): not a new scan, but answered like the first so
-		// that a reader waiting for its ACK does not hang.
-		s.m.suppressed.WithLabelValues(s.cfg.ID, "repeat").Inc()
+		// several times): not a new scan, but answered like the first,
+		// after its commit, so that a reader waiting for its ACK does not
+		// hang. It does not count in the read rate: one label, one read.
+		s.m.suppressed.WithLabelValues(s.cfg.ID, sc.ID(), "repeat").Inc()
 		s.feedback(log, sc, sig)
 		s.indicate(sc.ID(), "", 0, r.Data, Suppressed, []Reason{{Code: "repeat", Message: "the same read again within the debounce window"}})
 		return
 	}
+	s.rates.add(sc.ID(), true)
 	scan := s.decode(sc.ID(), r)
 	if scan.Verdict == Rejected && scan.Reasons[0].Code == "non_printable" {
 		// Often a line problem (wrong terminator, a port in the wrong
@@ -236,11 +240,10 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 	if scan.Verdict == "" {
 		s.valid.Validate(scan)
 	}
-	if sig, stored := s.store1(ctx, log, sc, scan); stored {
-		// Only a stored scan is remembered: one that was refused must be
-		// taken again when it is rescanned.
-		s.repeats.record(sc.ID(), r, sig, now)
-	}
+	// Only a stored scan is remembered: one that was refused must be
+	// taken again when it is rescanned.
+	sig, stored := s.store1(ctx, log, sc, scan)
+	s.repeats.resolve(claim, sig, stored)
 }
 
 // discard answers a read that never became a scan.
@@ -391,7 +394,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scangw_station_reads_suppressed_total",
 			Help: "Reads not stored because they repeat one within the debounce window (answered like the first), by reason.",
-		}, []string{"station", "reason"}),
+		}, []string{"station", "scanner", "reason"}),
 		noreadEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scangw_station_noread_events_total",
 			Help: "No-reads recorded as buffered events (noread_events), by result: stored or refused (not stored).",

@@ -76,14 +76,15 @@ func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Valid
 	var out []*station.Station
 	for _, sc := range cfg.Stations {
 		var scanners []station.Scanner
-		for _, s := range sc.Scanners {
-			// Scanners live as long as the daemon, so the subscription
-			// is never ended.
-			wake, _ := hp.Subscribe()
-			scanners = append(scanners, newScanner(s, log.With("scanner", s.ID), dm, wake))
-		}
 		debounce := map[string]time.Duration{}
 		for _, s := range sc.Scanners {
+			// Scanners live as long as the daemon, so the subscription
+			// is never ended. A USB event means nothing to a TCP reader.
+			var wake <-chan struct{}
+			if s.Type != "tcp" {
+				wake, _ = hp.Subscribe()
+			}
+			scanners = append(scanners, newScanner(s, log.With("scanner", s.ID), dm, wake))
 			debounce[s.ID] = s.Debounce.D()
 		}
 		out = append(out, station.New(station.Config{

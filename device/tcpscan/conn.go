@@ -88,18 +88,43 @@ func (s *Scanner) serve(ctx context.Context, conn net.Conn, handle func(context.
 	}
 }
 
+// bind listens on the configured address, retrying with backoff until it
+// can or ctx ends (nil then). A port held by another process, or an
+// address not on this host yet (an interface that comes up late), is for
+// the operator to fix, but must not stop the gateway's other scanners:
+// the scanner stays down and settled meanwhile, and says why once per
+// outage.
+func (s *Scanner) bind(ctx context.Context) net.Listener {
+	lc := net.ListenConfig{KeepAliveConfig: keepAlive()}
+	delay := s.cfg.MinBackoff
+	logged := false
+	for {
+		ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+		if err == nil {
+			return ln
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.settled.Store(true)
+		s.metrics.Errors["io"].Inc()
+		if !logged {
+			s.log.Error("cannot listen for reader: check the listen address and that no other process holds the port; retrying", "err", err)
+			logged = true
+		}
+		if !device.SleepOrWake(ctx, device.FullJitter(delay), s.cfg.Wake) {
+			return nil
+		}
+		delay = min(2*delay, s.cfg.MaxBackoff)
+	}
+}
+
 // runListen binds the listen address and serves the readers that connect,
 // one at a time.
 func (s *Scanner) runListen(ctx context.Context, handle func(context.Context, device.Read)) error {
-	lc := net.ListenConfig{KeepAliveConfig: keepAlive()}
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
-	if err != nil {
-		// Logged here as well as returned: a port held by another
-		// process or an address not on this host is for the operator
-		// to fix, and the log line names the scanner and the address
-		// whatever the caller does with the error.
-		s.log.Error("cannot listen for reader: check the listen address and that no other process holds the port", "err", err)
-		return fmt.Errorf("tcp scanner %q: listen %s: %w", s.cfg.ID, s.cfg.Listen, err)
+	ln := s.bind(ctx)
+	if ln == nil {
+		return nil // ctx ended
 	}
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		s.addr.Store(a)

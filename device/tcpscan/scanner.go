@@ -214,19 +214,24 @@ func (s *Scanner) Addr() net.Addr {
 // is away. It is safe to call from the handler passed to Run and from
 // other goroutines; a write takes at most WriteTimeout.
 func (s *Scanner) Feedback(sig device.Signal) error {
+	// The write happens outside the lock: a slow reader must not hold up
+	// Connected (status, heartbeats) or a replacement connection. A
+	// net.Conn written after it was closed only fails, so the copy can
+	// never reach the replacement.
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
+	conn := s.conn
+	s.mu.Unlock()
+	if conn == nil {
 		return fmt.Errorf("feedback %s to %s: %w", sig, s.cfg.ID, device.ErrNotConnected)
 	}
 	b := s.cfg.Feedback[sig]
 	if len(b) == 0 {
 		return nil
 	}
-	if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
+	if err := conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
 		return fmt.Errorf("feedback %s to %s: %w", sig, s.cfg.ID, err)
 	}
-	if _, err := s.conn.Write(b); err != nil {
+	if _, err := conn.Write(b); err != nil {
 		return fmt.Errorf("feedback %s to %s: %w", sig, s.cfg.ID, err)
 	}
 	return nil
@@ -238,8 +243,8 @@ func (s *Scanner) Feedback(sig device.Signal) error {
 // bytes. A lost connection is replaced (redialled with backoff, or
 // accepted anew) until ctx ends; then Run closes everything, waits for its
 // goroutines and returns nil. Frames already read when ctx ends are still
-// handed over. Run returns an error for a config it cannot use, a listen
-// address it cannot bind, or when it is already running.
+// handed over. Run returns an error for a config it cannot use, or when it
+// is already running; a listen address it cannot bind is retried.
 func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.Read)) error {
 	if err := s.cfg.Validate(); err != nil {
 		return fmt.Errorf("tcp scanner %q: %w", s.cfg.ID, err)

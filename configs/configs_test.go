@@ -209,7 +209,6 @@ var badCases = []struct {
       - {id: r2, type: tcp, listen: ":99999", idle_timeout: -1s}
 `,
 		paths: []string{"stations[1].scanners[0].connect", "stations[1].scanners[1].listen", "stations[1].scanners[1].idle_timeout"},
-		// (idle_timeout: -1s is below the 1s floor)
 		text:  "must be host:port like 10.0.4.21:2001",
 	},
 	{

@@ -212,6 +212,8 @@ type Scanner struct {
 	Prefix string `yaml:"prefix"`
 	// NoRead lists frames (whole) that mean the reader read nothing.
 	NoRead []string `yaml:"noread"`
+	// Heartbeat lists frames a reader sends to show it is alive: dropped.
+	Heartbeat []string `yaml:"heartbeat"`
 	// Split cuts one frame holding several codes into several reads.
 	Split string `yaml:"split"`
 	// Debounce suppresses a read identical to this scanner's last one
@@ -235,6 +237,8 @@ type Feedback struct {
 	Bad  string `yaml:"bad"`
 	// Warn defaults to Good; an explicit "" sends nothing on a warning.
 	Warn string `yaml:"warn"`
+	// NoRead answers a reader's no-read (serial and tcp); "" sends nothing.
+	NoRead string `yaml:"noread"`
 }
 
 // Duration is a time.Duration written as "5s", "250ms" in YAML.

@@ -244,6 +244,17 @@ var badCases = []struct {
 		text:  "noread: is for serial and tcp scanners",
 	},
 	{
+		name: "heartbeats and no-read feedback",
+		yaml: minimal + `
+  - id: st2
+    scanners:
+      - {id: w1, type: hid, match: {vid: 0x0c2e, pid: 0x0b61}, heartbeat: [HB], feedback: {noread: "x"}}
+      - {id: r1, type: tcp, connect: "r1:2001", heartbeat: [HB, ""]}
+`,
+		paths: []string{"stations[1].scanners[0].heartbeat", "stations[1].scanners[0].feedback.noread", "stations[1].scanners[1].heartbeat[1]"},
+		text:  "heartbeat: is for serial and tcp scanners",
+	},
+	{
 		name:  "unknown key",
 		yaml:  minimal + "mqtt: {brokr: tcp://x:1883}\n",
 		paths: []string{"mqtt.brokr"},

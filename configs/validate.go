@@ -496,7 +496,7 @@ func (sc *Scanner) validate(v *validator, p string) {
 		v.add(p+".max_frame", "must be %d to %d", minFrame, maxFrameLimit)
 	}
 	for _, f := range []struct{ key, val string }{
-		{"good", sc.Feedback.Good}, {"bad", sc.Feedback.Bad}, {"warn", sc.Feedback.Warn},
+		{"good", sc.Feedback.Good}, {"bad", sc.Feedback.Bad}, {"warn", sc.Feedback.Warn}, {"noread", sc.Feedback.NoRead},
 	} {
 		if len(f.val) > maxFeedbackLen {
 			v.add(p+".feedback."+f.key, "must be at most %d bytes", maxFeedbackLen)
@@ -621,12 +621,17 @@ func (sc *Scanner) validateFraming(v *validator, p string) {
 	if len(sc.Split) > maxSplit {
 		v.add(p+".split", "must be at most %d bytes", maxSplit)
 	}
-	if len(sc.NoRead) > maxNoRead {
-		v.add(p+".noread", "at most %d strings", maxNoRead)
-	}
-	for i, s := range sc.NoRead {
-		if s == "" || len(s) > maxNoReadLen {
-			v.add(fmt.Sprintf("%s.noread[%d]", p, i), "must be 1 to %d bytes", maxNoReadLen)
+	for _, l := range []struct {
+		key  string
+		list []string
+	}{{"noread", sc.NoRead}, {"heartbeat", sc.Heartbeat}} {
+		if len(l.list) > maxNoRead {
+			v.add(p+"."+l.key, "at most %d strings", maxNoRead)
+		}
+		for i, s := range l.list {
+			if s == "" || len(s) > maxNoReadLen {
+				v.add(fmt.Sprintf("%s.%s[%d]", p, l.key, i), "must be 1 to %d bytes", maxNoReadLen)
+			}
 		}
 	}
 	if sc.Debounce < 0 || sc.Debounce.D() > maxDebounce {
@@ -636,7 +641,8 @@ func (sc *Scanner) validateFraming(v *validator, p string) {
 		for _, f := range []struct {
 			key string
 			set bool
-		}{{"framing", sc.Framing != "terminator"}, {"prefix", sc.Prefix != ""}, {"noread", len(sc.NoRead) > 0}, {"split", sc.Split != ""}} {
+		}{{"framing", sc.Framing != "terminator"}, {"prefix", sc.Prefix != ""}, {"noread", len(sc.NoRead) > 0},
+			{"split", sc.Split != ""}, {"heartbeat", len(sc.Heartbeat) > 0}, {"feedback.noread", sc.Feedback.NoRead != ""}} {
 			if f.set {
 				v.add(p+"."+f.key, "is for serial and tcp scanners")
 			}

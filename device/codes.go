@@ -12,6 +12,10 @@ type Codes struct {
 	// Split, when set, separates several codes in one frame. Empty parts
 	// (separators back to back, at the start or the end) are dropped.
 	Split []byte
+	// Ignore lists texts a reader sends that are neither codes nor
+	// no-reads (a heartbeat): a part equal to one is dropped. It still
+	// counts as traffic for an idle timeout.
+	Ignore [][]byte
 }
 
 // Clone returns a copy of c that shares no memory with it, for a driver
@@ -20,6 +24,9 @@ func (c Codes) Clone() Codes {
 	out := Codes{Split: bytes.Clone(c.Split)}
 	for _, nr := range c.NoRead {
 		out.NoRead = append(out.NoRead, bytes.Clone(nr))
+	}
+	for _, ig := range c.Ignore {
+		out.Ignore = append(out.Ignore, bytes.Clone(ig))
 	}
 	return out
 }
@@ -51,6 +58,13 @@ func (c Codes) Reads(base Read, frame []byte, emit func(Read)) {
 }
 
 func (c Codes) emit(base Read, part []byte, emit func(Read)) {
+	if base.Err == nil {
+		for _, ig := range c.Ignore {
+			if bytes.Equal(part, ig) {
+				return
+			}
+		}
+	}
 	base.Data = append([]byte(nil), part...)
 	if base.Err == nil {
 		for _, nr := range c.NoRead {

@@ -89,6 +89,12 @@ var codesCases = []struct {
 		want:   []part{{"NO", false}, {"READ", false}},
 	},
 	{
+		name:   "heartbeats dropped, codes and no-reads kept",
+		codes:  Codes{NoRead: noReads("NOREAD"), Ignore: noReads("HB"), Split: []byte(",")},
+		frames: []string{"HB", "A,HB,B", "NOREAD", "HBX"},
+		want:   []part{{"A", false}, {"B", false}, {"NOREAD", true}, {"HBX", false}},
+	},
+	{
 		name:   "empty no-read text matches an empty frame",
 		codes:  Codes{NoRead: noReads("")},
 		frames: []string{"", "x"},

@@ -55,6 +55,9 @@ const (
 	Good Signal = iota
 	Warn
 	Bad
+	// Missed answers a reader's no-read: nothing was judged, but a reader
+	// in host-acknowledge mode waits for an answer to every result.
+	Missed
 )
 
 func (s Signal) String() string {
@@ -65,6 +68,8 @@ func (s Signal) String() string {
 		return "warn"
 	case Bad:
 		return "bad"
+	case Missed:
+		return "missed"
 	}
 	return "unknown"
 }

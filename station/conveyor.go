@@ -187,10 +187,12 @@ func (d *debouncer) forget() {
 	}
 }
 
-// noRead takes a reader's no-read: not a scan and no feedback (there is
-// no label to answer for); recorded as a buffered event when the station
-// asks for it, and shown on the indicator.
+// noRead takes a reader's no-read: not a scan; recorded as a buffered
+// event when the station asks for it, answered with the Missed signal
+// (after the commit; Bad when it could not be recorded, so that a reader
+// in host-acknowledge mode sends it again), and shown on the indicator.
 func (s *Station) noRead(ctx context.Context, log *slog.Logger, sc Scanner, r device.Read) {
+	sig := device.Missed
 	if s.cfg.NoReadEvents {
 		mode, c := s.State()
 		_, err := s.store.Append(ctx, wire.EventStream(s.cfg.ID), func(seq uint64) ([]byte, error) {
@@ -202,10 +204,12 @@ func (s *Station) noRead(ctx context.Context, log *slog.Logger, sc Scanner, r de
 		if err != nil {
 			log.Error("no-read not recorded", "err", err)
 			s.m.noreadEvents.WithLabelValues(s.cfg.ID, "refused").Inc()
+			sig = device.Bad
 		} else {
 			s.m.noreadEvents.WithLabelValues(s.cfg.ID, "stored").Inc()
 		}
 	}
+	s.feedback(log, sc, sig)
 	s.indicate(sc.ID(), "", 0, r.Data, NoRead, []Reason{{Code: "noread", Message: "the reader could not read the item"}})
 }
 

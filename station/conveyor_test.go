@@ -107,8 +107,8 @@ func TestNoReads(t *testing.T) {
 	st.handle(ctx, r1, device.Read{Scanner: "r1", Data: []byte("NOREAD"), NoRead: true})
 	st.handle(ctx, r1, read("r1", "SER-0002"))
 	st.handle(ctx, r1, read("r1", "SER-0003"))
-	if n := len(r1.signals()); n != 3 {
-		t.Fatalf("%d feedbacks, want 3 (none for the no-read)", n)
+	if sigs := r1.signals(); len(sigs) != 4 || sigs[1] != device.Missed || sigs[0] != device.Good {
+		t.Fatalf("feedbacks %v, want good, missed (the no-read, after its commit), good, good", sigs)
 	}
 	es, err := buf.Peek(0, 10)
 	if err != nil {
@@ -134,6 +134,21 @@ func TestNoReads(t *testing.T) {
 	}
 	if recent := st.Recent(); recent[2].Verdict != NoRead {
 		t.Fatalf("recent outcome %+v, want a no-read", recent[2])
+	}
+}
+
+// TestNoReadNotRecorded: a no-read the buffer could not take is answered
+// bad, so that a reader in host-acknowledge mode sends it again.
+func TestNoReadNotRecorded(t *testing.T) {
+	r1 := newPlayback("r1")
+	st := New(Config{ID: "t", Mode: "receive", NoReadEvents: true}, Deps{Scanners: []Scanner{r1}, Store: failingStore{},
+		Validator: LengthRule{Min: 1}, Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard()})
+	st.handle(context.Background(), r1, device.Read{Scanner: "r1", Data: []byte("NOREAD"), NoRead: true})
+	if sigs := r1.signals(); len(sigs) != 1 || sigs[0] != device.Bad {
+		t.Fatalf("feedbacks %v, want bad", sigs)
+	}
+	if n := testutil.ToFloat64(st.m.noreadEvents.WithLabelValues("t", "refused")); n != 1 {
+		t.Fatalf("refused no-read events = %v, want 1", n)
 	}
 }
 

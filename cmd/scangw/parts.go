@@ -119,6 +119,8 @@ func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics, wake <-
 			device.Good: []byte(s.Feedback.Good),
 			device.Warn: []byte(s.Feedback.Warn),
 			device.Bad:  []byte(s.Feedback.Bad),
+			// A no-read is answered only where a reader wants it.
+			device.Missed: []byte(s.Feedback.NoRead),
 		}
 	}
 	if s.Type == "hid" {
@@ -185,6 +187,9 @@ func codes(s configs.Scanner) device.Codes {
 	c := device.Codes{Split: []byte(s.Split)}
 	for _, nr := range s.NoRead {
 		c.NoRead = append(c.NoRead, []byte(nr))
+	}
+	for _, hb := range s.Heartbeat {
+		c.Ignore = append(c.Ignore, []byte(hb))
 	}
 	return c
 }

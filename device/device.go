@@ -60,6 +60,18 @@ const (
 	Missed
 )
 
+// CloneFeedback copies a driver's feedback table, leaving out empty
+// entries, so that a caller mutating its map cannot race with Feedback.
+func CloneFeedback(fb map[Signal][]byte) map[Signal][]byte {
+	out := make(map[Signal][]byte, len(fb))
+	for sig, b := range fb {
+		if len(b) > 0 {
+			out[sig] = append([]byte(nil), b...)
+		}
+	}
+	return out
+}
+
 func (s Signal) String() string {
 	switch s {
 	case Good:

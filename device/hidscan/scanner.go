@@ -201,13 +201,7 @@ func (c *Config) applyDefaults() {
 	if src == nil {
 		src = DefaultFeedback(c.Mode)
 	}
-	fb := make(map[device.Signal][]byte, len(src))
-	for sig, b := range src {
-		if len(b) > 0 {
-			fb[sig] = append([]byte(nil), b...)
-		}
-	}
-	c.Feedback = fb
+	c.Feedback = device.CloneFeedback(src)
 	c.Terminators = append([]string(nil), c.Terminators...)
 	if c.Match.Interface != nil {
 		i := *c.Match.Interface

@@ -118,15 +118,7 @@ func New(cfg Config, log *slog.Logger, m *device.Metrics) *Scanner {
 	cfg.Terminator = append([]byte(nil), cfg.Terminator...)
 	cfg.Prefix = append([]byte(nil), cfg.Prefix...)
 	cfg.Codes = cfg.Codes.Clone()
-	// Copy the feedback table so a caller mutating its map cannot race
-	// with Feedback.
-	fb := make(map[device.Signal][]byte, len(cfg.Feedback))
-	for sig, b := range cfg.Feedback {
-		if len(b) > 0 {
-			fb[sig] = append([]byte(nil), b...)
-		}
-	}
-	cfg.Feedback = fb
+	cfg.Feedback = device.CloneFeedback(cfg.Feedback)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -153,14 +153,7 @@ func New(cfg Config, log *slog.Logger, m *device.Metrics) *Scanner {
 	cfg.Frame.Prefix = append([]byte(nil), cfg.Frame.Prefix...)
 	cfg.Codes = cfg.Codes.Clone()
 	cfg.Allow = append([]netip.Prefix(nil), cfg.Allow...)
-	// A copy, so a caller mutating its map cannot race with Feedback.
-	fb := make(map[device.Signal][]byte, len(cfg.Feedback))
-	for sig, b := range cfg.Feedback {
-		if len(b) > 0 {
-			fb[sig] = append([]byte(nil), b...)
-		}
-	}
-	cfg.Feedback = fb
+	cfg.Feedback = device.CloneFeedback(cfg.Feedback)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

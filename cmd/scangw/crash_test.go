@@ -98,8 +98,11 @@ func TestCrashKillNineLosesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { line.Close() })
-		scanners = append(scanners, &crashScanner{id: fmt.Sprintf("scanner-%d", i), idx: i, line: line})
+		scanners = append(scanners, &crashScanner{id: fmt.Sprintf("scanner-%d", i), idx: i, line: ptyLine{line}})
 	}
+	// And a fixed reader over TCP, which every daemon dials anew.
+	reader := newTCPLine(t)
+	scanners = append(scanners, &crashScanner{id: "reader-tcp", idx: crashScanners, line: reader})
 	config := crashWriteConfig(t, dir, broker.URL(), scanners)
 
 	var (
@@ -324,7 +327,7 @@ func crashStreamToEnd(t *testing.T, d *crashDaemon, scanners []*crashScanner, ru
 type crashScanner struct {
 	id   string
 	idx  int
-	line *serialsim.Pty
+	line crashLine
 
 	pending     string // typed or about to be, no ACK heard yet
 	pendingSent bool   // pending went out at least once
@@ -435,7 +438,7 @@ func (st *crashStream) stop() error {
 		defer tick.Stop()
 		for {
 			for _, s := range st.scanners {
-				s.line.Master().SetReadDeadline(time.Now())
+				s.line.wake()
 			}
 			select {
 			case <-st.done:
@@ -537,7 +540,7 @@ func crashWriteConfig(t *testing.T, dir, brokerURL string, scanners []*crashScan
 	var sc strings.Builder
 	for _, s := range scanners {
 		fmt.Fprintf(&sc, `
-      - {id: %s, type: serial, port: %q, terminator: "\r\n", feedback: {good: "\x06", bad: "\x15"}}`, s.id, s.line.Path())
+%s`, s.line.config(s.id))
 	}
 	yaml := fmt.Sprintf(`gateway: {id: %s, site: %s}
 buffer:  {dir: %q}

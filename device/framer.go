@@ -38,6 +38,21 @@ type FrameConfig struct {
 	MaxFrame int
 }
 
+// WithDefaults returns a copy of c that shares no memory with it, with
+// the default terminator (DefaultTerminator) unless framing is STX/ETX,
+// and maxFrame when MaxFrame is not set: what a driver keeps while its
+// caller may reuse its slices.
+func (c FrameConfig) WithDefaults(maxFrame int) FrameConfig {
+	c.Terminator, c.Prefix = bytes.Clone(c.Terminator), bytes.Clone(c.Prefix)
+	if len(c.Terminator) == 0 && !c.STXETX {
+		c.Terminator = []byte(DefaultTerminator)
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = maxFrame
+	}
+	return c
+}
+
 // Validate reports a FrameConfig no Framer can work with.
 func (c FrameConfig) Validate() error {
 	if !c.STXETX && len(c.Terminator) == 0 {

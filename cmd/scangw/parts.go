@@ -148,12 +148,11 @@ func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics, wake <-
 			}
 		}
 		return tcpscan.New(tcpscan.Config{
-			ID:      s.ID,
-			Connect: s.Connect,
-			Listen:  s.Listen,
-			Allow:   allow,
-			Frame: device.FrameConfig{Terminator: []byte(s.Terminator), STXETX: s.Framing == "stx_etx",
-				Prefix: []byte(s.Prefix), MaxFrame: s.MaxFrame},
+			ID:          s.ID,
+			Connect:     s.Connect,
+			Listen:      s.Listen,
+			Allow:       allow,
+			Frame:       frameConfig(s),
 			Codes:       codes(s),
 			Feedback:    fb,
 			IdleTimeout: s.IdleTimeout.D(),
@@ -169,17 +168,21 @@ func newScanner(s configs.Scanner, log *slog.Logger, dm *device.Metrics, wake <-
 		}
 	}
 	return serialscan.New(serialscan.Config{
-		ID:         s.ID,
-		Port:       port,
-		Baud:       s.Baud,
-		Terminator: []byte(s.Terminator),
-		STXETX:     s.Framing == "stx_etx",
-		Prefix:     []byte(s.Prefix),
-		MaxFrame:   s.MaxFrame,
-		Codes:      codes(s),
-		Feedback:   fb,
-		Wake:       wake,
+		ID:       s.ID,
+		Port:     port,
+		Baud:     s.Baud,
+		Frame:    frameConfig(s),
+		Codes:    codes(s),
+		Feedback: fb,
+		Wake:     wake,
 	}, log, dm)
+}
+
+// frameConfig is how a serial or tcp scanner's byte stream is cut into
+// frames.
+func frameConfig(s configs.Scanner) device.FrameConfig {
+	return device.FrameConfig{Terminator: []byte(s.Terminator), STXETX: s.Framing == "stx_etx",
+		Prefix: []byte(s.Prefix), MaxFrame: s.MaxFrame}
 }
 
 // codes is how a scanner's frames are cut into codes and no-reads.

@@ -22,12 +22,6 @@ const (
 	DefaultMaxBackoff  = 10 * time.Second
 )
 
-// DefaultTerminator is the factory suffix of most serial scanners (a
-// carriage return). Should a scanner send CR LF instead, its frames start
-// with an LF the station rejects visibly; the opposite guess would yield
-// no frames at all until the first oversize error.
-const DefaultTerminator = device.DefaultTerminator
-
 // readBufSize bounds one read; a scan rarely exceeds it, and a longer one
 // simply takes two reads, which the framer joins.
 const readBufSize = 512
@@ -41,16 +35,10 @@ type Config struct {
 	Port string
 	// Baud is the line speed; USB-CDC scanners and ptys ignore it.
 	Baud int
-	// Terminator ends each frame (the scanner's configured suffix); it
-	// is unused with STXETX.
-	Terminator []byte
-	// STXETX frames are STX … ETX instead (device.FrameConfig).
-	STXETX bool
-	// Prefix is stripped from the start of a frame that has it.
-	Prefix []byte
-	// MaxFrame caps a frame's length; longer frames become
-	// device.ErrOversize reads.
-	MaxFrame int
+	// Frame is how the byte stream is cut into frames (the scanner's
+	// configured suffix, or STX/ETX); MaxFrame defaults to
+	// DefaultMaxFrame, and longer frames become device.ErrOversize reads.
+	Frame device.FrameConfig
 	// Codes splits a frame holding several codes and marks no-reads.
 	Codes device.Codes
 	// Feedback holds the bytes written for each signal (for example ACK
@@ -73,12 +61,7 @@ func (c *Config) applyDefaults() {
 	if c.Baud <= 0 {
 		c.Baud = DefaultBaud
 	}
-	if len(c.Terminator) == 0 && !c.STXETX {
-		c.Terminator = []byte(DefaultTerminator)
-	}
-	if c.MaxFrame <= 0 {
-		c.MaxFrame = DefaultMaxFrame
-	}
+	c.Frame = c.Frame.WithDefaults(DefaultMaxFrame)
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = DefaultReadTimeout
 	}
@@ -115,8 +98,6 @@ type Scanner struct {
 // metrics.
 func New(cfg Config, log *slog.Logger, m *device.Metrics) *Scanner {
 	cfg.applyDefaults()
-	cfg.Terminator = append([]byte(nil), cfg.Terminator...)
-	cfg.Prefix = append([]byte(nil), cfg.Prefix...)
 	cfg.Codes = cfg.Codes.Clone()
 	cfg.Feedback = device.CloneFeedback(cfg.Feedback)
 	if log == nil {
@@ -188,8 +169,7 @@ func (s *Scanner) Run(ctx context.Context, handle func(context.Context, device.R
 	}
 	defer s.running.Store(false)
 
-	fr := device.NewFramer(device.FrameConfig{Terminator: s.cfg.Terminator,
-		STXETX: s.cfg.STXETX, Prefix: s.cfg.Prefix, MaxFrame: s.cfg.MaxFrame})
+	fr := device.NewFramer(s.cfg.Frame)
 	buf := make([]byte, readBufSize)
 	r := device.Reopen{What: "scanner port", Log: s.log, Metrics: s.metrics,
 		MinBackoff: s.cfg.MinBackoff, MaxBackoff: s.cfg.MaxBackoff, Wake: s.cfg.Wake,

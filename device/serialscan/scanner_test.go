@@ -159,8 +159,7 @@ func testConfig(port string) Config {
 	return Config{
 		ID:          "s1",
 		Port:        port,
-		Terminator:  []byte("\r\n"),
-		MaxFrame:    64,
+		Frame:       device.FrameConfig{Terminator: []byte("\r\n"), MaxFrame: 64},
 		ReadTimeout: 20 * time.Millisecond,
 		MinBackoff:  5 * time.Millisecond,
 		MaxBackoff:  40 * time.Millisecond,
@@ -345,7 +344,7 @@ func TestScannerFeedback(t *testing.T) {
 func TestScannerOversizeThenGoodFrame(t *testing.T) {
 	p := newPTY(t)
 	cfg := testConfig(p.slaveName)
-	cfg.MaxFrame = 16
+	cfg.Frame.MaxFrame = 16
 	r := startRig(t, cfg, nil)
 
 	// Written before the open on purpose: the driver must not flush what
@@ -545,8 +544,8 @@ func TestWakeEndsBackoff(t *testing.T) {
 func TestScannerFramingAndCodes(t *testing.T) {
 	p := newPTY(t)
 	cfg := testConfig(p.slaveName)
-	cfg.STXETX = true
-	cfg.Prefix = []byte("R:")
+	cfg.Frame.STXETX = true
+	cfg.Frame.Prefix = []byte("R:")
 	cfg.Codes = device.Codes{NoRead: [][]byte{[]byte("NOREAD")}, Split: []byte(",")}
 	r := startRig(t, cfg, nil)
 	waitFor(t, "connected", r.s.Connected)

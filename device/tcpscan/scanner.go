@@ -75,12 +75,7 @@ type Config struct {
 }
 
 func (c *Config) applyDefaults() {
-	if len(c.Frame.Terminator) == 0 && !c.Frame.STXETX {
-		c.Frame.Terminator = []byte(device.DefaultTerminator)
-	}
-	if c.Frame.MaxFrame <= 0 {
-		c.Frame.MaxFrame = DefaultMaxFrame
-	}
+	c.Frame = c.Frame.WithDefaults(DefaultMaxFrame)
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = DefaultDialTimeout
 	}
@@ -149,8 +144,6 @@ type Scanner struct {
 // discard logs, m may be nil to keep no metrics.
 func New(cfg Config, log *slog.Logger, m *device.Metrics) *Scanner {
 	cfg.applyDefaults()
-	cfg.Frame.Terminator = append([]byte(nil), cfg.Frame.Terminator...)
-	cfg.Frame.Prefix = append([]byte(nil), cfg.Frame.Prefix...)
 	cfg.Codes = cfg.Codes.Clone()
 	cfg.Allow = append([]netip.Prefix(nil), cfg.Allow...)
 	cfg.Feedback = device.CloneFeedback(cfg.Feedback)

@@ -132,8 +132,27 @@ func (m *MQTT) CommandPublicKeys() []ed25519.PublicKey {
 // HTTP configures the metrics, health and status endpoint.
 type HTTP struct {
 	// Listen is host:port, default 127.0.0.1:9754; an explicit ""
-	// disables the server.
+	// disables the server. Bound to anything but a loopback address it
+	// requires Token or TokenFile.
 	Listen string `yaml:"listen"`
+	// Token guards the status page (/, /status and its live updates):
+	// a browser logs in once with ?token=, a client sends
+	// "Authorization: Bearer <token>". At least 16 characters. Prefer
+	// TokenFile, which keeps it out of a templated config.
+	Token string `yaml:"token"`
+	// TokenFile holds the token (a trailing newline is not part of it);
+	// it is read at start and at every reload.
+	TokenFile string `yaml:"token_file"`
+	// Open are the paths that need no token even when one is set: any of
+	// /metrics, /healthz and /readyz. Default all three, so Prometheus and
+	// a load balancer's health check work unchanged; [] guards them too.
+	Open []string `yaml:"open"`
+}
+
+// Guarded reports whether the HTTP server needs a token: it listens on
+// something other than a loopback address.
+func (h *HTTP) Guarded() bool {
+	return h.Listen != "" && !loopbackListen(h.Listen)
 }
 
 // Rules configures the validation rule engine. Rule sets arrive from File

@@ -53,7 +53,7 @@ func TestExample(t *testing.T) {
 			Heartbeat:      Duration(30 * time.Second),
 			MaxCommand:     16 << 10,
 		},
-		HTTP: HTTP{Listen: "127.0.0.1:9754"},
+		HTTP: HTTP{Listen: "127.0.0.1:9754", Open: []string{"/metrics", "/healthz", "/readyz"}},
 		Log:  Log{Level: "info", Format: "text"},
 		Stations: []Station{{
 			ID:        "dock-3",
@@ -992,5 +992,43 @@ mqtt:
 	keys := m.CommandPublicKeys()
 	if len(keys) != 2 || len(keys[0]) != 32 || !keys[0].Equal(keys[1]) {
 		t.Errorf("CommandPublicKeys() = %x, want the same 32-byte key twice (padded and unpadded base64)", keys)
+	}
+}
+
+func TestHTTPTokenRequiredBeyondLoopback(t *testing.T) {
+	base := "gateway: {id: gw, site: s}\nstations: [{id: st, scanners: [{id: a, port: /dev/ttyACM0}]}]\n"
+	for _, tc := range []struct {
+		http string
+		want string // "" = loads
+	}{
+		{`http: {listen: "127.0.0.1:9754"}`, ""},
+		{`http: {listen: "[::1]:9754"}`, ""},
+		{`http: {listen: "localhost:9754"}`, ""},
+		{`http: {listen: "0.0.0.0:9754"}`, "http.token: required"},
+		{`http: {listen: ":9754"}`, "http.token: required"},
+		{`http: {listen: "192.168.1.10:9754"}`, "http.token: required"},
+		{`http: {listen: ":9754", token: "0123456789abcdef"}`, ""},
+		{`http: {listen: ":9754", token_file: /etc/scangw/token}`, ""},
+		{`http: {listen: ":9754", token: "short"}`, "http.token: must be at least 16"},
+		{`http: {listen: ":9754", token: "0123456789abcdef", token_file: /x}`, "http.token_file: give token or token_file"},
+		{`http: {open: [/metrics, /status]}`, "http.open[1]: must be one of"},
+	} {
+		c, err := Parse([]byte(base + tc.http))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.http, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: err = %v, want %q", tc.http, err, tc.want)
+		case tc.want == "" && c.HTTP.Guarded() != !strings.Contains(tc.http, "127.0.0.1") && !strings.Contains(tc.http, "::1") && !strings.Contains(tc.http, "localhost"):
+			t.Errorf("%s: Guarded = %v", tc.http, c.HTTP.Guarded())
+		}
+	}
+	c, err := Parse([]byte(base))
+	if err != nil || !slices.Equal(c.HTTP.Open, []string{"/metrics", "/healthz", "/readyz"}) {
+		t.Fatalf("default open = %v, %v", c.HTTP.Open, err)
+	}
+	c, err = Parse([]byte(base + "http: {open: []}"))
+	if err != nil || c.HTTP.Open == nil || len(c.HTTP.Open) != 0 {
+		t.Fatalf("open: [] = %#v, %v; want an empty list that guards everything", c.HTTP.Open, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -84,6 +85,9 @@ func (c *Config) applyDefaults() {
 	setSize(&m.MaxCommand, defaultMaxCommand)
 
 	setString(&c.HTTP.Listen, defaultHTTPListen)
+	if c.HTTP.Open == nil { // an explicit [] guards them all
+		c.HTTP.Open = slices.Clone(openablePaths)
+	}
 	setString(&c.Log.Level, defaultLogLevel)
 	setString(&c.Log.Format, defaultLogFormat)
 

@@ -426,7 +426,42 @@ func (h *HTTP) validate(v *validator) {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		v.add("http.listen", "port must be a number 0 to 65535")
+		return
 	}
+	switch {
+	case h.Token != "" && h.TokenFile != "":
+		v.add("http.token_file", "give token or token_file, not both")
+	case h.Token != "" && len(h.Token) < minTokenLen:
+		v.add("http.token", "must be at least %d characters", minTokenLen)
+	case h.Token == "" && h.TokenFile == "" && h.Guarded():
+		v.add("http.token", "required (or token_file) when http.listen %s is not a loopback address: the status page shows the station's scans", h.Listen)
+	}
+	for i, p := range h.Open {
+		if !slices.Contains(openablePaths, p) {
+			v.add(fmt.Sprintf("http.open[%d]", i), "must be one of %s", list(openablePaths))
+		}
+	}
+}
+
+// minTokenLen keeps a status page token out of guessing range.
+const minTokenLen = 16
+
+// openablePaths are the endpoints that may stay open beside a token: they
+// show no scan data.
+var openablePaths = []string{"/metrics", "/healthz", "/readyz"}
+
+// loopbackListen reports whether a host:port listens on loopback only.
+// An empty host or a wildcard listens everywhere.
+func loopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func (st *Station) validate(v *validator, p string) {

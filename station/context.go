@@ -110,7 +110,7 @@ func (s *Station) change(ctx context.Context, mode string, c map[string]string) 
 	s.mu.Lock()
 	s.mode, s.context = mode, c
 	s.mu.Unlock()
-	s.repeats.forget()
+	s.settings.Load().repeats.forget()
 	s.log.Info("station state changed", "mode", mode, "context", c)
 	return nil
 }

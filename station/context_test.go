@@ -45,7 +45,7 @@ func TestModeAndContextChangesAreRecordedAndSurviveRestart(t *testing.T) {
 	if m, c := st2.State(); m != "ship" || c["order"] != "PO-1234" {
 		t.Fatalf("after restart: mode %q context %v", m, c)
 	}
-	run(t, st2, st2.scanners[0].(*playback))
+	run(t, st2, st2.Scanners()[0].(*playback))
 
 	es, err := buf.Peek(0, 10)
 	if err != nil {

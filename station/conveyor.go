@@ -191,9 +191,9 @@ func (d *debouncer) forget() {
 // event when the station asks for it, answered with the Missed signal
 // (after the commit; Bad when it could not be recorded, so that a reader
 // in host-acknowledge mode sends it again), and shown on the indicator.
-func (s *Station) noRead(ctx context.Context, log *slog.Logger, sc Scanner, r device.Read) {
+func (s *Station) noRead(ctx context.Context, log *slog.Logger, sc Scanner, r device.Read, record bool) {
 	sig := device.Missed
-	if s.cfg.NoReadEvents {
+	if record {
 		mode, c := s.State()
 		_, err := s.store.Append(ctx, wire.EventStream(s.cfg.ID), func(seq uint64) ([]byte, error) {
 			return wire.Event{ID: wire.NewID(), Source: s.source, Type: wire.NoReadType, Time: s.now(), Data: &wire.NoReadData{

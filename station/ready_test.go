@@ -85,7 +85,7 @@ func TestControlCharacterLogged(t *testing.T) {
 		return st
 	}
 	st := mk(newPlayback("h1", "PC-8-1\n\nPC-8-1", "A\tB", "GOOD", "X\x01"))
-	run(t, st, st.scanners[0].(*playback))
+	run(t, st, st.Scanners()[0].(*playback))
 	if n := strings.Count(logs.String(), "msg=\"scan rejected: it holds a control character"); n != 1 {
 		t.Fatalf("%d log lines for 3 garbled reads within 10 s, want 1:\n%s", n, logs.String())
 	}
@@ -95,7 +95,9 @@ func TestControlCharacterLogged(t *testing.T) {
 	}
 	now = now.Add(11 * time.Second)
 	sc := newPlayback("h1", "Y\x02")
-	st.scanners = []Scanner{sc}
+	if err := st.Update(t.Context(), Update{Config: Config{ID: "dock-3", Mode: "receive"}, Scanners: []Scanner{sc}, Validator: LengthRule{Min: 1}}); err != nil {
+		t.Fatal(err)
+	}
 	run(t, st, sc)
 	if !strings.Contains(logs.String(), "suppressed_since_last=2") {
 		t.Fatalf("the next line does not count the 2 held back:\n%s", logs.String())

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
-
-	"golang.org/x/sync/errgroup"
+	"sync"
+	"time"
 
 	"github.com/scangw/scangw/station/wire"
 )
@@ -14,41 +15,87 @@ import (
 // Set is a gateway's stations by id: what downlink commands, heartbeats
 // and the status page ask of them. Errors a request caused are
 // *wire.Error with the code to reply with (unknown_station, bad_args);
-// anything else is the station's own failure.
+// anything else is the station's own failure. A reload replaces the set's
+// stations while it runs (Replace).
 type Set struct {
+	mu   sync.Mutex
 	list []*Station
 	byID map[string]*Station
+	runs group
 }
 
 // NewSet makes the set of stations; ids must be unique (config
 // validation sees to it).
 func NewSet(stations ...*Station) (*Set, error) {
-	s := &Set{list: stations, byID: make(map[string]*Station, len(stations))}
-	for _, st := range stations {
-		if _, dup := s.byID[st.ID()]; dup {
-			return nil, fmt.Errorf("station %q configured twice", st.ID())
-		}
-		s.byID[st.ID()] = st
+	s := &Set{}
+	if err := s.Replace(stations...); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
 // Stations returns the stations in their configured order.
-func (s *Set) Stations() []*Station { return s.list }
+func (s *Set) Stations() []*Station {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.list)
+}
 
 // Run runs every station until ctx ends or one fails.
 func (s *Set) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
+	s.mu.Lock()
+	s.runs.begin(ctx)
 	for _, st := range s.list {
-		g.Go(func() error { return st.Run(ctx) })
+		s.runs.start(st, st.Run)
 	}
-	return g.Wait()
+	s.mu.Unlock()
+	return s.runs.wait()
+}
+
+// Replace makes stations the set's stations. A station in both the old
+// and the new list runs on (Station.Update changes it in place); one only
+// in the old list is stopped, and has returned, before the new ones start.
+// Replace calls must not overlap.
+func (s *Set) Replace(stations ...*Station) error {
+	byID := make(map[string]*Station, len(stations))
+	for _, st := range stations {
+		if _, dup := byID[st.ID()]; dup {
+			return fmt.Errorf("station %q configured twice", st.ID())
+		}
+		byID[st.ID()] = st
+	}
+	s.mu.Lock()
+	old := s.list
+	s.list, s.byID = stations, byID
+	s.mu.Unlock()
+	for _, st := range old {
+		if !slices.Contains(stations, st) {
+			s.runs.stop(st)
+		}
+	}
+	for _, st := range stations {
+		if !slices.Contains(old, st) {
+			s.runs.start(st, st.Run)
+		}
+	}
+	return nil
+}
+
+// Busy reports the station whose read has been in its pipeline longest,
+// and since when; a zero time when every station waits for reads.
+func (s *Set) Busy() (station string, since time.Time) {
+	for _, st := range s.Stations() {
+		if b := st.Busy(); !b.IsZero() && (since.IsZero() || b.Before(since)) {
+			station, since = st.ID(), b
+		}
+	}
+	return station, since
 }
 
 // Ready reports whether every station is ready (Station.Ready): what
 // /readyz and systemd's READY=1 wait for.
 func (s *Set) Ready() bool {
-	for _, st := range s.list {
+	for _, st := range s.Stations() {
 		if !st.Ready() {
 			return false
 		}
@@ -65,8 +112,9 @@ func (s *Set) Status(id string) ([]wire.StationStatus, error) {
 		}
 		return []wire.StationStatus{st.Status()}, nil
 	}
-	out := make([]wire.StationStatus, 0, len(s.list))
-	for _, st := range s.list {
+	list := s.Stations()
+	out := make([]wire.StationStatus, 0, len(list))
+	for _, st := range list {
 		out = append(out, st.Status())
 	}
 	return out, nil
@@ -97,7 +145,9 @@ func (s *Set) SetContext(ctx context.Context, id string, c map[string]string) (w
 }
 
 func (s *Set) get(id string) (*Station, error) {
+	s.mu.Lock()
 	st, ok := s.byID[id]
+	s.mu.Unlock()
 	if !ok {
 		return nil, &wire.Error{Code: wire.CodeUnknownStation, Message: "no station " + strconv.Quote(id) + " on this gateway"}
 	}

@@ -14,13 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/scangw/scangw/device"
 	"github.com/scangw/scangw/station/wire"
@@ -98,26 +99,48 @@ type Deps struct {
 
 // Station runs one station's pipeline.
 type Station struct {
-	cfg      Config
-	scanners []Scanner
-	store    Store
-	state    StateStore
-	valid    Validator
-	log      *slog.Logger
-	m        *Metrics
-	source   string
-	ind      Indicator
-	synced   func() bool
-	now      func() time.Time
-	running  atomic.Bool
-	recent   recent
-	garbled  rateLog // reads with control characters
-	repeats  *debouncer
-	rates    readRates
+	cfg     Config // the id, site and gateway; the rest may change (settings)
+	store   Store
+	state   StateStore
+	log     *slog.Logger
+	m       *Metrics
+	source  string
+	ind     Indicator
+	synced  func() bool
+	now     func() time.Time
+	running atomic.Bool
+	recent  recent
+	garbled rateLog // reads with control characters
+	rates   readRates
+
+	// settings are what a live reload changes; each read takes them once.
+	settings atomic.Pointer[settings]
+
+	updateMu sync.Mutex // one Update at a time
+	loopMu   sync.Mutex // loops and stopping
+	loops    []*loop
+	stopping []*loop // removed by an Update, not yet returned
+	runs     group
 
 	mu      sync.Mutex
 	mode    string
 	context map[string]string
+}
+
+// settings are a station's configuration that a reload may change while
+// its scanners read on.
+type settings struct {
+	cfg     Config
+	valid   Validator
+	repeats *debouncer
+}
+
+// loop is one scanner's read loop.
+type loop struct {
+	sc Scanner
+	// busy is when the read in hand arrived (unix ns); 0 while the loop
+	// waits for a read. A read stuck in the pipeline shows here.
+	busy atomic.Int64
 }
 
 // New makes a station, restoring the mode and context it had before a
@@ -127,19 +150,25 @@ func New(cfg Config, d Deps) *Station {
 		d.ClockSynced = KernelClockSynced
 	}
 	s := &Station{
-		cfg:      cfg,
-		scanners: d.Scanners,
-		store:    d.Store,
-		state:    d.State,
-		valid:    d.Validator,
-		log:      d.Log.With("station", cfg.ID),
-		m:        d.Metrics,
-		source:   wire.StationSource(cfg.Site, cfg.Gateway, cfg.ID),
-		ind:      d.Indicator,
-		synced:   d.ClockSynced,
-		now:      time.Now,
-		mode:     cfg.Mode,
-		repeats:  newDebouncer(cfg.Debounce, cfg.ScannerDebounce),
+		cfg:    cfg,
+		store:  d.Store,
+		state:  d.State,
+		log:    d.Log.With("station", cfg.ID),
+		m:      d.Metrics,
+		source: wire.StationSource(cfg.Site, cfg.Gateway, cfg.ID),
+		ind:    d.Indicator,
+		synced: d.ClockSynced,
+		now:    time.Now,
+		mode:   cfg.Mode,
+	}
+	s.settings.Store(&settings{cfg: cfg, valid: d.Validator, repeats: newDebouncer(cfg.Debounce, cfg.ScannerDebounce)})
+	for _, sc := range d.Scanners {
+		s.loops = append(s.loops, &loop{sc: sc})
+	}
+	if s.m != nil { // at 0 from the start: rate() and alerts see the first scan
+		for _, v := range []string{Accepted, Rejected, Warning} {
+			s.m.scans.WithLabelValues(cfg.ID, v)
+		}
 	}
 	s.restore()
 	return s
@@ -150,9 +179,10 @@ func New(cfg Config, d Deps) *Station {
 // Connected method) counts as up.
 func (s *Station) Status() wire.StationStatus {
 	mode, ctx := s.State()
+	scanners := s.Scanners()
 	st := wire.StationStatus{ID: s.cfg.ID, Mode: mode, Context: ctx, Running: s.Running(),
-		Scanners: make([]wire.ScannerStatus, 0, len(s.scanners))}
-	for _, sc := range s.scanners {
+		Scanners: make([]wire.ScannerStatus, 0, len(scanners))}
+	for _, sc := range scanners {
 		up := true
 		if c, ok := sc.(interface{ Connected() bool }); ok {
 			up = c.Connected()
@@ -178,7 +208,7 @@ func (s *Station) Ready() bool {
 	if !s.Running() {
 		return false
 	}
-	for _, sc := range s.scanners {
+	for _, sc := range s.Scanners() {
 		if st, ok := sc.(interface{ Settled() bool }); ok && !st.Settled() {
 			return false
 		}
@@ -186,23 +216,139 @@ func (s *Station) Ready() bool {
 	return true
 }
 
-// Run drives every scanner of the station until ctx ends.
-func (s *Station) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	for _, sc := range s.scanners {
-		g.Go(func() error {
-			return sc.Run(ctx, func(ctx context.Context, r device.Read) { s.handle(ctx, sc, r) })
-		})
+// Scanners returns the station's scanners in their configured order.
+func (s *Station) Scanners() []Scanner {
+	s.loopMu.Lock()
+	defer s.loopMu.Unlock()
+	out := make([]Scanner, len(s.loops))
+	for i, l := range s.loops {
+		out[i] = l.sc
 	}
+	return out
+}
+
+// Run drives every scanner of the station until ctx ends or one fails.
+func (s *Station) Run(ctx context.Context) error {
+	s.loopMu.Lock()
+	s.runs.begin(ctx)
+	for _, l := range s.loops {
+		s.runs.start(l, s.readLoop(ctx, l))
+	}
+	s.loopMu.Unlock()
 	s.running.Store(true)
 	defer s.running.Store(false)
-	return g.Wait()
+	return s.runs.wait()
+}
+
+// readLoop is a scanner's run. A read in hand is handled under the
+// station's context, not the scanner's: a scanner that a reload removes
+// stops after the read it is handling has been stored and answered.
+func (s *Station) readLoop(stationCtx context.Context, l *loop) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return l.sc.Run(ctx, func(_ context.Context, r device.Read) {
+			l.busy.Store(s.now().UnixNano())
+			defer l.busy.Store(0)
+			s.handle(stationCtx, l.sc, r)
+		})
+	}
+}
+
+// Busy reports since when the station's longest-running read has been in
+// its pipeline (decode, store, feedback); zero when every scanner waits
+// for a read. The watchdog reads it: a read that never completes is a
+// wedged station.
+func (s *Station) Busy() time.Time {
+	s.loopMu.Lock()
+	defer s.loopMu.Unlock()
+	var oldest int64
+	for _, l := range slices.Concat(s.loops, s.stopping) {
+		if b := l.busy.Load(); b != 0 && (oldest == 0 || b < oldest) {
+			oldest = b
+		}
+	}
+	if oldest == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, oldest)
+}
+
+// Update is what a live reload changes in a station.
+type Update struct {
+	// Config must keep the station's ID, Site and Gateway. A changed
+	// Mode switches the station to it (as a downlink set_mode would);
+	// an unchanged one leaves the mode the station is in.
+	Config Config
+	// Scanners is the new list. A scanner in both lists (the same
+	// value) reads on undisturbed; one only in the old list is stopped,
+	// once its read in hand is stored and answered, before any new one
+	// starts, so a new scanner can open the port an old one held.
+	Scanners  []Scanner
+	Validator Validator
+}
+
+// Update applies a reload to the running (or not yet running) station.
+func (s *Station) Update(ctx context.Context, u Update) error {
+	c := u.Config
+	if c.ID != s.cfg.ID || c.Site != s.cfg.Site || c.Gateway != s.cfg.Gateway {
+		return fmt.Errorf("station %s: id, site and gateway cannot change live", s.cfg.ID)
+	}
+	old := s.settings.Load()
+	if c.Mode != old.cfg.Mode {
+		if err := s.SetMode(ctx, c.Mode); err != nil {
+			return err
+		}
+	}
+	repeats := old.repeats
+	if c.Debounce != old.cfg.Debounce || !maps.Equal(c.ScannerDebounce, old.cfg.ScannerDebounce) {
+		repeats = newDebouncer(c.Debounce, c.ScannerDebounce)
+	}
+	s.settings.Store(&settings{cfg: c, valid: u.Validator, repeats: repeats})
+
+	s.updateMu.Lock()
+	defer s.updateMu.Unlock()
+	s.loopMu.Lock()
+	var kept, gone []*loop
+	for _, l := range s.loops {
+		if slices.Contains(u.Scanners, l.sc) {
+			kept = append(kept, l)
+		} else {
+			gone = append(gone, l)
+		}
+	}
+	loops := make([]*loop, 0, len(u.Scanners))
+	var added []*loop
+	for _, sc := range u.Scanners {
+		i := slices.IndexFunc(kept, func(l *loop) bool { return l.sc == sc })
+		if i < 0 {
+			added = append(added, &loop{sc: sc})
+			loops = append(loops, added[len(added)-1])
+		} else {
+			loops = append(loops, kept[i])
+		}
+	}
+	s.loops, s.stopping = loops, gone
+	s.loopMu.Unlock()
+
+	// Not under loopMu: a stop waits for the read in hand, and Busy must
+	// still see that read meanwhile.
+	for _, l := range gone {
+		s.runs.stop(l)
+	}
+	s.loopMu.Lock()
+	s.stopping = nil
+	runCtx := s.runs.context() // nil when not running: nothing starts
+	for _, l := range added {
+		s.runs.start(l, s.readLoop(runCtx, l))
+	}
+	s.loopMu.Unlock()
+	return nil
 }
 
 // handle takes one read through the whole pipeline. It runs on the
 // scanner's reading goroutine, so a scanner's scans are stored in the order
 // they were read.
 func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
+	set := s.settings.Load()
 	log := s.log.With("scanner", sc.ID())
 	s.m.reads.WithLabelValues(s.cfg.ID, sc.ID()).Inc()
 	switch {
@@ -212,11 +358,11 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 		return
 	case r.NoRead:
 		s.rates.add(sc.ID(), false)
-		s.noRead(ctx, log, sc, r)
+		s.noRead(ctx, log, sc, r, set.cfg.NoReadEvents)
 		return
 	}
 	now := s.now()
-	sig, repeat, claim := s.repeats.check(ctx, sc.ID(), r, now)
+	sig, repeat, claim := set.repeats.check(ctx, sc.ID(), r, now)
 	if repeat {
 		// The same label again within the window (a tunnel reads it
 		// several times): not a new scan, but answered like the first,
@@ -238,12 +384,12 @@ func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
 		}
 	}
 	if scan.Verdict == "" {
-		s.valid.Validate(scan)
+		set.valid.Validate(scan)
 	}
 	// Only a stored scan is remembered: one that was refused must be
 	// taken again when it is rescanned.
-	sig, stored := s.store1(ctx, log, sc, scan)
-	s.repeats.resolve(claim, sig, stored)
+	sig, stored := s.store1(ctx, log, sc, scan, set.valid)
+	set.repeats.resolve(claim, sig, stored)
 }
 
 // discard answers a read that never became a scan.
@@ -260,7 +406,7 @@ func (s *Station) discard(log *slog.Logger, sc Scanner, err error) {
 
 // store1 stores one judged scan and then gives its feedback; it reports
 // the signal given and whether the scan was stored.
-func (s *Station) store1(ctx context.Context, log *slog.Logger, sc Scanner, scan *Scan) (device.Signal, bool) {
+func (s *Station) store1(ctx context.Context, log *slog.Logger, sc Scanner, scan *Scan, valid Validator) (device.Signal, bool) {
 	start := time.Now()
 	seq, err := s.store.Append(ctx, wire.ScanStream(s.cfg.ID), func(seq uint64) ([]byte, error) {
 		return EncodeScan(scan, s.source, seq, s.store.Epoch())
@@ -274,7 +420,7 @@ func (s *Station) store1(ctx context.Context, log *slog.Logger, sc Scanner, scan
 		s.indicate(sc.ID(), scan.ID, 0, scan.Data, Refused, []Reason{{Code: "not_stored", Message: err.Error()}})
 		return device.Bad, false
 	}
-	if r, ok := s.valid.(Recorder); ok {
+	if r, ok := valid.(Recorder); ok {
 		if err := r.Record(scan); err != nil {
 			log.Warn("scan not recorded for duplicate rules", "id", scan.ID, "err", err)
 		}

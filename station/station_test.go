@@ -237,6 +237,7 @@ scangw_station_reads_discarded_total{reason="oversize",station="dock-3"} 1
 # TYPE scangw_station_scans_total counter
 scangw_station_scans_total{station="dock-3",verdict="accepted"} 2
 scangw_station_scans_total{station="dock-3",verdict="rejected"} 5
+scangw_station_scans_total{station="dock-3",verdict="warning"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "scangw_station_scans_total", "scangw_station_reads_discarded_total"); err != nil {
 		t.Fatal(err)

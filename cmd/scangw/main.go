@@ -86,7 +86,7 @@ func setMemoryLimit() {
 func dispatch(ctx context.Context, cmd string, args []string) int {
 	switch cmd {
 	case "version", "--version", "-v":
-		fmt.Println("scangw", version())
+		printVersion(os.Stdout)
 		return 0
 	case "help", "--help", "-h":
 		fmt.Print(usage)

@@ -1,6 +1,10 @@
 package main
 
-import "runtime/debug"
+import (
+	"fmt"
+	"io"
+	"runtime/debug"
+)
 
 // buildVersion is set by the Makefile: -ldflags "-X main.buildVersion=...".
 var buildVersion string
@@ -23,4 +27,9 @@ func version() string {
 		}
 	}
 	return v
+}
+
+// printVersion is `scangw version`.
+func printVersion(w io.Writer) {
+	fmt.Fprintln(w, "scangw", version())
 }

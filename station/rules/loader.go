@@ -44,7 +44,8 @@ type Loader struct {
 }
 
 // NewLoader makes a loader for engine; reg receives
-// scangw_rules_loads_total.
+// scangw_rules_loads_total and, per scope, scangw_rules_loaded and
+// scangw_rules_version.
 func NewLoader(engine *Engine, store StateStore, log *slog.Logger, reg prometheus.Registerer) *Loader {
 	l := &Loader{
 		engine: engine, store: store, log: log, inUse: map[string][]byte{},
@@ -54,6 +55,29 @@ func NewLoader(engine *Engine, store StateStore, log *slog.Logger, reg prometheu
 		}, []string{"source", "result"}),
 	}
 	reg.MustRegister(l.loads)
+	// Read from the engine at scrape time, so a set swapped in by any
+	// path shows, and a gateway that never got one shows 0, not nothing:
+	// an alert on "no rules" needs the series.
+	for _, scope := range []string{ScopeSite, ScopeGateway} {
+		version := func() float64 {
+			if s := engine.Current(scope); s != nil {
+				return float64(s.Version)
+			}
+			return 0
+		}
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "scangw_rules_loaded",
+				Help:        "1 while a rule set of the scope is in force, 0 while scans are checked without one.",
+				ConstLabels: prometheus.Labels{"scope": scope},
+			}, func() float64 { return min(version(), 1) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "scangw_rules_version",
+				Help:        "Version of the scope's rule set in force; 0 when none.",
+				ConstLabels: prometheus.Labels{"scope": scope},
+			}, version),
+		)
+	}
 	return l
 }
 

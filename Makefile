@@ -1,6 +1,7 @@
 # scangw — the two commands a newcomer needs:
 #   make demo   the real daemon with simulated scanners and an embedded broker
 #   make test   installs what the tests need (Mosquitto), then vet + race tests
+#   make package  dist/scangw_<version>_{amd64,arm64,armhf}.deb (systemd/nfpm.yaml)
 #
 # The demo (embedded broker) and the buffer bench are built in only with
 # their tags, demo and bench: bin/scangw, the daemon a site runs, has
@@ -9,11 +10,14 @@
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS := -s -w -X main.buildVersion=$(VERSION)
+COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell [ -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo -dirty)
+COMMIT_TIME := $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+STAMPS  := -X main.buildCommit=$(COMMIT) -X main.buildCommitTime=$(COMMIT_TIME)
+LDFLAGS := -s -w -X main.buildVersion=$(VERSION) $(STAMPS)
 
 TOOLS   := demo,bench
 
-.PHONY: all build bench-tool demo test test-arm deps bench fuzz cross clean
+.PHONY: all build bench-tool demo test test-arm deps bench fuzz cross package clean
 
 all: build
 
@@ -48,7 +52,12 @@ deps:
 		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
-test: deps
+# The package test (systemd/package_test.go) checks the .debs `package`
+# built instead of building them again.
+test: export SCANGW_PACKAGES = $(abspath $(DIST))
+test: deps package
+	@echo "packages built:"; ls -l $(DIST)/scangw_*.deb
+	systemd-analyze security --offline=yes --no-pager systemd/scangw.service | tail -n 1
 	$(GO) vet ./...
 	$(GO) vet -tags $(TOOLS) ./...
 	CGO_ENABLED=0 $(GO) build ./...
@@ -93,5 +102,34 @@ test-arm:
 		echo "== $$pkg armv7"; (cd $$pkg && SCANGW_TEST_EMULATOR=qemu-arm-static qemu-arm-static $(CURDIR)/bin/test/$$name-armv7.test -test.timeout 30m); \
 	done
 
+# Debian packages, one per architecture, each with a cgo binary (HID needs
+# cgo) cross-built with Debian's gcc-aarch64-linux-gnu and
+# gcc-arm-linux-gnueabihf; their version comes from git (systemd/deb/debversion)
+# and is the one `scangw version` prints. DIST=dir writes them elsewhere.
+# The libc6 dependency is the newest GLIBC_ symbol version the binary uses.
+DIST        ?= dist
+DEB_VERSION ?= $(shell sh systemd/deb/debversion 2>/dev/null || echo 0.0.0~unknown)
+DEB_ARCHES  := amd64 arm64 armhf
+NFPM        := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+
+package: deps
+	@mkdir -p $(DIST) && rm -f $(DIST)/scangw_*.deb
+	@set -e; version='$(DEB_VERSION)'; \
+	export SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s); \
+	for arch in $(DEB_ARCHES); do \
+		case $$arch in \
+		amd64) target="GOARCH=amd64 CC=gcc" ;; \
+		arm64) target="GOARCH=arm64 CC=aarch64-linux-gnu-gcc" ;; \
+		armhf) target="GOARCH=arm GOARM=7 CC=arm-linux-gnueabihf-gcc" ;; \
+		esac; \
+		bin=bin/deb/$$arch/scangw; \
+		echo "== $$arch: $$target go build"; \
+		env $$target GOOS=linux CGO_ENABLED=1 $(GO) build -trimpath \
+			-ldflags "-s -w -X main.buildVersion=$$version $(STAMPS)" -o $$bin ./cmd/scangw; \
+		glibc=$$(readelf -V --wide $$bin | grep -o 'GLIBC_[0-9][0-9.]*' | cut -c7- | sort -uV | tail -n 1); \
+		DEB_ARCH=$$arch DEB_VERSION=$$version SCANGW_BIN=$$bin GLIBC_MIN=$$glibc \
+			$(NFPM) package --config systemd/nfpm.yaml --packager deb --target $(DIST)/scangw_$${version}_$$arch.deb; \
+	done
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

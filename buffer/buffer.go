@@ -121,6 +121,7 @@ type Buffer struct {
 
 	depth      atomic.Int64
 	lastAppend atomic.Int64 // unix ns of the last committed append
+	busy       atomic.Int64 // unix ns the commit in progress began; 0 between commits (Busy)
 
 	mu           sync.Mutex
 	nextPos      uint64              // written by the committer under mu
@@ -671,6 +672,8 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 		return true
 	}
 	start := time.Now()
+	b.busy.Store(start.UnixNano())
+	defer b.busy.Store(0)
 	var (
 		w   written
 		err error

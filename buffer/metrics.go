@@ -2,9 +2,11 @@ package buffer
 
 import (
 	"errors"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 )
 
 type metrics struct {
@@ -62,11 +64,36 @@ func newMetrics(reg prometheus.Registerer, b *Buffer) *metrics {
 			Name: "scangw_buffer_disk_bytes",
 			Help: "Space the buffer directory takes on disk (last measurement).",
 		}, func() float64 { return float64(b.diskUsed()) }),
+		// Measured at scrape time, not taken from the limits' estimate: that
+		// one is refreshed only while scans arrive, and a disk that fills
+		// from elsewhere must show on an idle gateway too.
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "scangw_buffer_filesystem_free_bytes",
+			Help: "Space available to the daemon on the buffer directory's filesystem.",
+		}, func() float64 { free, _ := b.statfs(); return free }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "scangw_buffer_filesystem_size_bytes",
+			Help: "Size of the buffer directory's filesystem.",
+		}, func() float64 { _, size := b.statfs(); return size }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "scangw_buffer_min_free_bytes",
+			Help: "The free-space floor (buffer.min_free): below it the buffer refuses scans.",
+		}, func() float64 { return float64(b.opts.Limits.MinFreeBytes) }),
 	}
 	for _, c := range m.cs {
 		reg.MustRegister(c)
 	}
 	return m
+}
+
+// statfs is the free and total space of the buffer's filesystem, NaN when
+// it cannot be measured (an alert must not read that as a full disk).
+func (b *Buffer) statfs() (free, size float64) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(b.opts.Dir, &st); err != nil {
+		return math.NaN(), math.NaN()
+	}
+	return float64(st.Bavail) * float64(st.Bsize), float64(st.Blocks) * float64(st.Bsize)
 }
 
 func (m *metrics) refused(err error) {

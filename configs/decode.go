@@ -16,6 +16,7 @@ import (
 // key to fix. It also records which strings were written as an explicit "",
 // because for a few keys that differs from leaving the key out.
 type schemaCheck struct {
+	files    map[*yaml.Node]string // where each node came from, or nil
 	problems []Problem
 	// empty maps the path of every string key given in the file to whether
 	// its value was an explicit empty string.
@@ -27,17 +28,16 @@ var (
 	sizeType     = reflect.TypeFor[Size]()
 )
 
-func newSchemaCheck() *schemaCheck {
-	return &schemaCheck{empty: map[string]bool{}}
+func newSchemaCheck(files map[*yaml.Node]string) *schemaCheck {
+	return &schemaCheck{files: files, empty: map[string]bool{}}
 }
 
 func (s *schemaCheck) add(path string, n *yaml.Node, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if n == nil {
-		s.problems = append(s.problems, Problem{Path: path, Message: msg})
-		return
+	p := Problem{Path: path, Message: fmt.Sprintf(format, args...)}
+	if n != nil {
+		p.Line, p.File = n.Line, s.files[n]
 	}
-	s.problems = append(s.problems, Problem{Path: path, Message: fmt.Sprintf("%s (line %d)", msg, n.Line)})
+	s.problems = append(s.problems, p)
 }
 
 // value checks n against t. Aliases were already bounded by yaml.v3's

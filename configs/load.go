@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"reflect"
 	"slices"
 	"time"
@@ -158,23 +156,19 @@ func setDuration(p *Duration, def time.Duration) {
 	}
 }
 
-// Load reads the config file at path with Parse. Its errors start with
-// "config <path>: ".
+// Load reads the config at path and the fragments in conf.d/ beside it
+// (see "A gateway's config"), with ${VAR} taken from Env. Its errors start
+// with "config <path>: "; each problem names its line, and its file when
+// there are fragments.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		// The path is already in front; keep the cause, not the path twice.
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("config %s: %s: %w", path, pe.Op, pe.Err)
+	srcs, err := readSources(path)
+	if err == nil {
+		var c *Config
+		if c, err = parse(srcs, Env); err == nil {
+			return c, nil
 		}
-		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	c, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	return c, nil
+	return nil, fmt.Errorf("config %s: %w", path, err)
 }
 
 // Parse decodes one YAML document strictly, applies the defaults and
@@ -182,34 +176,38 @@ func Load(path string) (*Config, error) {
 // wrong kind are reported together with Validate's problems in one
 // *ValidationError, each by its path and line; a document that is not YAML
 // at all gives yaml.v3's syntax error. An empty document is not an error by
-// itself, but Validate then names the keys that have no default.
+// itself, but Validate then names the keys that have no default. ${VAR}
+// references are taken from Env.
 //
 // A key written as null ("listen:" or "listen: ~") counts as not given. An
 // explicit empty string counts as not given too, except for http.listen
 // (disables the server), feedback.warn (no feedback on a warning) and
 // terminator (an error).
 func Parse(data []byte) (*Config, error) {
-	root, err := parseDocument(data)
+	return parse([]source{{data: data}}, Env)
+}
+
+func parse(srcs []source, env func(string) (string, bool)) (*Config, error) {
+	doc, err := parseSources(srcs, env)
 	if err != nil {
 		return nil, err
 	}
 
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	decodeErr := dec.Decode(&c)
+	var decodeErr error
+	if doc.root != nil {
+		decodeErr = doc.root.Decode(&c)
+	}
 	var typeErr *yaml.TypeError
-	switch {
-	case decodeErr == nil, errors.Is(decodeErr, io.EOF):
-		decodeErr = nil
-	case !errors.As(decodeErr, &typeErr):
+	if decodeErr != nil && !errors.As(decodeErr, &typeErr) {
 		return nil, decodeErr // e.g. excessive aliasing: nothing more to say
 	}
 
-	check := newSchemaCheck()
-	if root != nil {
-		check.mapping(root, reflect.TypeFor[Config](), "", map[string]bool{})
+	check := newSchemaCheck(doc.files)
+	if doc.root != nil {
+		check.mapping(doc.root, reflect.TypeFor[Config](), "", map[string]bool{})
 	}
+	check.problems = append(doc.problems, check.problems...)
 	if decodeErr != nil && len(check.problems) == 0 {
 		// The schema walk should have named whatever yaml.v3 refused; if it
 		// missed something, yaml.v3's own words are better than nothing.
@@ -225,9 +223,13 @@ func Parse(data []byte) (*Config, error) {
 		// A field that did not decode is zero; saying it is also "required"
 		// would only repeat the decode problem.
 		for _, p := range ve.Problems {
-			if !coveredBy(p.Path, check.problems) {
-				problems = append(problems, p)
+			if coveredBy(p.Path, check.problems) {
+				continue
 			}
+			if n := locate(doc.root, p.Path); n != nil {
+				p.Line, p.File = n.Line, doc.files[n]
+			}
+			problems = append(problems, p)
 		}
 	}
 	if len(problems) > 0 {

@@ -24,14 +24,26 @@ type Problem struct {
 	Path string
 	// Message says what is wrong and, where it helps, what would be right.
 	Message string
+	// Line is where in its file the field (or, for a missing one, the
+	// mapping that lacks it) is written; 0 when unknown. File names the
+	// file when the config is made of several (conf.d).
+	Line int
+	File string
 }
 
-// String returns the problem as "<path>: <message>".
+// String returns the problem as "<path>: <message> (<file> line <n>)".
 func (p Problem) String() string {
-	if p.Path == "" {
-		return p.Message
+	s := p.Message
+	if p.Path != "" {
+		s = p.Path + ": " + s
 	}
-	return p.Path + ": " + p.Message
+	switch {
+	case p.Line > 0 && p.File != "":
+		s += fmt.Sprintf(" (%s line %d)", p.File, p.Line)
+	case p.Line > 0:
+		s += fmt.Sprintf(" (line %d)", p.Line)
+	}
+	return s
 }
 
 // ValidationError lists every bad field of a config. Validate and Parse

@@ -169,6 +169,7 @@ func New(cfg Config, d Deps) *Station {
 		for _, v := range []string{Accepted, Rejected, Warning} {
 			s.m.scans.WithLabelValues(cfg.ID, v)
 		}
+		s.m.refused.WithLabelValues(cfg.ID)
 	}
 	s.restore()
 	return s

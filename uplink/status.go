@@ -18,10 +18,21 @@ func (u *Uplink) event(typ string, data any) ([]byte, string) {
 	return b, id
 }
 
+// SetConfigHash makes h the config hash of the status message and the
+// heartbeats; a connected session republishes its retained status with it
+// at once. A live reload calls it.
+func (u *Uplink) SetConfigHash(h string) {
+	u.configHash.Store(&h)
+	select {
+	case u.rebirth <- struct{}{}:
+	default: // one is pending: it will read the newest hash
+	}
+}
+
 // statusPayload encodes the status with state and this instance.
 func (u *Uplink) statusPayload(state string) []byte {
 	st := wire.Status{
-		State: state, Version: u.cfg.Version, ConfigHash: u.cfg.ConfigHash,
+		State: state, Version: u.cfg.Version, ConfigHash: *u.configHash.Load(),
 		StartTime: u.started.UTC(), Epoch: u.cfg.Backlog.Epoch(), Instance: u.instance,
 	}
 	b, _ := u.event(wire.StatusType, st)
@@ -79,6 +90,7 @@ func (h Health) wire() *wire.Health {
 func (u *Uplink) heartbeat() ([]byte, string) {
 	d := wire.Heartbeat{
 		Instance:         u.instance,
+		ConfigHash:       *u.configHash.Load(),
 		DuplicateGateway: u.ident.duplicate(),
 		UptimeSeconds:    time.Since(u.started).Seconds(),
 		Health:           u.Health().wire(),

@@ -188,6 +188,12 @@ type Uplink struct {
 
 	connected atomic.Bool
 	permitted atomic.Int32 // 1 permitted, 0 not, -1 not known yet
+	busy      atomic.Int64 // unix ns the pump's queue read began; 0 while it waits (Busy)
+
+	// configHash is the config in force (SetConfigHash); rebirth asks the
+	// session to announce it.
+	configHash atomic.Pointer[string]
+	rebirth    chan struct{}
 
 	mu     sync.Mutex
 	client mqtt.Client // the connected session's, for replies; nil between sessions
@@ -250,7 +256,9 @@ func New(cfg Config, q Queue, log *slog.Logger, reg prometheus.Registerer) *Upli
 		started:  time.Now(),
 		inbox:    make(chan downMsg, inboxSize),
 		poisoned: map[uint64]bool{},
+		rebirth:  make(chan struct{}, 1),
 	}
+	u.configHash.Store(&cfg.ConfigHash)
 	u.ident.instance = u.instance
 	u.permitted.Store(-1)
 	return u
@@ -690,6 +698,12 @@ func (u *Uplink) heartbeats(ctx context.Context, c mqtt.Client) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-u.rebirth:
+			// A reload changed the config: the retained status says
+			// which one runs now, and a heartbeat follows at once.
+			if err := wait(ctx, c.Publish(u.topics.Status, 1, true, u.statusPayload(wire.Online)), u.cfg.WriteTimeout); err != nil && ctx.Err() == nil {
+				u.log.Warn("status not republished after a reload", "err", err)
+			}
 		}
 		payload, _ := u.heartbeat()
 		if err := wait(ctx, c.Publish(u.topics.Heartbeat, 0, false, payload), u.cfg.WriteTimeout); err != nil && ctx.Err() == nil {
@@ -704,7 +718,9 @@ func (u *Uplink) pump(ctx context.Context, slots chan struct{}, send chan<- Mess
 	for {
 		// Read ahead more than the window: one Badger iterator per few
 		// hundred messages instead of per window keeps a drain cheap.
+		u.busy.Store(time.Now().UnixNano())
 		batch, err := u.q.Peek(cursor, max(u.cfg.Inflight, peekBatch))
+		u.busy.Store(0)
 		if err != nil {
 			return &sessionEnd{LostQueue, err}
 		}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/scangw/scangw/buffer"
@@ -35,16 +36,19 @@ the message was stored without them, by an older version), and payload.
 
 func bufferCmd(ctx context.Context, out io.Writer, args []string) error {
 	if len(args) == 0 {
-		return errors.New(bufferUsage)
+		return badUsage("%s", bufferUsage)
 	}
 	cmd := args[0]
+	if !slices.Contains([]string{"stats", "peek", "export", "salvage"}, cmd) {
+		return badUsage("unknown buffer command %q\n\n%s", cmd, bufferUsage)
+	}
 	fs := flag.NewFlagSet("buffer "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfgPath := fs.String("config", "/etc/scangw/scangw.yaml", "config file naming buffer.dir")
 	dir := fs.String("dir", "", "buffer directory (overrides --config)")
 	n := fs.Int("n", 10, "messages to show (peek)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%v\n\n%s", err, bufferUsage)
+		return badUsage("%v\n\n%s", err, bufferUsage)
 	}
 	var topics *wire.Topics // nil: the config's topics are not known
 	if *dir == "" {
@@ -76,7 +80,7 @@ func bufferCmd(ctx context.Context, out io.Writer, args []string) error {
 		}
 	case "salvage":
 		if fs.NArg() != 1 {
-			return fmt.Errorf("salvage needs the directory to salvage from\n\n%s", bufferUsage)
+			return badUsage("salvage needs the directory to salvage from\n\n%s", bufferUsage)
 		}
 		b, err := buffer.Open(buffer.Options{Dir: *dir})
 		if errors.Is(err, buffer.ErrLocked) {
@@ -90,7 +94,7 @@ func bufferCmd(ctx context.Context, out io.Writer, args []string) error {
 		fmt.Fprintf(out, "salvaged %d messages from %s into %s\n", got, fs.Arg(0), *dir)
 		return err
 	}
-	return fmt.Errorf("unknown buffer command %q\n\n%s", cmd, bufferUsage)
+	return badUsage("unknown buffer command %q\n\n%s", cmd, bufferUsage)
 }
 
 func bufferStats(out io.Writer, b *buffer.Buffer, dir string) error {

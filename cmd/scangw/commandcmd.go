@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,7 +25,7 @@ const commandUsage = `usage: scangw command sign --key FILE --to SITE/GATEWAY [-
 // commandCmd is `scangw command`; now is the clock "expires" counts from.
 func commandCmd(out io.Writer, stdin io.Reader, args []string, now time.Time) error {
 	if len(args) == 0 || args[0] != "sign" {
-		return errors.New(commandUsage)
+		return badUsage("%s", commandUsage)
 	}
 	fs := flag.NewFlagSet("command sign", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -34,7 +33,7 @@ func commandCmd(out io.Writer, stdin io.Reader, args []string, now time.Time) er
 	to := fs.String("to", "", "the gateway, SITE/GATEWAY")
 	ttl := fs.Duration("ttl", 5*time.Minute, "how long the command stays valid")
 	if err := fs.Parse(args[1:]); err != nil || *keyFile == "" || fs.NArg() != 1 {
-		return errors.New(commandUsage)
+		return badUsage("%s", commandUsage)
 	}
 	if site, gw, ok := strings.Cut(*to, "/"); !ok || site == "" || gw == "" || strings.Contains(gw, "/") {
 		return fmt.Errorf("--to %q: want SITE/GATEWAY, as the gateway's config names them", *to)

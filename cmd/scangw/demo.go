@@ -95,7 +95,8 @@ func demo(ctx context.Context, out io.Writer, perScanner int, dir string) error 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return run(gctx, cfg, newLogger(cfg.Log, os.Stderr)) })
+	log, _ := newLogger(cfg.Log, os.Stderr)
+	g.Go(func() error { return run(gctx, cfg, log) })
 	var typed sync.WaitGroup
 	for _, s := range sims {
 		typed.Add(1)

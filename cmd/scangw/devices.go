@@ -57,10 +57,10 @@ func devicesCmd(stdout, stderr io.Writer, args []string, src deviceSources) erro
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
-		return err
+		return badUsage("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return badUsage("unexpected argument %q", fs.Arg(0))
 	}
 
 	var scanners []configs.Scanner

@@ -292,7 +292,7 @@ func TestEndToEndThousandScansWithBrokerOutage(t *testing.T) {
 		t.Errorf("/status recent outcomes start with seq %d and hold 1000: %v; want the newest first", dock.Recent[0].Seq, seqs[1000])
 	}
 	page := httpGet(t, "http://"+httpAddr+"/")
-	for _, want := range []string{"plant-t/gw-e2e", "dock-1", ">connected<", "h1 up", dock.Recent[0].Data, `class="accepted"`} {
+	for _, want := range []string{"plant-t/gw-e2e", "dock-1", ">connected<", "h1 up", dock.Recent[0].Data, `class="read v-accepted"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("status page lacks %q", want)
 		}

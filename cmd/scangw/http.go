@@ -2,14 +2,27 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,17 +35,68 @@ import (
 	"github.com/scangw/scangw/uplink"
 )
 
-// serveHTTP serves /metrics, /healthz, /readyz and the status page (/ and
-// /status) until ctx ends.
-func serveHTTP(ctx context.Context, ln net.Listener, reg *prometheus.Registry, ready func() bool, page *statusPage) error {
+// httpServer serves /metrics, /healthz, /readyz and the status page (/,
+// /status, the event stream /events and the page's assets). A token, when
+// set, guards the status page always and the other three unless http.open
+// lists them; Apply changes the token, the open list and the listen
+// address of a running server.
+type httpServer struct {
+	log     *slog.Logger
+	handler http.Handler
+	// key signs session cookies. It is made anew by every process, so a
+	// cookie is worth nothing outside the process that set it.
+	key  []byte
+	auth atomic.Pointer[httpAuth]
+
+	mu      sync.Mutex
+	listen  string        // http.listen as configured
+	ln      net.Listener  // the listener to serve; nil while disabled
+	serving net.Listener  // the one Run serves
+	stopped bool          // Run has returned
+	changed chan struct{} // wakes Run when ln changed
+}
+
+// httpAuth is one configuration's token state, swapped whole by Apply.
+type httpAuth struct {
+	// bearer is the token's MAC; nil when no token is set. Requests
+	// compare MACs, which have one length, so the comparison time says
+	// nothing about the token's length either.
+	bearer []byte
+	cookie string // the session cookie's value
+	open   map[string]bool
+}
+
+const sessionCookie = "scangw_session"
+
+// newHTTPServer reads the token and binds the listener, so that a missing
+// token file or a port in use is a config error before anything runs; an
+// empty c.Listen binds nothing until Apply gives one.
+func newHTTPServer(c configs.HTTP, reg *prometheus.Registry, ready func() bool, page *statusPage, log *slog.Logger) (*httpServer, error) {
+	s := &httpServer{log: log, key: make([]byte, 32), changed: make(chan struct{}, 1)}
+	rand.Read(s.key) // never fails (crypto/rand)
+	auth, err := s.loadAuth(c)
+	if err != nil {
+		return nil, err
+	}
+	s.auth.Store(auth)
+	if c.Listen != "" {
+		if s.ln, err = listenHTTP(c.Listen, ""); err != nil {
+			return nil, err
+		}
+		log.Info("http listening", "addr", s.ln.Addr().String(), "token", auth.bearer != nil)
+	}
+	s.listen = c.Listen
+
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", page.serveHTML)
-	mux.HandleFunc("GET /status", page.serveJSON)
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.serveIndex(w, r, page) })
+	mux.Handle("GET /status", s.guardData(http.HandlerFunc(page.serveJSON)))
+	mux.Handle("GET /events", s.guardData(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveEvents(w, r, page) })))
+	mux.HandleFunc("GET /assets/{name}", serveAsset) // no data in them; the login form needs the CSS
+	mux.Handle("/metrics", s.guard("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	mux.Handle("/healthz", s.guard("/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("/readyz", s.guard("/readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !ready() {
 			http.Error(w, "stations starting\n", http.StatusServiceUnavailable)
 			return
@@ -42,30 +106,349 @@ func serveHTTP(ctx context.Context, ln net.Listener, reg *prometheus.Registry, r
 			mq = "connected"
 		}
 		fmt.Fprintf(w, "ready\nmqtt: %s\n", mq)
+	})))
+	s.handler = securityHeaders(mux)
+	return s, nil
+}
+
+// listenHTTP binds addr. old is the address being replaced, if any: moving
+// between two hosts on one port cannot bind the new one first, so the
+// error says what will.
+func listenHTTP(addr, old string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	if _, p, _ := net.SplitHostPort(addr); old != "" && errors.Is(err, syscall.EADDRINUSE) {
+		if _, op, _ := net.SplitHostPort(old); op == p {
+			return nil, fmt.Errorf("http.listen %s: %w (the running %s holds the port: restart to move it)", addr, err, old)
+		}
+	}
+	return nil, fmt.Errorf("http.listen %s: %w", addr, err)
+}
+
+// loadAuth reads the token (from token_file at every call: a reload picks
+// up a rotated file) and derives what requests are checked against.
+func (s *httpServer) loadAuth(c configs.HTTP) (*httpAuth, error) {
+	token := c.Token
+	if c.TokenFile != "" {
+		b, err := os.ReadFile(c.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("http.token_file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+		if token == "" {
+			return nil, fmt.Errorf("http.token_file %s: empty", c.TokenFile)
+		}
+		// The same floor configs.Validate puts on http.token.
+		if len(token) < 16 {
+			return nil, fmt.Errorf("http.token_file %s: the token must be at least 16 characters", c.TokenFile)
+		}
+	}
+	if token == "" && c.Guarded() {
+		// Validate refuses this too; the server never relies on it alone.
+		return nil, fmt.Errorf("http.token: required (or token_file) when http.listen %s is not a loopback address", c.Listen)
+	}
+	a := &httpAuth{open: map[string]bool{}}
+	for _, p := range c.Open {
+		a.open[p] = true
+	}
+	if token != "" {
+		a.bearer = s.mac("bearer", token)
+		a.cookie = hex.EncodeToString(s.mac("session", token))
+	}
+	return a, nil
+}
+
+// mac is HMAC-SHA256 under the process key, domain-separated so that a
+// cookie value is not also a bearer MAC.
+func (s *httpServer) mac(use, v string) []byte {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(use))
+	m.Write([]byte{0})
+	m.Write([]byte(v))
+	return m.Sum(nil)
+}
+
+// authorized reports whether r carries the token (a bearer header) or a
+// session cookie for it; everything is when no token is set.
+func (s *httpServer) authorized(a *httpAuth, r *http.Request) bool {
+	if a.bearer == nil {
+		return true
+	}
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		if subtle.ConstantTimeCompare(s.mac("bearer", strings.TrimSpace(h[7:])), a.bearer) == 1 {
+			return true
+		}
+	}
+	for _, c := range r.CookiesNamed(sessionCookie) {
+		if subtle.ConstantTimeCompare([]byte(c.Value), []byte(a.cookie)) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// guard lets a request through to h when it is authorized or path is
+// one http.open lists.
+func (s *httpServer) guard(path string, h http.Handler) http.Handler {
+	return s.guarded(path, false, h)
+}
+
+// guardData guards the status page's data (/status, /events), which is
+// never open; a refusal is JSON.
+func (s *httpServer) guardData(h http.Handler) http.Handler { return s.guarded("", true, h) }
+
+func (s *httpServer) guarded(open string, asJSON bool, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := s.auth.Load()
+		if (open != "" && a.open[open]) || s.authorized(a, r) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="scangw"`)
+		if asJSON {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":"unauthorized: send Authorization: Bearer <http.token>"}`+"\n")
+			return
+		}
+		http.Error(w, "unauthorized: send Authorization: Bearer <http.token>", http.StatusUnauthorized)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http: %w", err)
-	case <-ctx.Done():
+}
+
+// serveIndex is the status page, its login form, and the login itself:
+// /?token=<token> sets the session cookie and redirects to /, so that the
+// token leaves the address bar (and the history a phone shows the next
+// person).
+func (s *httpServer) serveIndex(w http.ResponseWriter, r *http.Request, page *statusPage) {
+	a := s.auth.Load()
+	if q := r.URL.Query(); q.Has("token") {
+		if a.bearer != nil && subtle.ConstantTimeCompare(s.mac("bearer", strings.TrimSpace(q.Get("token"))), a.bearer) != 1 {
+			s.log.Warn("status page login refused: wrong token", "remote", r.RemoteAddr)
+			loginPage(w, "Wrong token.")
+			return
+		}
+		if a.bearer != nil {
+			http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: a.cookie, Path: "/",
+				MaxAge: 30 * 24 * 3600, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if !s.authorized(a, r) {
+		loginPage(w, "")
+		return
+	}
+	page.serveHTML(w, r)
+}
+
+func loginPage(w http.ResponseWriter, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("WWW-Authenticate", `Bearer realm="scangw"`)
+	w.WriteHeader(http.StatusUnauthorized)
+	statusHTML.ExecuteTemplate(w, "login", msg)
+}
+
+// securityHeaders keeps the page to its own script and style (a scan's
+// text is outside input) and out of other sites' frames.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Run serves until ctx ends, moving to a new listener when Apply bound one.
+func (s *httpServer) Run(ctx context.Context) error {
+	var cur *httpServe
+	defer func() {
+		s.mu.Lock()
+		s.stopped = true
+		if s.ln != nil && s.ln != s.serving {
+			s.ln.Close()
+		}
+		s.mu.Unlock()
+	}()
+	for {
+		s.mu.Lock()
+		var old *httpServe
+		if s.ln != s.serving {
+			old, cur = cur, nil
+			if s.ln != nil {
+				cur = s.serve(s.ln)
+			}
+			s.serving = s.ln
+		}
+		s.mu.Unlock()
+		if old != nil {
+			old.stop() // after the new one serves: no gap
+		}
+		var errc <-chan error
+		if cur != nil {
+			errc = cur.errc
+		}
+		select {
+		case err := <-errc:
+			return fmt.Errorf("http: %w", err)
+		case <-ctx.Done():
+			if cur != nil {
+				cur.stop()
+			}
+			return nil
+		case <-s.changed:
+		}
+	}
+}
+
+// httpServe is one http.Server on one listener.
+type httpServe struct {
+	srv  *http.Server
+	errc chan error
+	// done ends the requests' contexts when the server stops, so that
+	// event streams end with it and do not hold up Shutdown.
+	done context.CancelFunc
+}
+
+func (s *httpServer) serve(ln net.Listener) *httpServe {
+	base, done := context.WithCancel(context.Background())
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base }}
+	srv.RegisterOnShutdown(done)
+	hs := &httpServe{srv: srv, errc: make(chan error, 1), done: done}
+	go func() { hs.errc <- srv.Serve(ln) }() // ends in stop, or Run returns its error
+	return hs
+}
+
+func (hs *httpServe) stop() {
+	defer hs.done()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	srv.Shutdown(sctx)
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("http: %w", err)
+	if hs.srv.Shutdown(ctx) != nil {
+		hs.srv.Close()
 	}
+	<-hs.errc
+}
+
+const (
+	// eventTick is how often an event stream looks for a change: a read
+	// is on the phone this long after it was judged, at most.
+	eventTick = 100 * time.Millisecond
+	// eventBeat is how often a stream sends even without a change, so
+	// that ages move and the page sees the gateway is still there.
+	eventBeat = time.Second
+	// eventWriteTimeout ends the stream of a client that stopped reading
+	// (a phone that went to sleep mid-stream).
+	eventWriteTimeout = 10 * time.Second
+)
+
+// serveEvents streams the status report as Server-Sent Events: at once,
+// then within eventTick of a change a person at the dock waits for, and
+// every eventBeat besides. A changed token that no longer admits the
+// request ends the stream; the page then finds the login form.
+func (s *httpServer) serveEvents(w http.ResponseWriter, r *http.Request, page *statusPage) {
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no") // a proxy in front must not hold events back
+	a := s.auth.Load()
+	tick := time.NewTicker(eventTick)
+	defer tick.Stop()
+	var last string
+	var sent time.Time
+	for first := true; ; first = false {
+		if cur := s.auth.Load(); cur != a {
+			if !s.authorized(cur, r) {
+				return
+			}
+			a = cur
+		}
+		if m := page.mark(); first || m != last || time.Since(sent) >= eventBeat {
+			b, err := json.Marshal(page.report())
+			if err != nil {
+				return
+			}
+			rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
+			retry := ""
+			if first {
+				retry = "retry: 1000\n" // the browser reconnects after a second
+			}
+			if _, err := fmt.Fprintf(w, "%sdata: %s\n\n", retry, b); err != nil {
+				return
+			}
+			if rc.Flush() != nil {
+				return
+			}
+			last, sent = m, time.Now()
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Apply makes c the server's configuration: a new token or open list
+// counts from the next request (a changed token voids the session cookies
+// of the old one); a new listen address is bound before the old one is
+// let go. On error nothing changes.
+func (s *httpServer) Apply(c configs.HTTP) error {
+	auth, err := s.loadAuth(c)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.Listen != s.listen {
+		if s.stopped {
+			return errors.New("http: server stopped")
+		}
+		var ln net.Listener
+		if c.Listen != "" {
+			if ln, err = listenHTTP(c.Listen, s.listen); err != nil {
+				return err
+			}
+		}
+		if s.ln != nil && s.ln != s.serving { // bound by an Apply Run has not seen
+			s.ln.Close()
+		}
+		s.ln, s.listen = ln, c.Listen
+		select {
+		case s.changed <- struct{}{}:
+		default:
+		}
+		if ln != nil {
+			s.log.Info("http listening", "addr", ln.Addr().String(), "token", auth.bearer != nil)
+		} else {
+			s.log.Info("http disabled")
+		}
+	}
+	s.auth.Store(auth)
 	return nil
 }
 
+// Addr is the address the server listens on ("" while disabled).
+func (s *httpServer) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
 // statusPage is the gateway's state for a person at the dock with a
-// laptop or phone: GET / is an HTML page that refreshes itself, GET
-// /status the same as JSON. Prometheus has the history; this answers "is
-// my scanner up, did that scan count, is the broker reachable" at a glance.
+// phone: GET / is a page that updates itself, GET /status the same as
+// JSON, GET /events that JSON as it changes. Prometheus has the history; this answers "is my scanner up, did
+// that scan count, is the broker reachable" at a glance.
 type statusPage struct {
-	cfg      *configs.Config
+	cfg      func() *configs.Config // the running config: a reload swaps it
 	buf      *buffer.Buffer
 	stations *station.Set
 	up       *uplink.Uplink
@@ -103,17 +486,26 @@ type stationReport struct {
 	Context  map[string]string    `json:"context,omitempty"`
 	Running  bool                 `json:"running"`
 	Scanners []wire.ScannerStatus `json:"scanners"`
-	Recent   []station.Outcome    `json:"recent"` // newest first
+	Recent   []outcomeReport      `json:"recent"` // newest first
+}
+
+// outcomeReport is a read with its age by the gateway's clock, so a page
+// on a phone whose clock is off still says how long ago it was.
+type outcomeReport struct {
+	station.Outcome
+	AgeSeconds float64 `json:"age_seconds"`
 }
 
 func (p *statusPage) report() statusReport {
+	cfg := p.cfg()
+	now := time.Now()
 	h := p.up.Health() // what the heartbeat reports
 	r := statusReport{
-		Site: p.cfg.Gateway.Site, Gateway: p.cfg.Gateway.ID, Version: version(), Instance: p.up.Instance(),
-		ConfigHash: p.cfg.Hash(), Started: p.started, Uptime: time.Since(p.started).Seconds(),
+		Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID, Version: version(), Instance: p.up.Instance(),
+		ConfigHash: cfg.Hash(), Started: p.started, Uptime: now.Sub(p.started).Seconds(),
 		ClockSynced: h.ClockSynced,
 	}
-	r.MQTT.Broker = redactURL(p.cfg.MQTT.Broker)
+	r.MQTT.Broker = redactURL(cfg.MQTT.Broker)
 	r.MQTT.Connected = p.up.Connected()
 	if permitted, known := p.up.PublishPermitted(); known {
 		r.MQTT.PublishPermitted = &permitted
@@ -121,15 +513,40 @@ func (p *statusPage) report() statusReport {
 	r.MQTT.DuplicateGateway = p.up.DuplicateGateway()
 	r.Buffer.Epoch, r.Buffer.NextSeq, r.Buffer.DiskBytes = p.buf.Epoch(), p.buf.NextSeq(), p.buf.DiskBytes()
 	r.Buffer.Backlog, r.Buffer.OldestAge = h.Backlog, h.OldestAge.Seconds()
-	recent := map[string][]station.Outcome{}
+	recent := map[string][]outcomeReport{}
 	for _, st := range p.stations.Stations() {
-		recent[st.ID()] = st.Recent()
+		var rs []outcomeReport
+		for _, o := range st.Recent() {
+			rs = append(rs, outcomeReport{Outcome: o, AgeSeconds: max(now.Sub(o.Time).Seconds(), 0)})
+		}
+		recent[st.ID()] = rs
 	}
 	for _, sh := range h.Stations {
 		r.Stations = append(r.Stations, stationReport{ID: sh.ID, Mode: sh.Mode, Context: sh.Context,
 			Running: sh.Running, Scanners: sh.Scanners, Recent: recent[sh.ID]})
 	}
 	return r
+}
+
+// mark is cheap enough to take every eventTick and changes with what the
+// page shows but for ages: reads, scanners, the broker link, the backlog.
+func (p *statusPage) mark() string {
+	var b strings.Builder
+	fmt.Fprint(&b, p.up.Connected(), p.up.DuplicateGateway(), p.buf.Depth(), p.buf.NextSeq(), p.cfg().Hash())
+	if permitted, known := p.up.PublishPermitted(); known {
+		fmt.Fprint(&b, " permitted ", permitted)
+	}
+	for _, st := range p.stations.Stations() {
+		ss := st.Status()
+		fmt.Fprint(&b, "|", ss.ID, ss.Mode, ss.Running, ss.Context)
+		for _, sc := range ss.Scanners {
+			fmt.Fprint(&b, " ", sc.ID, sc.Up)
+		}
+		if rs := st.Recent(); len(rs) > 0 {
+			fmt.Fprint(&b, " ", rs[0].Time.UnixNano(), rs[0].Scanner, rs[0].Verdict, rs[0].Seq)
+		}
+	}
+	return b.String()
 }
 
 // redactURL hides a password a broker URL might carry.
@@ -152,45 +569,63 @@ func (p *statusPage) serveJSON(w http.ResponseWriter, _ *http.Request) {
 func (p *statusPage) serveHTML(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	statusHTML.Execute(w, p.report())
+	statusHTML.ExecuteTemplate(w, "status", p.report())
 }
 
-// statusHTML needs no script and no outside asset: the box may have no
-// internet, and the page must load on anything.
-var statusHTML = template.Must(template.New("status").Funcs(template.FuncMap{
-	"ago": func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
-	"secs": func(s float64) string {
-		return (time.Duration(s * float64(time.Second))).Round(time.Second).String()
+// statusFiles are the page's template, script and style: served from the
+// binary, since a dock's box may have no internet and nothing to build.
+//
+//go:embed page
+var statusFiles embed.FS
+
+// assetVersion names the assets' content in their URLs, so a browser
+// never keeps an old script beside a new page.
+var assetVersion = func() string {
+	h := sha256.New()
+	for _, n := range []string{"status.js", "status.css"} {
+		b, _ := statusFiles.ReadFile("page/" + n)
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}()
+
+var statusHTML = template.Must(template.New("status.html").Funcs(template.FuncMap{
+	"assetVersion": func() string { return assetVersion },
+	"dur":          func(s float64) string { return shortDuration(time.Duration(s * float64(time.Second))) },
+	"pct":          func(r float64) string { return fmt.Sprintf("%.0f%%", r*100) },
+	// denied is publish_permitted known to be false (a nil pointer is
+	// "not known yet", and a template calls any non-nil pointer true).
+	"denied": func(b *bool) bool { return b != nil && !*b },
+	"latest": func(rs []outcomeReport) *outcomeReport {
+		if len(rs) == 0 {
+			return nil
+		}
+		return &rs[0]
 	},
-}).Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="5">
-<title>scangw {{.Site}}/{{.Gateway}}</title>
-<style>
-body{font:15px system-ui,sans-serif;margin:1em;color:#222}
-table{border-collapse:collapse;margin:.4em 0 1.2em}td,th{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
-.ok,.accepted{color:#176117}.bad,.rejected,.refused,.discarded{color:#a11}.warn,.warning{color:#8a5a00}
-code{font-size:90%}
-</style></head><body>
-<h1>{{.Site}}/{{.Gateway}}</h1>
-<table>
-<tr><th>broker</th><td>{{.MQTT.Broker}} —
-{{if .MQTT.Connected}}<span class="ok">connected</span>{{else}}<span class="bad">not connected</span> (scans wait safely in the buffer){{end}}
-{{with .MQTT.PublishPermitted}}{{if not .}} · <span class="bad">the broker does not let this gateway publish (ACL)</span>{{end}}{{end}}
-{{if .MQTT.DuplicateGateway}} · <span class="bad">another gateway uses this id</span>{{end}}</td></tr>
-<tr><th>backlog</th><td>{{.Buffer.Backlog}} waiting{{if .Buffer.Backlog}}, oldest {{secs .Buffer.OldestAge}}{{end}} · next seq {{.Buffer.NextSeq}} · epoch <code>{{.Buffer.Epoch}}</code></td></tr>
-<tr><th>clock</th><td>{{if .ClockSynced}}<span class="ok">synchronised</span>{{else}}<span class="warn">not synchronised</span> (expiry dates only warn){{end}}</td></tr>
-<tr><th>running</th><td>{{.Version}} since {{.Started.Format "2006-01-02 15:04:05 MST"}} ({{secs .Uptime}}) · config <code>{{.ConfigHash}}</code></td></tr>
-</table>
-{{range .Stations}}
-<h2>{{.ID}} <small>{{.Mode}}{{range $k, $v := .Context}} · {{$k}} {{$v}}{{end}}{{if not .Running}} · <span class="bad">not running</span>{{end}}</small></h2>
-<p>{{range .Scanners}}<span class="{{if .Up}}ok{{else}}bad{{end}}">{{.ID}} {{if .Up}}up{{else}}down{{end}}</span> {{end}}</p>
-<table><tr><th>when</th><th>scanner</th><th>data</th><th>verdict</th><th>seq</th></tr>
-{{range .Recent}}<tr><td>{{ago .Time}} ago</td><td>{{.Scanner}}</td><td><code>{{.Data}}</code></td>
-<td class="{{.Verdict}}">{{.Verdict}}{{range .Reasons}}<br><small>{{.Code}}: {{.Message}}</small>{{end}}</td><td>{{if .Seq}}{{.Seq}}{{end}}</td></tr>
-{{else}}<tr><td colspan="5">no scans since the start</td></tr>{{end}}
-</table>
-{{end}}
-</body></html>
-`))
+}).ParseFS(statusFiles, "page/status.html"))
+
+// shortDuration renders d for a glance, as status.js does: 7s, 3m05s, 2h04m.
+func shortDuration(d time.Duration) string {
+	s := int64(max(d, 0).Round(time.Second) / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	}
+	return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
+}
+
+func serveAsset(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	types := map[string]string{"status.js": "text/javascript; charset=utf-8", "status.css": "text/css; charset=utf-8"}
+	ct, ok := types[name]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	b, _ := statusFiles.ReadFile(path.Join("page", name))
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Cache-Control", "max-age=3600")
+	w.Write(b)
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/scangw/scangw/station"
@@ -16,7 +17,12 @@ import (
 func newInspector(args []string) (inspect.Inspector, []string, error) {
 	var in inspect.Inspector
 	if len(args) < 2 || args[0] != "--rules" {
-		return in, args, nil
+		codes, err := codeArgs(args)
+		return in, codes, err
+	}
+	codes, err := codeArgs(args[2:])
+	if err != nil {
+		return in, nil, err
 	}
 	data, err := os.ReadFile(args[1])
 	if err != nil {
@@ -45,5 +51,19 @@ func newInspector(args []string) (inspect.Inspector, []string, error) {
 		}
 		return out
 	}
-	return in, args[2:], nil
+	return in, codes, nil
+}
+
+// codeArgs are the codes among inspect's arguments. A flag inspect does
+// not know is refused; a code that starts with "-" goes after "--".
+func codeArgs(args []string) ([]string, error) {
+	for i, a := range args {
+		if a == "--" {
+			return slices.Concat(args[:i], args[i+1:]), nil
+		}
+		if len(a) > 1 && a[0] == '-' {
+			return nil, fmt.Errorf("unknown flag %s (a code that starts with - goes after --)", a)
+		}
+	}
+	return args, nil
 }

@@ -17,9 +17,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -86,19 +90,105 @@ func setMemoryLimit() {
 func dispatch(ctx context.Context, cmd string, args []string) int {
 	switch cmd {
 	case "version", "--version", "-v":
-		printVersion(os.Stdout)
-		return 0
-	case "help", "--help", "-h":
+		if len(args) > 0 && !wantsHelp(args) {
+			fmt.Fprint(os.Stderr, usages["version"])
+			return 2
+		}
+		if !wantsHelp(args) {
+			printVersion(os.Stdout)
+			return 0
+		}
+	case "help", "--help", "-h", "-help":
 		fmt.Print(usage)
 		return 0
 	}
 	sub, ok := subcommands[cmd]
-	if !ok {
+	if !ok && cmd != "version" {
 		fmt.Fprintf(os.Stderr, "scangw: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
+	if wantsHelp(args) {
+		fmt.Print(usages[cmd])
+		return 0
+	}
 	return sub(ctx, args)
 }
+
+// wantsHelp reports whether a command line asks for the command's usage.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// usages are the commands' --help texts (stdout, exit 0); a command line a
+// command cannot take prints its usage to stderr and exits 2.
+var usages = map[string]string{
+	"run":          runUsage,
+	"check-config": checkConfigUsage,
+	"demo":         demoUsage,
+	"inspect":      inspectUsage,
+	"rules":        rulesUsage,
+	"command":      commandUsage,
+	"buffer":       bufferUsage,
+	"bench":        benchUsage,
+	"devices":      devicesUsage,
+	"version":      "usage: scangw version\n\nPrints the version, the commit and Go version it was built from, the OS and\narchitecture, and whether USB HID scanners are built in (cgo).\n",
+}
+
+const runUsage = `usage: scangw run [--config FILE]
+
+Runs the gateway. FILE (default /etc/scangw/scangw.yaml) is the config;
+the *.yaml files in conf.d/ beside it are merged over it in name order.
+${VAR} and ${VAR:-default} in values come from the environment.
+
+Signals: SIGHUP (systemctl reload scangw) re-reads the config and applies
+stations, scanners, rules.file, log.level and http live, or refuses it
+whole and keeps the running one (a config with problems, or a change of
+buffer, gateway, mqtt, rules.keys, rules.allow_unsigned or log.format,
+which need a restart). SIGTERM stops the gateway cleanly.
+`
+
+const checkConfigUsage = `usage: scangw check-config [--print] [FILE]
+
+Validates FILE (default /etc/scangw/scangw.yaml) merged with the *.yaml
+files in conf.d/ beside it, as scangw run would read them, and prints its
+hash; exit 1 listing every problem, each with its file and line.
+--print prints the merged config with every default filled in and
+secrets (mqtt.password, a password in mqtt.broker, http.token) redacted.
+`
+
+const demoUsage = `usage: scangw demo [--scans N] [--dir DIR]
+
+Runs the real daemon with simulated scanners and an embedded broker (in
+builds with -tags demo: make demo). --scans stops after N scans per
+simulated scanner; --dir keeps the buffer in DIR.
+`
+
+const benchUsage = `usage: scangw bench buffer [--dir DIR] [--backlog N] [--writers N]
+
+Measures the buffer on this disk and prints JSON (in builds with -tags
+bench: make bench-tool).
+`
+
+const devicesUsage = `usage: scangw devices [--json] [--config FILE]
+
+Lists the USB HID devices and serial ports present, and which configured
+scanner each one is (FILE, default /etc/scangw/scangw.yaml when it exists).
+`
+
+// usageError is a command line a command cannot take: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func badUsage(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
 // subcommands are scangw's commands; each returns the exit status.
 var subcommands = map[string]func(ctx context.Context, args []string) int{
@@ -121,18 +211,28 @@ var subcommands = map[string]func(ctx context.Context, args []string) int{
 	},
 }
 
-// report prints a command's error and returns its exit status.
+// report prints a command's error and returns its exit status: 2 for a
+// command line it cannot take, 1 for a failure.
 func report(prefix string, err error) int {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, prefix+":", err)
-		return 1
+	if err == nil {
+		return 0
 	}
-	return 0
+	fmt.Fprintln(os.Stderr, prefix+":", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
 }
 
 func runCmd(ctx context.Context, args []string) int {
+	// Before anything else: SIGHUP's default is to end the process, and a
+	// reload sent while the daemon starts must not.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	path := fs.String("config", defaultConfigPath, "config file")
+	path := fs.String("config", defaultConfigPath, "config file; the *.yaml files in conf.d/ beside it are merged over it")
 	fs.Parse(args)
 	cfg, err := configs.Load(*path)
 	if err != nil {
@@ -140,19 +240,64 @@ func runCmd(ctx context.Context, args []string) int {
 		return 1
 	}
 	setMemoryLimit()
-	return report("scangw", run(ctx, cfg, newLogger(cfg.Log, os.Stderr)))
+	log, level := newLogger(cfg.Log, os.Stderr)
+	r := &reloads{signals: hup, load: func() (*configs.Config, error) { return configs.Load(*path) }, level: level}
+	return report("scangw", runReloading(ctx, cfg, log, r))
+}
+
+// newLogger makes the daemon's logger; a reload sets the level it returns.
+func newLogger(c configs.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(logLevel(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), level
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), level
+}
+
+// logLevel is a validated log.level as a slog level.
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	l.UnmarshalText([]byte(strings.ToUpper(s)))
+	return l
 }
 
 func checkConfigCmd(_ context.Context, args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: scangw check-config FILE")
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	print := fs.Bool("print", false, "print the merged config with every default, secrets redacted")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 1 {
+		fmt.Fprint(os.Stderr, checkConfigUsage)
 		return 2
 	}
-	if _, err := configs.Load(args[0]); err != nil {
+	path := defaultConfigPath
+	if fs.NArg() == 1 {
+		path = fs.Arg(0)
+	}
+	cfg, err := configs.Load(path)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("%s: ok\n", args[0])
+	files, err := configs.Files(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if *print {
+		out, err := cfg.Redacted().YAML()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Printf("# scangw config from %s\n# hash: %s\n%s", strings.Join(files, ", "), cfg.Hash(), out)
+		return 0
+	}
+	more := ""
+	if n := len(files) - 1; n > 0 {
+		more = fmt.Sprintf(" (+%d in %s)", n, filepath.Join(filepath.Dir(path), "conf.d"))
+	}
+	fmt.Printf("%s%s: ok, hash %s\n", path, more, cfg.Hash())
 	return 0
 }
 
@@ -168,10 +313,6 @@ func demoCmd(ctx context.Context, args []string) int {
 }
 
 func inspectCmd(_ context.Context, args []string) int {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprint(os.Stderr, inspectUsage)
-		return 2
-	}
 	in, args, err := newInspector(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scangw inspect:", err)
@@ -182,7 +323,7 @@ func inspectCmd(_ context.Context, args []string) int {
 
 func benchCmd(ctx context.Context, args []string) int {
 	if len(args) < 1 || args[0] != "buffer" {
-		fmt.Fprintln(os.Stderr, "usage: scangw bench buffer [--dir DIR] [--backlog N] [--writers N]")
+		fmt.Fprint(os.Stderr, benchUsage)
 		return 2
 	}
 	return report("scangw bench", benchBuffer(ctx, os.Stdout, args[1:]))

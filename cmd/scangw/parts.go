@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,24 +72,124 @@ func newRuleEngine(cfg *configs.Config, buf *buffer.Buffer) (*rules.Engine, erro
 	return engine, nil
 }
 
-func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Validator, ind station.Indicator, hp *hotplug.Watcher, reg prometheus.Registerer, log *slog.Logger) (*station.Set, error) {
-	dm := device.NewMetrics(reg)
-	sm := station.NewMetrics(reg)
+// stationParts makes the stations from the config, at start and at every
+// reload. It keeps each scanner's driver with the settings it was made
+// from: a reload that leaves a scanner's settings alone keeps its driver
+// (its port stays open, the read in hand goes on), one that changes them
+// gets a new driver.
+type stationParts struct {
+	buf    *buffer.Buffer
+	engine station.Validator
+	ind    station.Indicator
+	hp     *hotplug.Watcher
+	dm     *device.Metrics
+	sm     *station.Metrics
+	log    *slog.Logger
+
+	scanners map[[2]string]*builtScanner // by station id and scanner id
+}
+
+type builtScanner struct {
+	cfg   configs.Scanner
+	sc    station.Scanner
+	unsub func() // its hotplug subscription
+}
+
+func newStationParts(buf *buffer.Buffer, engine station.Validator, ind station.Indicator, hp *hotplug.Watcher, reg prometheus.Registerer, log *slog.Logger) *stationParts {
+	return &stationParts{buf: buf, engine: engine, ind: ind, hp: hp, dm: device.NewMetrics(reg), sm: station.NewMetrics(reg),
+		log: log, scanners: map[[2]string]*builtScanner{}}
+}
+
+// build makes the stations of cfg.
+func (p *stationParts) build(cfg *configs.Config) (*station.Set, error) {
 	var out []*station.Station
 	for _, sc := range cfg.Stations {
-		var scanners []station.Scanner
-		debounce := map[string]time.Duration{}
-		for _, s := range sc.Scanners {
-			// Scanners live as long as the daemon, so the subscription
-			// is never ended. A USB event means nothing to a TCP reader.
-			var wake <-chan struct{}
-			if s.Type != "tcp" {
-				wake, _ = hp.Subscribe()
-			}
-			scanners = append(scanners, newScanner(s, log.With("scanner", s.ID), dm, wake))
-			debounce[s.ID] = s.Debounce.D()
+		u := p.update(cfg, sc)
+		out = append(out, station.New(u.Config, station.Deps{
+			Scanners: u.Scanners, Store: p.buf, State: p.buf, Validator: u.Validator,
+			Metrics: p.sm, Log: p.log, Indicator: p.ind,
+		}))
+	}
+	p.forget(cfg)
+	return station.NewSet(out...)
+}
+
+// apply brings the running set to cfg. Everything a reload removes (a
+// scanner, a station) has stopped before anything it adds starts, so a
+// port can move from one scanner or station to another.
+func (p *stationParts) apply(ctx context.Context, cfg *configs.Config, set *station.Set) error {
+	running := map[string]*station.Station{}
+	for _, st := range set.Stations() {
+		running[st.ID()] = st
+	}
+	var kept []*station.Station
+	updates := map[string]station.Update{}
+	for _, sc := range cfg.Stations {
+		if st, ok := running[sc.ID]; ok {
+			kept = append(kept, st)
+			updates[sc.ID] = p.update(cfg, sc)
 		}
-		out = append(out, station.New(station.Config{
+	}
+	// Stop: removed stations, then the scanners kept stations lose.
+	if err := set.Replace(kept...); err != nil {
+		return err
+	}
+	for _, st := range kept {
+		u := updates[st.ID()]
+		u.Scanners = slices.DeleteFunc(slices.Clone(u.Scanners), func(s station.Scanner) bool {
+			return !slices.Contains(st.Scanners(), s)
+		})
+		if err := st.Update(ctx, u); err != nil {
+			return err
+		}
+	}
+	// Start.
+	var all []*station.Station
+	for _, sc := range cfg.Stations {
+		st, ok := running[sc.ID]
+		if ok {
+			if err := st.Update(ctx, updates[sc.ID]); err != nil {
+				return err
+			}
+		} else {
+			u := p.update(cfg, sc)
+			st = station.New(u.Config, station.Deps{
+				Scanners: u.Scanners, Store: p.buf, State: p.buf, Validator: u.Validator,
+				Metrics: p.sm, Log: p.log, Indicator: p.ind,
+			})
+		}
+		all = append(all, st)
+	}
+	p.forget(cfg)
+	return set.Replace(all...)
+}
+
+// update is station sc of cfg as a station.Update, reusing the drivers of
+// scanners whose settings did not change.
+func (p *stationParts) update(cfg *configs.Config, sc configs.Station) station.Update {
+	var scanners []station.Scanner
+	debounce := map[string]time.Duration{}
+	for _, s := range sc.Scanners {
+		key := [2]string{sc.ID, s.ID}
+		b := p.scanners[key]
+		if b == nil || !reflect.DeepEqual(b.cfg, s) {
+			if b != nil {
+				b.unsub() // the old driver stops with the update
+			}
+			// A USB event means nothing to a TCP reader.
+			var wake <-chan struct{}
+			unsub := func() {}
+			if s.Type != "tcp" {
+				wake, unsub = p.hp.Subscribe()
+			}
+			b = &builtScanner{cfg: s, sc: newScanner(s, p.log.With("scanner", s.ID), p.dm, wake), unsub: unsub}
+			p.scanners[key] = b
+		}
+		scanners = append(scanners, b.sc)
+		debounce[s.ID] = s.Debounce.D()
+	}
+	return station.Update{
+		Config: station.Config{
 			ID:              sc.ID,
 			Mode:            sc.Mode,
 			Site:            cfg.Gateway.Site,
@@ -95,17 +197,26 @@ func buildStations(cfg *configs.Config, buf *buffer.Buffer, engine station.Valid
 			Debounce:        sc.Debounce.D(),
 			ScannerDebounce: debounce,
 			NoReadEvents:    sc.NoReadEvents,
-		}, station.Deps{
-			Scanners:  scanners,
-			Store:     buf,
-			State:     buf,
-			Validator: station.Chain{station.LengthRule{Min: sc.MinLength, Max: sc.MaxLength}, engine},
-			Metrics:   sm,
-			Log:       log,
-			Indicator: ind,
-		}))
+		},
+		Scanners:  scanners,
+		Validator: station.Chain{station.LengthRule{Min: sc.MinLength, Max: sc.MaxLength}, p.engine},
 	}
-	return station.NewSet(out...)
+}
+
+// forget drops the drivers of scanners cfg no longer has.
+func (p *stationParts) forget(cfg *configs.Config) {
+	want := map[[2]string]bool{}
+	for _, sc := range cfg.Stations {
+		for _, s := range sc.Scanners {
+			want[[2]string{sc.ID, s.ID}] = true
+		}
+	}
+	for key, b := range p.scanners {
+		if !want[key] {
+			b.unsub()
+			delete(p.scanners, key)
+		}
+	}
 }
 
 // newScanner makes a scanner's driver. One that cannot work here (HID in

@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,7 +24,7 @@ const rulesUsage = `usage: scangw rules COMMAND
 
 func rulesCmd(out io.Writer, args []string) error {
 	if len(args) == 0 {
-		return errors.New(rulesUsage)
+		return badUsage("%s", rulesUsage)
 	}
 	switch args[0] {
 	case "keygen":
@@ -40,7 +39,7 @@ func rulesCmd(out io.Writer, args []string) error {
 		fs.SetOutput(io.Discard)
 		keyFile := fs.String("key", "", "file holding the base64 private key")
 		if err := fs.Parse(args[1:]); err != nil || *keyFile == "" || fs.NArg() != 1 {
-			return errors.New(rulesUsage)
+			return badUsage("%s", rulesUsage)
 		}
 		priv, err := readPrivateKey(*keyFile)
 		if err != nil {
@@ -58,7 +57,7 @@ func rulesCmd(out io.Writer, args []string) error {
 		return err
 	case "check":
 		if len(args) != 2 {
-			return errors.New(rulesUsage)
+			return badUsage("%s", rulesUsage)
 		}
 		payload, err := os.ReadFile(args[1])
 		if err != nil {
@@ -71,7 +70,7 @@ func rulesCmd(out io.Writer, args []string) error {
 		fmt.Fprintf(out, "%s: ok (%s)\n", args[1], set.Name())
 		return nil
 	}
-	return fmt.Errorf("unknown rules command %q\n\n%s", args[0], rulesUsage)
+	return badUsage("unknown rules command %q\n\n%s", args[0], rulesUsage)
 }
 
 // readPrivateKey reads a signing key as `scangw rules keygen` prints it.

@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,8 +18,14 @@ import (
 
 // run wires the parts of the daemon from cfg and runs them until ctx ends.
 func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
+	return runReloading(ctx, cfg, log, nil)
+}
+
+// runReloading is run, with live reloads from r (nil: none).
+func runReloading(ctx context.Context, cfg *configs.Config, log *slog.Logger, r *reloads) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dm := newDaemonMetrics(reg, cfg) // a live reload calls SetConfig on it
 
 	buf, err := openBuffer(ctx, cfg.Buffer, log.With("part", "buffer"), reg)
 	if err != nil {
@@ -46,7 +48,8 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	notices := uplink.NewNotices()
 	// Kernel hotplug events cut the scanners' reopen backoff short.
 	hp := hotplug.New(log.With("part", "hotplug"))
-	stations, err := buildStations(cfg, buf, engine, notices, hp, reg, log)
+	parts := newStationParts(buf, engine, notices, hp, reg, log)
+	stations, err := parts.build(cfg)
 	if err != nil {
 		return err
 	}
@@ -64,57 +67,30 @@ func run(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 
 	// Bind before anything runs: a port in use is a config error, and
 	// returning later would leave parts running on a closed buffer.
-	var ln net.Listener
-	if cfg.HTTP.Listen != "" {
-		if ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
-			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
-		}
-		log.Info("http listening", "addr", ln.Addr().String())
+	l := &live{log: log, parts: parts, stations: stations, loader: loader, up: up, metrics: dm, results: newReloadMetrics(reg)}
+	l.cfg.Store(cfg)
+	page := &statusPage{cfg: l.cfg.Load, buf: buf, stations: stations, up: up, started: time.Now()}
+	hs, err := newHTTPServer(cfg.HTTP, reg, stations.Ready, page, log.With("part", "http"))
+	if err != nil {
+		return err
 	}
+	l.http = hs
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return stations.Run(ctx) })
 	g.Go(func() error { return up.Run(ctx) })
 	g.Go(func() error { return buf.Run(ctx) })
 	g.Go(func() error { return hp.Run(ctx) })
-	if ln != nil {
-		page := &statusPage{cfg: cfg, buf: buf, stations: stations, up: up, started: time.Now()}
-		g.Go(func() error { return serveHTTP(ctx, ln, reg, stations.Ready, page) })
+	g.Go(func() error { return hs.Run(ctx) })
+	l.notify = systemdNotifier(log) // a reload says RELOADING=1 and READY=1 through it
+	g.Go(func() error {
+		return superviseSystemd(ctx, l.notify, stations.Ready, daemonParts(buf, stations, up), log)
+	})
+	if r != nil {
+		l.level = r.level
+		g.Go(func() error { return l.serve(ctx, r) })
 	}
-	g.Go(func() error { return notifyReady(ctx, stations.Ready, log) })
 	err = g.Wait()
 	log.Info("stopped", "backlog", buf.Depth())
 	return err
-}
-
-// notifyReady tells systemd READY=1 once every station is ready: its
-// pipeline runs and each scanner is open and configured, or failed to
-// open. The broker is not waited for: the dock works while it is down.
-func notifyReady(ctx context.Context, ready func() bool, log *slog.Logger) error {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for !ready() {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-	log.Info("ready")
-	if err := sdNotify("READY=1"); err != nil {
-		log.Warn("sd_notify", "err", err)
-	}
-	<-ctx.Done()
-	sdNotify("STOPPING=1")
-	return nil
-}
-
-func newLogger(c configs.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -101,6 +101,9 @@ type Status struct {
 // Heartbeat is the data of a HeartbeatType event.
 type Heartbeat struct {
 	Instance string `json:"instance"`
+	// ConfigHash is the config in force, as in the status message: it
+	// changes with a live reload.
+	ConfigHash string `json:"config_hash"`
 	// PublishPermitted is null until the probe of this connection came
 	// back or timed out.
 	PublishPermitted *bool   `json:"publish_permitted"`

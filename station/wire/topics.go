@@ -82,7 +82,7 @@ var Routes = []Route{
 	{"<prefix>/<site>/<gateway>/events/<station>", true, false, 1, []string{ContextType, NoReadType}, "other station events: mode and context changes, no-reads (buffered, carry `seq`)"},
 	{"<prefix>/<site>/<gateway>/indicator/<station>", true, false, 0, []string{IndicatorType}, "each read's outcome after its commit (not buffered), for a display or stack light"},
 	{"<prefix>/<site>/<gateway>/status", true, true, 1, []string{StatusType}, "birth `online` (version, config hash, start time, buffer epoch, instance); will and clean shutdown `offline`"},
-	{"<prefix>/<site>/<gateway>/heartbeat", true, false, 0, []string{HeartbeatType}, "periodic health: backlog depth and age, stations and scanners, clock sync (the first of a connection at QoS 1 probes that publishing is permitted)"},
+	{"<prefix>/<site>/<gateway>/heartbeat", true, false, 0, []string{HeartbeatType}, "periodic health: backlog depth and age, stations and scanners, clock sync, config hash (the first of a connection at QoS 1 probes that publishing is permitted)"},
 	{"<prefix>/<site>/<gateway>/reply", true, false, 1, []string{ReplyType}, "answers to commands and refused rule sets, with the command's correlation id"},
 	{"<prefix>/<site>/<gateway>/cmd", false, false, 1, nil, "commands for the gateway and its stations"},
 	{"<prefix>/<site>/rules", false, true, 1, nil, "signed rule set for every gateway of the site"},

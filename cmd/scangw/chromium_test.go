@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,36 +36,17 @@ func chromiumPath(t *testing.T) string {
 }
 
 // startScangw runs the scangw binary on config until the test ends, its
-// output in logPath.
+// output in logPath, and stops it with SIGTERM.
 func startScangw(t *testing.T, bin, config, logPath string) {
 	t.Helper()
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "run", "--config", config)
-	cmd.Stdout, cmd.Stderr = f, f
-	// A daemon that outlived the test would keep reopening its pty path.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err = cmd.Start()
-	f.Close()
-	if err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	d := crashNewDaemon(t, bin, config, logPath)
+	d.start()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			t.Error("scangw still running 10s after SIGTERM")
+		if err := d.stop(); err != nil {
+			t.Errorf("scangw: %v", err)
 		}
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("scangw log:\n%s", b)
+			t.Logf("scangw log:\n%s", crashLogTail(logPath))
 		}
 	})
 }

@@ -58,6 +58,10 @@ type MQTT struct {
 	// and mqtts:// pass validation ahead of the TLS options).
 	// Default tcp://127.0.0.1:1883.
 	Broker string `yaml:"broker"`
+	// Brokers are the addresses of one broker cluster, given instead of
+	// Broker: a failed connection moves on to the next, round the list;
+	// a working one is kept. All use TLS or none does.
+	Brokers []string `yaml:"brokers"`
 	// TopicPrefix is used verbatim as the first topic levels.
 	TopicPrefix string `yaml:"topic_prefix"`
 	// ClientID defaults to "scangw-<gateway.id>".
@@ -151,6 +155,14 @@ type HTTP struct {
 
 // Guarded reports whether the HTTP server needs a token: it listens on
 // something other than a loopback address.
+// BrokerURLs are the broker addresses in the order they are tried.
+func (m *MQTT) BrokerURLs() []string {
+	if len(m.Brokers) > 0 {
+		return m.Brokers
+	}
+	return []string{m.Broker}
+}
+
 func (h *HTTP) Guarded() bool {
 	return h.Listen != "" && !loopbackListen(h.Listen)
 }

@@ -67,7 +67,9 @@ func (c *Config) applyDefaults() {
 	setDuration(&c.Buffer.SeenRetention, defaultSeenRetention)
 
 	m := &c.MQTT
-	setString(&m.Broker, defaultBroker)
+	if len(m.Brokers) == 0 {
+		setString(&m.Broker, defaultBroker)
+	}
 	setString(&m.TopicPrefix, defaultTopicPrefix)
 	if c.Gateway.ID != "" {
 		setString(&m.ClientID, defaultClientIDPrefix+c.Gateway.ID)

@@ -232,3 +232,29 @@ http: {listen: "0.0.0.0:9754", token: "0123456789abcdef0123"}
 		t.Error("Redacted changed the config itself")
 	}
 }
+
+func TestBrokers(t *testing.T) {
+	c, err := Parse([]byte(minimal + "mqtt: {brokers: [\"tcp://n1:1883\", \"tcp://n2:1883\"]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.MQTT.BrokerURLs(), " "); got != "tcp://n1:1883 tcp://n2:1883" || c.MQTT.Broker != "" {
+		t.Fatalf("brokers %q, broker %q", got, c.MQTT.Broker)
+	}
+	c, err = Parse([]byte(minimal))
+	if err != nil || strings.Join(c.MQTT.BrokerURLs(), " ") != defaultBroker {
+		t.Fatalf("the default: %v %v", c.MQTT.BrokerURLs(), err)
+	}
+	for yaml, want := range map[string]string{
+		`mqtt: {broker: "tcp://a:1", brokers: ["tcp://b:1"]}`:     "mqtt.brokers: give mqtt.broker (one address) or mqtt.brokers (several), not both",
+		`mqtt: {brokers: ["tcp://a:1", "tcp://a:1"]}`:             "mqtt.brokers[1]: the same as mqtt.brokers[0]",
+		`mqtt: {brokers: ["tcp://a:1", "http://b"]}`:              "mqtt.brokers[1]: scheme must be one of",
+		`mqtt: {brokers: ["tcp://a:1", "mqtts://b:8883"]}`:        "mqtt.brokers: all use TLS",
+		`mqtt: {brokers: ["tcp://a:1"], tls: {ca_file: /etc/ca}}`: "mqtt.tls: given, but the broker is tcp://",
+	} {
+		_, err := Parse([]byte(minimal + yaml + "\n"))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", yaml, err, want)
+		}
+	}
+}

@@ -76,6 +76,7 @@ const (
 	maxFeedbackLen  = 64
 	maxKeepAlive    = 65535 * time.Second // MQTT carries keepalive as a 16-bit number of seconds
 	maxMQTTString   = 65535               // MQTT strings carry a 16-bit length
+	maxBrokers      = 16
 	minMaxPayload   = 1 << 10
 	maxMaxPayload   = 128 << 20 // MQTT's own packet limit is 256 MiB
 	maxHeartbeat    = 24 * time.Hour
@@ -251,8 +252,35 @@ func (sc *Scanner) checkUnique(v *validator, sp string, ids, ports map[string]st
 }
 
 func (m *MQTT) validate(v *validator, gatewayID string) {
-	if msg := checkBroker(m.Broker); msg != "" {
-		v.add("mqtt.broker", "%s", msg)
+	switch {
+	case len(m.Brokers) > 0 && m.Broker != "":
+		v.add("mqtt.brokers", "give mqtt.broker (one address) or mqtt.brokers (several), not both")
+	case len(m.Brokers) > maxBrokers:
+		v.add("mqtt.brokers", "at most %d addresses", maxBrokers)
+	case len(m.Brokers) > 0:
+		seen := map[string]int{}
+		tls := 0
+		for i, b := range m.Brokers {
+			p := fmt.Sprintf("mqtt.brokers[%d]", i)
+			if msg := checkBroker(b); msg != "" {
+				v.add(p, "%s", msg)
+				continue
+			}
+			if j, dup := seen[b]; dup {
+				v.add(p, "the same as mqtt.brokers[%d]", j)
+			}
+			seen[b] = i
+			if isTLSURL(b) {
+				tls++
+			}
+		}
+		if tls != 0 && tls != len(m.Brokers) {
+			v.add("mqtt.brokers", "all use TLS (ssl://, mqtts://) or none does: one TLS setting serves them all")
+		}
+	default:
+		if msg := checkBroker(m.Broker); msg != "" {
+			v.add("mqtt.broker", "%s", msg)
+		}
 	}
 
 	tp := m.TopicPrefix
@@ -306,7 +334,7 @@ func (m *MQTT) validate(v *validator, gatewayID string) {
 	}
 
 	m.validateAuth(v)
-	m.TLS.validate(v, m.Broker)
+	m.TLS.validate(v, m.BrokerURLs()[0])
 
 	if m.MaxPayload < minMaxPayload || m.MaxPayload > maxMaxPayload {
 		v.add("mqtt.max_payload", "must be %s to %s", Size(minMaxPayload), Size(maxMaxPayload))
@@ -359,7 +387,7 @@ func (t *TLS) validate(v *validator, broker string) {
 	if u, err := url.Parse(broker); given && checkBroker(broker) == "" && err == nil && u.Scheme != "ssl" && u.Scheme != "mqtts" {
 		// Credentials and scans would travel in clear while the operator
 		// believes they are protected.
-		v.add("mqtt.tls", "given, but mqtt.broker is %s://, which does not use TLS: use ssl:// or mqtts://", u.Scheme)
+		v.add("mqtt.tls", "given, but the broker is %s://, which does not use TLS: use ssl:// or mqtts://", u.Scheme)
 	}
 	for _, f := range []struct{ key, val string }{
 		{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile},
@@ -400,6 +428,11 @@ func validEnvName(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+func isTLSURL(broker string) bool {
+	u, err := url.Parse(broker)
+	return err == nil && (u.Scheme == "ssl" || u.Scheme == "mqtts")
 }
 
 // checkBroker returns what is wrong with a broker URL, or "".

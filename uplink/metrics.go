@@ -78,13 +78,18 @@ type metrics struct {
 	poison          prometheus.Counter
 	permitted       prometheus.Gauge
 	duplicate       prometheus.Gauge
+	broker          *prometheus.GaugeVec
 	commands        *prometheus.CounterVec
 	downlinkDropped prometheus.Counter
 	noticesDropped  prometheus.CounterFunc
 }
 
-func newMetrics(reg prometheus.Registerer, notices *Notices) *metrics {
+func newMetrics(reg prometheus.Registerer, notices *Notices, brokers []string) *metrics {
 	m := &metrics{
+		broker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scangw_mqtt_broker",
+			Help: "1 for the broker address (mqtt.broker or one of mqtt.brokers, password redacted) the session is up on, 0 for the others.",
+		}, []string{"url"}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "scangw_mqtt_connected",
 			Help: "1 while the MQTT session is up.",
@@ -145,8 +150,11 @@ func newMetrics(reg prometheus.Registerer, notices *Notices) *metrics {
 	for _, r := range lostReasons {
 		m.reconnects.WithLabelValues(r)
 	}
+	for _, b := range brokers {
+		m.broker.WithLabelValues(redacted(b))
+	}
 	m.permitted.Set(-1)
 	reg.MustRegister(m.connected, m.connectFailures, m.reconnects, m.published, m.publishFailures,
-		m.inflight, m.latency, m.poison, m.permitted, m.duplicate, m.commands, m.downlinkDropped, m.noticesDropped)
+		m.inflight, m.latency, m.poison, m.permitted, m.duplicate, m.commands, m.downlinkDropped, m.noticesDropped, m.broker)
 	return m
 }

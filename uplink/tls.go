@@ -168,13 +168,13 @@ func (e *handshakeError) Unwrap() error { return e.err }
 
 // tlsConfig builds the TLS config for one connection attempt, checking the
 // client certificate's dates against now.
-func (u *Uplink) tlsConfig(st *dialState, now time.Time) (*tls.Config, error) {
+func (u *Uplink) tlsConfig(st *dialState, broker string, now time.Time) (*tls.Config, error) {
 	t := u.cfg.TLS
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
 	if cfg.ServerName == "" {
-		b, err := url.Parse(u.cfg.Broker)
+		b, err := url.Parse(broker)
 		if err != nil {
-			return nil, &localError{ReasonLocal, fmt.Errorf("broker %q: %w", u.cfg.Broker, err)}
+			return nil, &localError{ReasonLocal, fmt.Errorf("broker %q: %w", redacted(broker), err)}
 		}
 		cfg.ServerName = b.Hostname()
 	}

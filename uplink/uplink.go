@@ -85,7 +85,13 @@ type StateStore interface {
 // default get it.
 type Config struct {
 	// Broker is tcp://host:port (or mqtt://); ssl:// and mqtts:// use TLS.
-	Broker   string
+	Broker string
+	// Brokers, when not empty, are several addresses of one broker
+	// cluster, used instead of Broker: a failed connection attempt moves
+	// on to the next (round the list), a session that was up and ended
+	// tries its broker once more first. Whatever was not acknowledged
+	// is sent again, in order, on whichever broker the next session has.
+	Brokers  []string
 	ClientID string
 	// Username and a password from at most one of Password, PasswordFile
 	// (read at every connect, trailing newline dropped) and PasswordEnv
@@ -168,7 +174,7 @@ func (c Config) LogValue() slog.Value {
 		pw = "literal (redacted)"
 	}
 	return slog.GroupValue(
-		slog.String("broker", c.Broker), slog.String("client_id", c.ClientID),
+		slog.String("broker", strings.Join(c.brokerList(), " ")), slog.String("client_id", c.ClientID),
 		slog.String("username", c.Username), slog.String("password", pw),
 		slog.String("ca_file", c.TLS.CAFile), slog.String("cert_file", c.TLS.CertFile),
 	)
@@ -189,6 +195,10 @@ type Uplink struct {
 	connected atomic.Bool
 	permitted atomic.Int32 // 1 permitted, 0 not, -1 not known yet
 	busy      atomic.Int64 // unix ns the pump's queue read began; 0 while it waits (Busy)
+
+	// at indexes cfg.Brokers: the broker the next (or the current)
+	// session uses.
+	at atomic.Int32
 
 	// configHash is the config in force (SetConfigHash); rebirth asks the
 	// session to announce it.
@@ -245,11 +255,12 @@ func New(cfg Config, q Queue, log *slog.Logger, reg prometheus.Registerer) *Upli
 	if cfg.Notices == nil {
 		cfg.Notices = NewNotices()
 	}
+	cfg.Brokers = cfg.brokerList()
 	u := &Uplink{
 		cfg:      cfg,
 		q:        q,
 		log:      log,
-		m:        newMetrics(reg, cfg.Notices),
+		m:        newMetrics(reg, cfg.Notices, cfg.Brokers),
 		topics:   wire.TopicsFor(cfg.TopicPrefix, cfg.Site, cfg.Gateway),
 		source:   wire.GatewaySource(cfg.Site, cfg.Gateway),
 		instance: wire.NewID(),
@@ -423,11 +434,13 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 		return 0, u.ended(ctx, sctx, cancel, &sessionEnd{LostSetup, fmt.Errorf("publish birth: %w", err)}, lost, lostErr)
 	}
 	connected := time.Now()
-	u.log.Info("mqtt connected", "broker", u.cfg.Broker, "client_id", u.cfg.ClientID, "instance", u.instance)
+	u.log.Info("mqtt connected", "broker", redacted(u.Broker()), "client_id", u.cfg.ClientID, "instance", u.instance)
 	u.connected.Store(true)
 	u.m.connected.Set(1)
+	u.m.broker.WithLabelValues(redacted(u.Broker())).Set(1)
 	defer func() {
 		u.connected.Store(false)
+		u.m.broker.WithLabelValues(redacted(u.Broker())).Set(0)
 		u.m.connected.Set(0)
 		u.m.inflight.Set(0)
 	}()
@@ -450,8 +463,38 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 // gets the connection-lost handler's error; echo the ids of events seen
 // on the heartbeat topic.
 func (u *Uplink) connect(ctx context.Context, lost chan<- error, echo chan<- string) (mqtt.Client, error) {
+	broker := u.Broker()
+	c, err := u.connectTo(ctx, broker, lost, echo)
+	if err != nil && len(u.cfg.Brokers) > 1 {
+		// The next attempt tries the next address of the cluster.
+		next := (int(u.at.Load()) + 1) % len(u.cfg.Brokers)
+		u.at.Store(int32(next))
+		u.log.Debug("mqtt broker unreachable; the next attempt tries the next one", "broker", redacted(broker), "next", redacted(u.cfg.Brokers[next]))
+	}
+	return c, err
+}
+
+func (c Config) brokerList() []string {
+	if len(c.Brokers) > 0 {
+		return c.Brokers
+	}
+	return []string{c.Broker}
+}
+
+// Broker is the broker the current session uses, or the next will.
+func (u *Uplink) Broker() string { return u.cfg.Brokers[u.at.Load()] }
+
+// redacted is a broker URL without its password, for logs and labels.
+func redacted(broker string) string {
+	if b, err := url.Parse(broker); err == nil {
+		return b.Redacted()
+	}
+	return broker
+}
+
+func (u *Uplink) connectTo(ctx context.Context, broker string, lost chan<- error, echo chan<- string) (mqtt.Client, error) {
 	opts := mqtt.NewClientOptions().
-		AddBroker(u.cfg.Broker).
+		AddBroker(broker).
 		SetClientID(u.cfg.ClientID).
 		SetCleanSession(true).
 		SetAutoReconnect(false).
@@ -476,15 +519,15 @@ func (u *Uplink) connect(ctx context.Context, lost chan<- error, echo chan<- str
 	if u.cfg.Username != "" {
 		pw, err := u.cfg.password()
 		if err != nil {
-			return nil, u.connectFailed(&localError{ReasonLocal, err}, nil)
+			return nil, u.connectFailed(broker, &localError{ReasonLocal, err}, nil)
 		}
 		opts.SetUsername(u.cfg.Username).SetPassword(pw)
 	}
-	if isTLS(u.cfg.Broker) {
+	if isTLS(broker) {
 		st = &dialState{}
-		tc, err := u.tlsConfig(st, time.Now())
+		tc, err := u.tlsConfig(st, broker, time.Now())
 		if err != nil {
-			return nil, u.connectFailed(err, st)
+			return nil, u.connectFailed(broker, err, st)
 		}
 		opts.SetCustomOpenConnectionFn(func(uri *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 			return u.dialTLS(st, tc, uri.Host)
@@ -500,7 +543,7 @@ func (u *Uplink) connect(ctx context.Context, lost chan<- error, echo chan<- str
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, u.connectFailed(err, st)
+		return nil, u.connectFailed(broker, err, st)
 	}
 	return c, nil
 }
@@ -560,8 +603,8 @@ func (u *Uplink) ended(ctx, sctx context.Context, cancel context.CancelCauseFunc
 }
 
 // connectFailed counts and wraps a failed connection attempt.
-func (u *Uplink) connectFailed(err error, st *dialState) error {
-	ce := classifyConnect(fmt.Errorf("connect %s: %w", u.cfg.Broker, err), st)
+func (u *Uplink) connectFailed(broker string, err error, st *dialState) error {
+	ce := classifyConnect(fmt.Errorf("connect %s: %w", redacted(broker), err), st)
 	u.m.connectFailures.WithLabelValues(ce.reason).Inc()
 	return ce
 }

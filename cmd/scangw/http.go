@@ -505,7 +505,7 @@ func (p *statusPage) report() statusReport {
 		ConfigHash: cfg.Hash(), Started: p.started, Uptime: now.Sub(p.started).Seconds(),
 		ClockSynced: h.ClockSynced,
 	}
-	r.MQTT.Broker = redactURL(cfg.MQTT.Broker)
+	r.MQTT.Broker = redactURL(p.up.Broker()) // the one in use, of mqtt.brokers
 	r.MQTT.Connected = p.up.Connected()
 	if permitted, known := p.up.PublishPermitted(); known {
 		r.MQTT.PublishPermitted = &permitted

@@ -312,6 +312,7 @@ func codes(s configs.Scanner) device.Codes {
 func uplinkConfig(m configs.MQTT, gw configs.Gateway) uplink.Config {
 	return uplink.Config{
 		Broker:         m.Broker,
+		Brokers:        m.Brokers,
 		ClientID:       m.ClientID,
 		Username:       m.Username,
 		Password:       m.Password,

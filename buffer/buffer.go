@@ -406,26 +406,41 @@ func (b *Buffer) Appended() <-chan struct{} { return b.appended }
 // and no seq was used. A full buffer refuses with an error wrapping
 // ErrFull.
 func (b *Buffer) Append(ctx context.Context, stream string, build func(seq uint64) ([]byte, error)) (uint64, error) {
-	return b.enqueue(ctx, &appendReq{stream: stream, build: build})
+	return b.Submit(ctx, stream, build)()
 }
 
-func (b *Buffer) enqueue(ctx context.Context, req *appendReq) (uint64, error) {
+// Submit queues an event like Append but returns at once: wait returns
+// what Append would have. Events are stored in the order they were
+// submitted; those queued while a commit syncs share the next.
+func (b *Buffer) Submit(ctx context.Context, stream string, build func(seq uint64) ([]byte, error)) (wait func() (uint64, error)) {
+	req := &appendReq{stream: stream, build: build}
+	if err := b.submit(ctx, req); err != nil {
+		return func() (uint64, error) { return 0, err }
+	}
+	return func() (uint64, error) {
+		// Once queued, wait for the verdict even if the submitter's ctx
+		// ended: the committer may be syncing this very message, and the
+		// caller must learn the truth.
+		res := b.wait(req)
+		return res.seq, res.err
+	}
+}
+
+// submit queues req for the committer.
+func (b *Buffer) submit(ctx context.Context, req *appendReq) error {
 	if b.opts.ReadOnly {
-		return 0, ErrReadOnly
+		return ErrReadOnly
 	}
 	req.at = time.Now()
 	req.done = make(chan appendResult, 1)
 	select {
 	case b.reqs <- req:
+		return nil
 	case <-b.stop:
-		return 0, ErrClosed
+		return ErrClosed
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return ctx.Err()
 	}
-	// Once queued, wait for the verdict even if ctx ends: the committer may
-	// be syncing this very message, and the caller must learn the truth.
-	res := b.wait(req)
-	return res.seq, res.err
 }
 
 // wait returns a queued request's result.

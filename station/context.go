@@ -99,11 +99,11 @@ func (s *Station) change(ctx context.Context, mode string, c map[string]string) 
 			return err
 		}
 	}
-	_, err := s.store.Append(ctx, wire.EventStream(s.cfg.ID), func(seq uint64) ([]byte, error) {
+	_, err := s.store.Submit(ctx, wire.EventStream(s.cfg.ID), func(seq uint64) ([]byte, error) {
 		return wire.Event{ID: wire.NewID(), Source: s.source, Type: wire.ContextType, Time: s.now(), Data: &wire.ContextData{
 			Seq: seq, Epoch: s.store.Epoch(), Station: s.cfg.ID, Mode: mode, Context: c, ClockSynced: s.synced(),
 		}}.Encode()
-	})
+	})()
 	if err != nil {
 		return fmt.Errorf("record context change: %w", err)
 	}

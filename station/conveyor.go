@@ -2,12 +2,10 @@ package station
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/scangw/scangw/device"
-	"github.com/scangw/scangw/station/wire"
 )
 
 // Fixed readers in conveyor tunnels read one label several times as it
@@ -185,32 +183,6 @@ func (d *debouncer) forget() {
 			delete(d.seen, k)
 		}
 	}
-}
-
-// noRead takes a reader's no-read: not a scan; recorded as a buffered
-// event when the station asks for it, answered with the Missed signal
-// (after the commit; Bad when it could not be recorded, so that a reader
-// in host-acknowledge mode sends it again), and shown on the indicator.
-func (s *Station) noRead(ctx context.Context, log *slog.Logger, sc Scanner, r device.Read, record bool) {
-	sig := device.Missed
-	if record {
-		mode, c := s.State()
-		_, err := s.store.Append(ctx, wire.EventStream(s.cfg.ID), func(seq uint64) ([]byte, error) {
-			return wire.Event{ID: wire.NewID(), Source: s.source, Type: wire.NoReadType, Time: s.now(), Data: &wire.NoReadData{
-				Seq: seq, Epoch: s.store.Epoch(), Station: s.cfg.ID, Mode: mode, Context: c,
-				Scanner: sc.ID(), Raw: string(r.Data), ClockSynced: s.synced(),
-			}}.Encode()
-		})
-		if err != nil {
-			log.Error("no-read not recorded", "err", err)
-			s.m.noreadEvents.WithLabelValues(s.cfg.ID, "refused").Inc()
-			sig = device.Bad
-		} else {
-			s.m.noreadEvents.WithLabelValues(s.cfg.ID, "stored").Inc()
-		}
-	}
-	s.feedback(log, sc, sig)
-	s.indicate(sc.ID(), "", 0, r.Data, NoRead, []Reason{{Code: "noread", Message: "the reader could not read the item"}})
 }
 
 // readRateFrames is how many of a scanner's last frames its read rate

@@ -198,9 +198,12 @@ type slowStore struct {
 	delay time.Duration
 }
 
-func (s slowStore) Append(ctx context.Context, stream string, build func(uint64) ([]byte, error)) (uint64, error) {
-	time.Sleep(s.delay) // the sync's duration, not synchronisation
-	return s.Buffer.Append(ctx, stream, build)
+func (s slowStore) Submit(ctx context.Context, stream string, build func(uint64) ([]byte, error)) func() (uint64, error) {
+	wait := s.Buffer.Submit(ctx, stream, build)
+	return func() (uint64, error) {
+		time.Sleep(s.delay) // the sync's duration, not synchronisation
+		return wait()
+	}
 }
 
 // TestDebounceReadsTogether: two readers of one tunnel read a label at the

@@ -11,7 +11,6 @@ package station
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -38,10 +37,12 @@ type Scanner interface {
 
 // Store is what a station needs from the durable buffer.
 type Store interface {
-	// Append stores an event of stream (wire.ScanStream, ...) and returns
-	// only once it is durable; build makes the payload once the seq is
-	// known.
-	Append(ctx context.Context, stream string, build func(seq uint64) ([]byte, error)) (uint64, error)
+	// Submit queues an event of stream (wire.ScanStream, ...) to be
+	// stored and returns at once; build makes the payload once the seq is
+	// known. wait returns the event's seq only once it is durable, or why
+	// it was not stored. Events are stored in the order they were
+	// submitted, several in one commit when they queue up.
+	Submit(ctx context.Context, stream string, build func(seq uint64) ([]byte, error)) (wait func() (uint64, error))
 	Epoch() string
 }
 
@@ -135,14 +136,6 @@ type settings struct {
 	repeats *debouncer
 }
 
-// loop is one scanner's read loop.
-type loop struct {
-	sc Scanner
-	// busy is when the read in hand arrived (unix ns); 0 while the loop
-	// waits for a read. A read stuck in the pipeline shows here.
-	busy atomic.Int64
-}
-
 // New makes a station, restoring the mode and context it had before a
 // restart when a StateStore holds them.
 func New(cfg Config, d Deps) *Station {
@@ -163,7 +156,7 @@ func New(cfg Config, d Deps) *Station {
 	}
 	s.settings.Store(&settings{cfg: cfg, valid: d.Validator, repeats: newDebouncer(cfg.Debounce, cfg.ScannerDebounce)})
 	for _, sc := range d.Scanners {
-		s.loops = append(s.loops, &loop{sc: sc})
+		s.loops = append(s.loops, s.newLoop(sc))
 	}
 	if s.m != nil { // at 0 from the start: rate() and alerts see the first scan
 		for _, v := range []string{Accepted, Rejected, Warning} {
@@ -241,19 +234,6 @@ func (s *Station) Run(ctx context.Context) error {
 	return s.runs.wait()
 }
 
-// readLoop is a scanner's run. A read in hand is handled under the
-// station's context, not the scanner's: a scanner that a reload removes
-// stops after the read it is handling has been stored and answered.
-func (s *Station) readLoop(stationCtx context.Context, l *loop) func(context.Context) error {
-	return func(ctx context.Context) error {
-		return l.sc.Run(ctx, func(_ context.Context, r device.Read) {
-			l.busy.Store(s.now().UnixNano())
-			defer l.busy.Store(0)
-			s.handle(stationCtx, l.sc, r)
-		})
-	}
-}
-
 // Busy reports since when the station's longest-running read has been in
 // its pipeline (decode, store, feedback); zero when every scanner waits
 // for a read. The watchdog reads it: a read that never completes is a
@@ -263,7 +243,7 @@ func (s *Station) Busy() time.Time {
 	defer s.loopMu.Unlock()
 	var oldest int64
 	for _, l := range slices.Concat(s.loops, s.stopping) {
-		if b := l.busy.Load(); b != 0 && (oldest == 0 || b < oldest) {
+		if b := l.oldest(); b != 0 && (oldest == 0 || b < oldest) {
 			oldest = b
 		}
 	}
@@ -321,7 +301,7 @@ func (s *Station) Update(ctx context.Context, u Update) error {
 	for _, sc := range u.Scanners {
 		i := slices.IndexFunc(kept, func(l *loop) bool { return l.sc == sc })
 		if i < 0 {
-			added = append(added, &loop{sc: sc})
+			added = append(added, s.newLoop(sc))
 			loops = append(loops, added[len(added)-1])
 		} else {
 			loops = append(loops, kept[i])
@@ -343,101 +323,6 @@ func (s *Station) Update(ctx context.Context, u Update) error {
 	}
 	s.loopMu.Unlock()
 	return nil
-}
-
-// handle takes one read through the whole pipeline. It runs on the
-// scanner's reading goroutine, so a scanner's scans are stored in the order
-// they were read.
-func (s *Station) handle(ctx context.Context, sc Scanner, r device.Read) {
-	set := s.settings.Load()
-	log := s.log.With("scanner", sc.ID())
-	s.m.reads.WithLabelValues(s.cfg.ID, sc.ID()).Inc()
-	switch {
-	case r.Err != nil:
-		s.rates.add(sc.ID(), false)
-		s.discard(log, sc, r.Err)
-		return
-	case r.NoRead:
-		s.rates.add(sc.ID(), false)
-		s.noRead(ctx, log, sc, r, set.cfg.NoReadEvents)
-		return
-	}
-	now := s.now()
-	sig, repeat, claim := set.repeats.check(ctx, sc.ID(), r, now)
-	if repeat {
-		// The same label again within the window (a tunnel reads it
-		// several times): not a new scan, but answered like the first,
-		// after its commit, so that a reader waiting for its ACK does not
-		// hang. It does not count in the read rate: one label, one read.
-		s.m.suppressed.WithLabelValues(s.cfg.ID, sc.ID(), "repeat").Inc()
-		s.feedback(log, sc, sig)
-		s.indicate(sc.ID(), "", 0, r.Data, Suppressed, []Reason{{Code: "repeat", Message: "the same read again within the debounce window"}})
-		return
-	}
-	s.rates.add(sc.ID(), true)
-	scan := s.decode(sc.ID(), r)
-	if scan.Verdict == Rejected && scan.Reasons[0].Code == "non_printable" {
-		// Often a line problem (wrong terminator, a port in the wrong
-		// mode) rather than a label: say so, but not for every read.
-		if n, ok := s.garbled.allow(now); ok {
-			log.Info("scan rejected: it holds a control character (check the scanner's terminator and the line)",
-				"reason", scan.Reasons[0].Message, "suppressed_since_last", n)
-		}
-	}
-	if scan.Verdict == "" {
-		set.valid.Validate(scan)
-	}
-	// Only a stored scan is remembered: one that was refused must be
-	// taken again when it is rescanned.
-	sig, stored := s.store1(ctx, log, sc, scan, set.valid)
-	set.repeats.resolve(claim, sig, stored)
-}
-
-// discard answers a read that never became a scan.
-func (s *Station) discard(log *slog.Logger, sc Scanner, err error) {
-	reason := "read_error"
-	if errors.Is(err, device.ErrOversize) {
-		reason = "oversize"
-	}
-	log.Warn("read discarded", "reason", reason, "err", err)
-	s.m.discarded.WithLabelValues(s.cfg.ID, reason).Inc()
-	s.feedback(log, sc, device.Bad)
-	s.indicate(sc.ID(), "", 0, nil, Discarded, []Reason{{Code: reason, Message: err.Error()}})
-}
-
-// store1 stores one judged scan and then gives its feedback; it reports
-// the signal given and whether the scan was stored.
-func (s *Station) store1(ctx context.Context, log *slog.Logger, sc Scanner, scan *Scan, valid Validator) (device.Signal, bool) {
-	start := time.Now()
-	seq, err := s.store.Append(ctx, wire.ScanStream(s.cfg.ID), func(seq uint64) ([]byte, error) {
-		return EncodeScan(scan, s.source, seq, s.store.Epoch())
-	})
-	s.m.storeSeconds.Observe(time.Since(start).Seconds())
-	if err != nil {
-		// Not stored: the operator must rescan, so never a good signal.
-		log.Error("scan refused: not stored", "id", scan.ID, "err", err)
-		s.m.refused.WithLabelValues(s.cfg.ID).Inc()
-		s.feedback(log, sc, device.Bad)
-		s.indicate(sc.ID(), scan.ID, 0, scan.Data, Refused, []Reason{{Code: "not_stored", Message: err.Error()}})
-		return device.Bad, false
-	}
-	if r, ok := valid.(Recorder); ok {
-		if err := r.Record(scan); err != nil {
-			log.Warn("scan not recorded for duplicate rules", "id", scan.ID, "err", err)
-		}
-	}
-	s.m.scans.WithLabelValues(s.cfg.ID, scan.Verdict).Inc()
-	log.Debug("scan stored", "seq", seq, "id", scan.ID, "verdict", scan.Verdict)
-	sig := device.Bad
-	switch scan.Verdict {
-	case Accepted:
-		sig = device.Good
-	case Warning:
-		sig = device.Warn
-	}
-	s.feedback(log, sc, sig)
-	s.indicate(sc.ID(), scan.ID, seq, scan.Data, scan.Verdict, scan.Reasons)
-	return sig, true
 }
 
 // indicate records an outcome for the status page and publishes the
@@ -512,9 +397,9 @@ func nonPrintable(data []byte) int {
 	return -1
 }
 
-func (s *Station) feedback(log *slog.Logger, sc Scanner, sig device.Signal) {
-	if err := sc.Feedback(sig); err != nil {
-		log.Warn("feedback not delivered", "signal", sig.String(), "err", err)
+func (s *Station) feedback(l *loop, sig device.Signal) {
+	if err := l.sc.Feedback(sig); err != nil {
+		l.log.Warn("feedback not delivered", "signal", sig.String(), "err", err)
 		s.m.feedbackErrors.WithLabelValues(s.cfg.ID).Inc()
 	}
 }

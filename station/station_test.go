@@ -247,8 +247,8 @@ scangw_station_scans_total{station="dock-3",verdict="warning"} 0
 // failingStore refuses every append, like a full or broken disk.
 type failingStore struct{}
 
-func (failingStore) Append(context.Context, string, func(uint64) ([]byte, error)) (uint64, error) {
-	return 0, errors.New("no space left on device")
+func (failingStore) Submit(context.Context, string, func(uint64) ([]byte, error)) func() (uint64, error) {
+	return func() (uint64, error) { return 0, errors.New("no space left on device") }
 }
 func (failingStore) Epoch() string { return "e" }
 

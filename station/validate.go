@@ -44,21 +44,33 @@ func (c Chain) Validate(s *Scan) {
 	}
 }
 
-// Record passes a stored scan to every validator that remembers scans
-// (duplicate rules).
-func (c Chain) Record(s *Scan) error {
-	var errs []error
+// Hold holds s in every validator that judges scans by the ones before
+// them (duplicate rules).
+func (c Chain) Hold(s *Scan) func(stored bool) error {
+	var releases []func(bool) error
 	for _, v := range c {
-		if r, ok := v.(Recorder); ok {
-			errs = append(errs, r.Record(s))
+		if h, ok := v.(Holder); ok {
+			releases = append(releases, h.Hold(s))
 		}
 	}
-	return errors.Join(errs...)
+	if len(releases) == 1 {
+		return releases[0] // the usual chain: lengths and the rule engine
+	}
+	return func(stored bool) error {
+		var errs []error
+		for _, r := range releases {
+			errs = append(errs, r(stored))
+		}
+		return errors.Join(errs...)
+	}
 }
 
-// Recorder is a Validator that remembers the scans that were stored, for
-// duplicate rules. Record is called only after the scan's commit: a scan
-// that could not be stored is rescanned, and must not count as seen.
-type Recorder interface {
-	Record(s *Scan) error
+// Holder is a Validator that judges a scan by the scans before it (the
+// duplicate rules). Hold is called once s is judged, before it is stored:
+// from then on s counts for the scans judged after it, which may be
+// judged while s is still being stored. release(stored) is called once
+// the store answered: a scan that could not be stored is forgotten, since
+// it is rescanned and must not count as seen.
+type Holder interface {
+	Hold(s *Scan) (release func(stored bool) error)
 }

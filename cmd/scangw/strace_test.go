@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,7 +46,7 @@ stations:
     scanners: [{id: h1, port: %q, terminator: "\r\n", feedback: {good: "\x06", bad: "\x15"}}]
 `, filepath.Join(dir, "buf"), line.Path())), 0o644)
 	tracePath := filepath.Join(dir, "trace.txt")
-	cmd := exec.Command(straceBin, "-f", "-qq", "-s", "64", "-e", "trace=read,write,fsync,fdatasync,msync",
+	cmd := exec.Command(straceBin, "-f", "-qq", "-s", "4096", "-e", "trace=read,write,fsync,fdatasync,msync",
 		"-o", tracePath, bin, "run", "--config", cfg)
 	logf, _ := os.Create(filepath.Join(dir, "daemon.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -60,14 +62,31 @@ stations:
 		cmd.Wait()
 	}()
 
-	const scans = 20
-	for i := range scans {
+	// One at a time, as a handheld scans, then a burst in one write, as
+	// a streaming reader sends: its frames share commits, and each ACK
+	// must still follow a sync that began after its frame was read.
+	const single, burst = 20, 60
+	const scans = single + burst
+	for i := range single {
 		code := fmt.Sprintf("SYNC-%03d", i)
 		b, err := line.Send(context.Background(), code, "\r\n", 30*time.Second)
 		if err != nil || b != 0x06 {
 			out, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
 			t.Fatalf("%s: feedback %#x, %v\n%s", code, b, err, out)
 		}
+	}
+	var codes strings.Builder
+	for i := range burst {
+		fmt.Fprintf(&codes, "SYNC-%03d\r\n", single+i)
+	}
+	if _, err := line.Master().Write([]byte(codes.String())); err != nil {
+		t.Fatal(err)
+	}
+	line.Master().SetReadDeadline(time.Now().Add(30 * time.Second))
+	acks := make([]byte, burst)
+	if _, err := io.ReadFull(line.Master(), acks); err != nil || strings.Trim(string(acks), "\x06") != "" {
+		out, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
+		t.Fatalf("burst answers %q, %v\n%s", acks, err, out)
 	}
 	// SIGTERM goes to the daemon itself: strace, signalled, would detach
 	// and leave it running.
@@ -148,30 +167,56 @@ func checkSyncBeforeAck(t *testing.T, path string, scans int) {
 	if ptyFD == "" {
 		t.Fatalf("no read of a scan in the trace (%d lines)", len(lines))
 	}
-	acks, lastRead, syncedSinceRead := 0, -1, false
+	// Frame k (in the order the reads carried them) is answered by ACK k
+	// (answers go in read order); a sync must have completed between the
+	// read that carried the frame's last byte and its ACK.
+	var frameRead, syncs, ackLines []int
+	partial := ""
 	for i, l := range lines {
-		if r := readAt[i]; r[0] == ptyFD && r[1] != "" {
-			lastRead, syncedSinceRead = i, false
-			continue
-		}
-		if reSyncDone.MatchString(l) && lastRead >= 0 {
-			syncedSinceRead = true
-			continue
-		}
-		if ackAt[i] == ptyFD {
-			acks++
-			if lastRead < 0 {
-				t.Fatalf("ACK #%d at trace line %d before any scan was read", acks, i+1)
+		switch {
+		case readAt[i][0] == ptyFD && readAt[i][1] != "":
+			partial += readAt[i][1]
+			for {
+				k := strings.Index(partial, `\r\n`)
+				if k < 0 {
+					break
+				}
+				frameRead = append(frameRead, i)
+				partial = partial[k+len(`\r\n`):]
 			}
-			if !syncedSinceRead {
-				t.Fatalf("ACK #%d written at trace line %d with no completed sync since the scan was read (line %d):\n%s",
-					acks, i+1, lastRead+1, strings.Join(lines[max(0, lastRead-8):i+1], "\n"))
-			}
-			syncedSinceRead = false
+		case reSyncDone.MatchString(l):
+			syncs = append(syncs, i)
+		case ackAt[i] == ptyFD:
+			ackLines = append(ackLines, i)
 		}
 	}
-	if acks != scans {
-		t.Fatalf("found %d ACK writes in the trace, want %d", acks, scans)
+	if len(ackLines) != scans || len(frameRead) != scans {
+		t.Fatalf("found %d ACK writes and %d frames read in the trace, want %d of each", len(ackLines), len(frameRead), scans)
 	}
-	t.Logf("%d scans: each ACK followed a completed sync (%d trace lines)", acks, len(lines))
+	shared := 0
+	for k, a := range ackLines {
+		r := frameRead[k]
+		if a < r {
+			t.Fatalf("ACK #%d at trace line %d before its frame was read (line %d)", k+1, a+1, r+1)
+		}
+		i := sort.SearchInts(syncs, r) // the first sync after the read
+		if i == len(syncs) || syncs[i] > a {
+			t.Fatalf("ACK #%d written at trace line %d with no completed sync since its frame was read (line %d):\n%s",
+				k+1, a+1, r+1, strings.Join(lines[max(0, r-8):a+1], "\n"))
+		}
+		if k > 0 && frameRead[k-1] > syncsBefore(syncs, r) {
+			shared++ // no sync between this frame's read and the last one's: one commit serves both
+		}
+	}
+	t.Logf("%d scans: each ACK followed a sync completed after its frame was read; %d frames shared a commit with the frame before (%d trace lines)",
+		scans, shared, len(lines))
+}
+
+// syncsBefore is the line of the last sync before line r, or -1.
+func syncsBefore(syncs []int, r int) int {
+	i := sort.SearchInts(syncs, r)
+	if i == 0 {
+		return -1
+	}
+	return syncs[i-1]
 }

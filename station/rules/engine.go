@@ -55,6 +55,7 @@ type Options struct {
 type Engine struct {
 	trust trust
 	seen  Seen
+	held  held // scans judged and being stored (Hold)
 	loc   *time.Location
 	now   func() time.Time
 
@@ -207,18 +208,87 @@ func (e *Engine) Judge(s *station.Scan) Judgement { return e.judge(s, true) }
 // was stored: a scan that failed to store is rescanned, and must not then
 // be called a duplicate of itself. Rejected scans and scans that name no
 // unit are not recorded.
-func (e *Engine) Record(s *station.Scan) error {
+func (e *Engine) Record(s *station.Scan) error { return e.Hold(s)(true) }
+
+// Hold implements station.Holder: from now until release, s counts as
+// seen for the scans judged after it (the same scanner's next frame, read
+// while s is being stored; another scanner's read of the same unit), and
+// release(true), once s is stored, records it in the seen-serial index.
+// release(false) forgets it: a scan that could not be stored is rescanned
+// and must not be called a duplicate of itself.
+func (e *Engine) Hold(s *station.Scan) (release func(stored bool) error) {
 	if e.seen == nil || s.Verdict == station.Rejected {
-		return nil
+		return noRelease
 	}
 	sc := classify(s.Symbology, s.Data, s.Context, e.refTime(e.state.Load(), s))
 	if sc.key == "" || len(sc.syntax) > 0 {
+		return noRelease
+	}
+	key, mode, at := sc.key, s.Mode, s.Time
+	e.held.add(key, mode, at)
+	return func(stored bool) error {
+		defer e.held.remove(key)
+		if !stored {
+			return nil
+		}
+		if err := e.seen.Mark(key, mode, at); err != nil {
+			return fmt.Errorf("rules: record %s: %w", key, err)
+		}
 		return nil
 	}
-	if err := e.seen.Mark(sc.key, s.Mode, s.Time); err != nil {
-		return fmt.Errorf("rules: record %s: %w", sc.key, err)
+}
+
+func noRelease(bool) error { return nil }
+
+// held are the scans being stored, by seen key: what the duplicate rules
+// ask first, before the seen index.
+type held struct {
+	mu sync.Mutex
+	m  map[string]*heldMark
+}
+
+type heldMark struct {
+	mode string
+	at   time.Time
+	n    int // holds of the key not yet released
+}
+
+func (h *held) add(key, mode string, at time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]*heldMark{}
 	}
-	return nil
+	m := h.m[key]
+	if m == nil {
+		m = &heldMark{}
+		h.m[key] = m
+	}
+	m.mode, m.at, m.n = mode, at, m.n+1
+}
+
+func (h *held) remove(key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m := h.m[key]; m != nil {
+		if m.n--; m.n == 0 {
+			delete(h.m, key)
+		}
+	}
+}
+
+// seenOrHeld is the seen index's answer for key, a held scan first.
+func (e *Engine) seenOrHeld(key string) (mode string, at time.Time, ok bool) {
+	e.held.mu.Lock()
+	m := e.held.m[key]
+	if m != nil {
+		mode, at = m.mode, m.at
+	}
+	e.held.mu.Unlock()
+	if m != nil {
+		return mode, at, true
+	}
+	return e.seen.Seen(key)
 }
 
 // refTime is "now" for a scan: its time, or the newest rule set's issue

@@ -243,6 +243,46 @@ func TestRecord(t *testing.T) {
 	}
 }
 
+// A held scan counts as seen while it is being stored: the scan judged
+// right behind it (the same scanner's next frame) is a duplicate of it. A
+// hold released unstored is forgotten; one released stored is recorded.
+func TestHold(t *testing.T) {
+	seen := rules.NewMemorySeen(10)
+	e := engine(t, seen)
+	first := scan("", "SN-777", "receive", nil)
+	e.Validate(first)
+	release := e.Hold(first)
+	behind := scan("", "SN-777", "receive", nil)
+	e.Validate(behind)
+	if behind.Verdict != station.Rejected || behind.Reasons[0].Code != rules.ReasonDuplicate {
+		t.Fatalf("judged behind a held scan: %s %v", behind.Verdict, codes(behind.Reasons))
+	}
+	if seen.Len() != 0 {
+		t.Fatal("held scan written to the seen index before it was stored")
+	}
+	if err := release(false); err != nil {
+		t.Fatal(err)
+	}
+	again := scan("", "SN-777", "receive", nil)
+	e.Validate(again)
+	if again.Verdict != station.Accepted || seen.Len() != 0 {
+		t.Fatalf("after an unstored release: %s %v, seen %d", again.Verdict, codes(again.Reasons), seen.Len())
+	}
+	// Two holds of one key: releasing one keeps the other.
+	r1, r2 := e.Hold(again), e.Hold(again)
+	r1(false)
+	probe := scan("", "SN-777", "receive", nil)
+	if e.Validate(probe); probe.Verdict != station.Rejected {
+		t.Fatalf("second hold lost with the first: %s", probe.Verdict)
+	}
+	if err := r2(true); err != nil || seen.Len() != 1 {
+		t.Fatalf("stored release: %v, seen %d", err, seen.Len())
+	}
+	if m, _, ok := seen.Seen("plain:SN-777"); !ok || m != "receive" {
+		t.Fatalf("seen %q %v", m, ok)
+	}
+}
+
 // Both scopes apply; the stricter finding wins; versions are per scope.
 func TestSiteAndGatewaySets(t *testing.T) {
 	e := engine(t, nil)

@@ -338,7 +338,7 @@ func (e *Engine) duplicates(set *Set, sc *scanInfo, s *station.Scan, v *verdict,
 	}
 	if !pr.asked {
 		pr.asked = true
-		pr.mode, pr.at, pr.ok = e.seen.Seen(sc.key)
+		pr.mode, pr.at, pr.ok = e.seenOrHeld(sc.key)
 	}
 	when := func() string { return pr.at.UTC().Format(time.RFC3339) }
 	if dup != "" && pr.ok && pr.mode == s.Mode {

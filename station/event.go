@@ -42,6 +42,9 @@ type Scan struct {
 	// RulesVersion names the rule set that judged the scan.
 	RulesVersion string
 	ClockSynced  bool
+	// Key names the unit in the seen-serial index, as the validator that
+	// judged the scan found it ("" when none): not part of the event.
+	Key string
 }
 
 // EncodeScan renders s as its wire.ScanType event with the given sequence

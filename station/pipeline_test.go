@@ -114,3 +114,20 @@ func TestReadsShareCommits(t *testing.T) {
 		time.Sleep(time.Millisecond) // polling the state under test
 	}
 }
+
+func TestCachedClock(t *testing.T) {
+	var asked int
+	synced := false
+	c := cachedClock(func() bool { asked++; return synced }, time.Hour)
+	if c() || c() || asked != 1 {
+		t.Fatalf("asked %d times for two answers within the interval", asked)
+	}
+	synced = true
+	if c() {
+		t.Fatal("answer changed within the interval")
+	}
+	c = cachedClock(func() bool { asked++; return synced }, 0)
+	if !c() || !c() || asked != 3 {
+		t.Fatalf("with no interval: asked %d", asked)
+	}
+}

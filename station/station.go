@@ -140,7 +140,7 @@ type settings struct {
 // restart when a StateStore holds them.
 func New(cfg Config, d Deps) *Station {
 	if d.ClockSynced == nil {
-		d.ClockSynced = KernelClockSynced
+		d.ClockSynced = cachedClock(KernelClockSynced, clockCheckEvery)
 	}
 	s := &Station{
 		cfg:    cfg,

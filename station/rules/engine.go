@@ -199,6 +199,7 @@ func (e *Engine) Validate(s *station.Scan) {
 	s.Reasons = append(s.Reasons, j.Reasons...)
 	s.Verdict = worse(s.Verdict, j.Verdict)
 	s.RulesVersion = j.RulesVersion
+	s.Key = j.Key
 }
 
 // Judge judges s without changing it, and also returns its fields.
@@ -220,11 +221,18 @@ func (e *Engine) Hold(s *station.Scan) (release func(stored bool) error) {
 	if e.seen == nil || s.Verdict == station.Rejected {
 		return noRelease
 	}
-	sc := classify(s.Symbology, s.Data, s.Context, e.refTime(e.state.Load(), s))
-	if sc.key == "" || len(sc.syntax) > 0 {
+	key := s.Key // as Validate found it: classifying again costs as much as judging
+	if key == "" {
+		sc := classify(s.Symbology, s.Data, s.Context, e.refTime(e.state.Load(), s))
+		if len(sc.syntax) > 0 {
+			return noRelease
+		}
+		key = sc.key
+	}
+	if key == "" {
 		return noRelease
 	}
-	key, mode, at := sc.key, s.Mode, s.Time
+	mode, at := s.Mode, s.Time
 	e.held.add(key, mode, at)
 	return func(stored bool) error {
 		defer e.held.remove(key)

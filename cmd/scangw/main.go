@@ -40,9 +40,11 @@ Usage:
   scangw inspect [CODE ...]      parse barcodes (arguments, or stdin lines) and print one JSON object each
   scangw rules keygen|sign|check  make keys, sign and check rule sets
   scangw command sign [flags]    address, date and sign a downlink command (mqtt.command_keys)
+  scangw tail --broker URL       print the gateways' events live, deduplicated, with gap warnings (--key: ask for resends)
   scangw buffer stats|peek|export|salvage   inspect or repair a stopped gateway's buffer
   scangw devices [--json]        list USB HID and serial devices present, and the configured scanner each is
   scangw bench buffer [flags]    measure the buffer on this disk; prints JSON
+  scangw bench pipeline [flags]  measure the daemon's CPU, latency, syscalls and allocations per scan; prints JSON
                                  (in builds with -tags bench: make bench-tool)
   scangw version                 print the version
 `
@@ -136,6 +138,7 @@ var usages = map[string]string{
 	"inspect":      inspectUsage,
 	"rules":        rulesUsage,
 	"command":      commandUsage,
+	"tail":         tailUsage,
 	"buffer":       bufferUsage,
 	"bench":        benchUsage,
 	"devices":      devicesUsage,
@@ -172,9 +175,13 @@ simulated scanner; --dir keeps the buffer in DIR.
 `
 
 const benchUsage = `usage: scangw bench buffer [--dir DIR] [--backlog N] [--writers N]
+       scangw bench pipeline [--rate N] [--seconds N] [--scanners N] [--burst N]
+                             [--cpuprofile FILE] [--sync-delay D] [--syscalls=false]
 
-Measures the buffer on this disk and prints JSON (in builds with -tags
-bench: make bench-tool).
+bench buffer measures the buffer on this disk; bench pipeline runs the
+daemon as a child process with pty scanners and a real Mosquitto and
+measures its CPU, latency, system calls and allocations per scan (see
+README). Both print JSON (in builds with -tags bench: make bench-tool).
 `
 
 const devicesUsage = `usage: scangw devices [--json] [--config FILE]
@@ -201,6 +208,9 @@ var subcommands = map[string]func(ctx context.Context, args []string) int{
 	},
 	"command": func(_ context.Context, args []string) int {
 		return report("scangw command", commandCmd(os.Stdout, os.Stdin, args, time.Now()))
+	},
+	"tail": func(ctx context.Context, args []string) int {
+		return report("scangw tail", tailCmd(ctx, os.Stdout, os.Stderr, args))
 	},
 	"buffer": func(ctx context.Context, args []string) int {
 		return report("scangw buffer", bufferCmd(ctx, os.Stdout, args))
@@ -322,6 +332,9 @@ func inspectCmd(_ context.Context, args []string) int {
 }
 
 func benchCmd(ctx context.Context, args []string) int {
+	if len(args) >= 1 && args[0] == "pipeline" {
+		return report("scangw bench", benchPipeline(ctx, os.Stdout, args[1:]))
+	}
 	if len(args) < 1 || args[0] != "buffer" {
 		fmt.Fprint(os.Stderr, benchUsage)
 		return 2

@@ -10,9 +10,9 @@
 // #565). So every connection is a fresh client with CleanSession=true and
 // AutoReconnect=false: a token can then only succeed on a PUBACK received on
 // the connection its PUBLISH went out on, and every token of a lost
-// connection fails. The uplink reconnects by itself, with exponential
-// backoff and full jitter (a broker restart must not meet a fleet in the
-// same second), and after each reconnect resends everything still in the
+// connection fails. The uplink reconnects by itself, on a backoff
+// schedule at a random phase per outage (backoff.go: a broker restart must
+// not meet a fleet in the same second), and after each reconnect resends everything still in the
 // queue from its oldest unacknowledged message. Delivery is at least once;
 // consumers deduplicate by event id.
 //

@@ -87,10 +87,10 @@ type Config struct {
 	// Broker is tcp://host:port (or mqtt://); ssl:// and mqtts:// use TLS.
 	Broker string
 	// Brokers, when not empty, are several addresses of one broker
-	// cluster, used instead of Broker: a failed connection attempt moves
-	// on to the next (round the list), a session that was up and ended
-	// tries its broker once more first. Whatever was not acknowledged
-	// is sent again, in order, on whichever broker the next session has.
+	// cluster, used instead of Broker: a session stays on the address it
+	// reached; a failed connection attempt, or a session that ended, moves
+	// on to the next (round the list). Whatever was not acknowledged is
+	// sent again, in order, on whichever broker the next session has.
 	Brokers  []string
 	ClientID string
 	// Username and a password from at most one of Password, PasswordFile
@@ -294,9 +294,9 @@ func (u *Uplink) DuplicateGateway() bool { return u.ident.duplicate() }
 func (u *Uplink) Instance() string { return u.instance }
 
 // Run keeps a session to the broker until ctx ends, reconnecting with
-// exponential backoff and full jitter (so a broker restart does not meet a
-// fleet of gateways in the same second), and runs the downlink. It returns
-// nil when ctx ends.
+// exponential backoff at a random phase per outage (so a broker restart
+// does not meet a fleet of gateways in the same second), and runs the
+// downlink. It returns nil when ctx ends.
 func (u *Uplink) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -304,6 +304,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 	wg.Go(func() { u.downlink(ctx) })
 
 	failures := 0
+	var phase float64
 	var lastWarn time.Time
 	var lastReason string
 	for {
@@ -318,7 +319,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 			failures = 0
 		}
 		failures++
-		wait := backoff(u.cfg.ReconnectMin, u.cfg.ReconnectMax, failures)
+		if failures == 1 {
+			phase = rand.Float64() // one per outage: see backoff
+		}
+		wait := backoff(u.cfg.ReconnectMin, u.cfg.ReconnectMax, failures, phase)
 		msg, reason, level, attrs := describeEnd(err)
 		attrs = append(attrs, "attempt", failures, "retry_in", wait.Round(time.Millisecond))
 		// One line per outage and per new reason, then a reminder every
@@ -365,21 +369,6 @@ const peekBatch = 256
 // stableSession is how long a session must last for the reconnect backoff
 // to start again from its minimum.
 const stableSession = 30 * time.Second
-
-// backoff is "full jitter": uniform in [min, min(max, min·2^(n-1))].
-func backoff(lo, hi time.Duration, n int) time.Duration {
-	// Compare against hi shifted down: lo shifted up overflows once
-	// lo·2^(n-1) passes 2^63 ns (lo above ~8.6 s by n = 31), and the
-	// wrapped value could land anywhere below hi.
-	ceil := hi
-	if shift := max(n-1, 0); lo > 0 && shift < 63 && lo <= hi>>shift {
-		ceil = lo << shift
-	}
-	if ceil <= lo {
-		return lo
-	}
-	return lo + rand.N(ceil-lo)
-}
 
 // sessionEnd is why a session that was up ended.
 type sessionEnd struct {
@@ -443,6 +432,9 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 		u.m.broker.WithLabelValues(redacted(u.Broker())).Set(0)
 		u.m.connected.Set(0)
 		u.m.inflight.Set(0)
+		// A cluster is one broker: a session lost on one node goes on on
+		// the next, rather than waiting for a node that may be down.
+		u.nextBroker()
 	}()
 
 	err = u.publish(sctx, cancel, &wg, c, canProbe, echo)
@@ -463,15 +455,19 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 // gets the connection-lost handler's error; echo the ids of events seen
 // on the heartbeat topic.
 func (u *Uplink) connect(ctx context.Context, lost chan<- error, echo chan<- string) (mqtt.Client, error) {
-	broker := u.Broker()
-	c, err := u.connectTo(ctx, broker, lost, echo)
-	if err != nil && len(u.cfg.Brokers) > 1 {
-		// The next attempt tries the next address of the cluster.
-		next := (int(u.at.Load()) + 1) % len(u.cfg.Brokers)
-		u.at.Store(int32(next))
-		u.log.Debug("mqtt broker unreachable; the next attempt tries the next one", "broker", redacted(broker), "next", redacted(u.cfg.Brokers[next]))
+	c, err := u.connectTo(ctx, u.Broker(), lost, echo)
+	if err != nil {
+		u.nextBroker()
 	}
 	return c, err
+}
+
+// nextBroker makes the next address of mqtt.brokers the one the next
+// attempt uses.
+func (u *Uplink) nextBroker() {
+	if len(u.cfg.Brokers) > 1 {
+		u.at.Store(int32((int(u.at.Load()) + 1) % len(u.cfg.Brokers)))
+	}
 }
 
 func (c Config) brokerList() []string {

@@ -415,9 +415,12 @@ func (u *Uplink) session(ctx context.Context) (upFor time.Duration, err error) {
 		}
 	})
 
-	canProbe, err := u.subscribe(sctx, c)
+	canProbe, refused, err := u.subscribe(sctx, c)
 	if err != nil {
 		return 0, u.ended(ctx, sctx, cancel, &sessionEnd{LostSetup, err}, lost, lostErr)
+	}
+	if len(refused) > 0 {
+		wg.Go(func() { u.resubscribe(sctx, c, refused) })
 	}
 	if err := wait(sctx, c.Publish(u.topics.Status, 1, true, u.statusPayload(wire.Online)), u.cfg.WriteTimeout); err != nil {
 		return 0, u.ended(ctx, sctx, cancel, &sessionEnd{LostSetup, fmt.Errorf("publish birth: %w", err)}, lost, lostErr)
@@ -620,25 +623,73 @@ func (u *Uplink) currentClient() mqtt.Client {
 // subscribe subscribes to the gateway's downlink topics, its own status
 // (duplicate detection) and heartbeat (the probe). It reports whether the
 // heartbeat subscription was granted, without which there is no probe.
-func (u *Uplink) subscribe(ctx context.Context, c mqtt.Client) (canProbe bool, err error) {
+func (u *Uplink) subscribe(ctx context.Context, c mqtt.Client) (canProbe bool, refused map[string]byte, err error) {
 	t := u.topics
-	filters := map[string]byte{t.Status: 1, t.Heartbeat: 1, t.Cmd: 1, t.SiteRules: 1, t.GatewayRules: 1}
-	tok := c.SubscribeMultiple(filters, nil)
-	if err := wait(ctx, tok, u.cfg.WriteTimeout); err != nil {
-		return false, fmt.Errorf("subscribe: %w", err)
+	// Commands and rule sets at QoS 1; the gateway's own status and
+	// heartbeat (seen only to spot a duplicate gateway and to probe that
+	// publishing is permitted) at QoS 0, which costs a broker less: NATS
+	// makes a JetStream consumer for every QoS 1 subscription.
+	filters := map[string]byte{t.Status: 0, t.Heartbeat: 0, t.Cmd: 1, t.SiteRules: 1, t.GatewayRules: 1}
+	granted, err := u.subscribeTo(ctx, c, filters)
+	if err != nil {
+		return false, nil, err
 	}
-	granted := tok.(*mqtt.SubscribeToken).Result()
-	for _, topic := range []string{t.Cmd, t.SiteRules, t.GatewayRules, t.Status, t.Heartbeat} {
+	refused = map[string]byte{}
+	for topic, qos := range filters {
 		// 0x80 is the MQTT 3.1.1 SUBACK failure code (section 3.9.3).
 		if code, ok := granted[topic]; !ok || code > 2 {
-			u.log.Warn("broker refused a subscription (ACL?)", "topic", topic, "suback", code)
+			u.log.Warn("broker refused a subscription (an ACL, or a cluster node still recovering); asking again in the background",
+				"topic", topic, "suback", code)
+			refused[topic] = qos
 			continue
 		}
 		if topic == t.Heartbeat {
 			canProbe = true
 		}
 	}
-	return canProbe, nil
+	return canProbe, refused, nil
+}
+
+func (u *Uplink) subscribeTo(ctx context.Context, c mqtt.Client, filters map[string]byte) (map[string]byte, error) {
+	tok := c.SubscribeMultiple(filters, nil)
+	if err := wait(ctx, tok, u.cfg.WriteTimeout); err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	return tok.(*mqtt.SubscribeToken).Result(), nil
+}
+
+// Bounds of the wait between asking again for refused subscriptions (a
+// variable for the tests).
+var (
+	resubscribeMin = 5 * time.Second
+	resubscribeMax = 5 * time.Minute
+)
+
+// resubscribe asks again for the subscriptions the broker refused, until
+// it grants them or the session ends: a cluster node that took the
+// session over before its state recovered refuses some at first (NATS
+// cannot make their JetStream consumers yet), and without them commands
+// and rule sets would not arrive until the next reconnect.
+func (u *Uplink) resubscribe(ctx context.Context, c mqtt.Client, refused map[string]byte) {
+	every := resubscribeMin
+	for len(refused) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		granted, err := u.subscribeTo(ctx, c, refused)
+		if err != nil {
+			continue // the session is ending, or the broker is slow: ask again
+		}
+		for topic := range refused {
+			if code, ok := granted[topic]; ok && code <= 2 {
+				u.log.Info("broker granted a subscription it had refused", "topic", topic)
+				delete(refused, topic)
+			}
+		}
+		every = min(2*every, resubscribeMax)
+	}
 }
 
 // route dispatches one incoming message. It runs on paho's router and

@@ -1,0 +1,397 @@
+package brokertest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+const (
+	// rabbitReadyTimeout bounds a start: an Erlang VM boots, RabbitMQ
+	// recovers its queues and starts its plugins (some 10 s here).
+	rabbitReadyTimeout = 90 * time.Second
+	rabbitStopTimeout  = 60 * time.Second
+)
+
+// Debian's /usr/sbin/rabbitmq-server and rabbitmqctl switch to the
+// rabbitmq user with a fresh environment, which loses every variable that
+// points the node at the test's files; the scripts they wrap run as the
+// caller.
+var rabbitDirs = []string{"/usr/lib/rabbitmq/bin"}
+
+// RabbitMQ is a RabbitMQ node with its MQTT plugin, run for one test. It
+// is a node of its own: its name (scangw-test-<random>@localhost), Erlang
+// cookie, epmd, data (mnesia), logs and every port are the test's, so it
+// runs beside a system RabbitMQ without touching it.
+//
+// An MQTT client with no credentials is logged in as guest (mqtt.
+// allow_anonymous), which may connect over loopback. A persistent session
+// (clean session off) is a durable queue, so it and its QoS 1 messages
+// survive Stop and Restart.
+type RabbitMQ struct {
+	t        testing.TB
+	server   string // rabbitmq-server script
+	ctl      string // rabbitmqctl script
+	epmdBin  string
+	dir      string
+	nodeName string
+	// mqtt, amqp, dist, ctl dist and epmd ports, fixed once Start returns.
+	mqttPort, amqpPort, distPort, ctlPort, epmdPort int
+
+	mu        sync.Mutex
+	proc      *process // nil while stopped
+	epmd      *process
+	startTime time.Duration // of the last start, until MQTT answered
+}
+
+var _ Broker = (*RabbitMQ)(nil)
+
+// StartRabbitMQ starts a RabbitMQ node with the MQTT plugin on free
+// loopback ports, waits until its MQTT listener answers a CONNECT, and
+// stops it (rabbitmqctl stop) when the test ends. It is slow to start: a
+// test package should start one and share it. A missing rabbitmq-server
+// or Erlang fails the test.
+func StartRabbitMQ(t testing.TB) *RabbitMQ {
+	t.Helper()
+	server, err := findBinary("rabbitmq-server", "rabbitmq-server", rabbitDirs...)
+	if err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	ctl, err := findBinary("rabbitmqctl", "rabbitmq-server", rabbitDirs...)
+	if err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	epmd, err := findBinary("epmd", "erlang-base")
+	if err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	var suffix [4]byte
+	rand.Read(suffix[:])
+	r := &RabbitMQ{
+		t: t, server: server, ctl: ctl, epmdBin: epmd,
+		dir:      t.TempDir(),
+		nodeName: "scangw-test-" + hex.EncodeToString(suffix[:]) + "@localhost",
+	}
+	if err := r.writeFiles(); err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	t.Cleanup(r.cleanup)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var lastErr error
+	for range startAttempts {
+		ports, err := freePorts(5)
+		if err != nil {
+			t.Fatalf("brokertest: %v", err)
+		}
+		r.mqttPort, r.amqpPort, r.distPort, r.ctlPort, r.epmdPort = ports[0], ports[1], ports[2], ports[3], ports[4]
+		if err := os.WriteFile(r.confPath(), []byte(r.config()), 0o600); err != nil {
+			t.Fatalf("brokertest: write config: %v", err)
+		}
+		if lastErr = r.startEPMDLocked(); lastErr == nil {
+			lastErr = r.launchLocked()
+			if lastErr == nil {
+				t.Logf("brokertest: RabbitMQ node %s up in %v (MQTT on %s)", r.nodeName, r.startTime.Round(time.Millisecond), r.URL())
+				return r
+			}
+		}
+		r.stopEPMDLocked()
+		if !strings.Contains(lastErr.Error(), errAddrInUse.Error()) {
+			break
+		}
+	}
+	t.Fatalf("brokertest: start RabbitMQ: %v\n%s", lastErr, indent(tail(r.Log(), 10000)))
+	return nil
+}
+
+func (r *RabbitMQ) confPath() string    { return filepath.Join(r.dir, "rabbitmq.conf") }
+func (r *RabbitMQ) outPath() string     { return filepath.Join(r.dir, "rabbitmq.out") }
+func (r *RabbitMQ) logDir() string      { return filepath.Join(r.dir, "log") }
+func (r *RabbitMQ) home() string        { return filepath.Join(r.dir, "home") }
+func (r *RabbitMQ) epmdOutPath() string { return filepath.Join(r.dir, "epmd.out") }
+
+// writeFiles writes what does not depend on the ports: the plugins list,
+// an empty rabbitmq-env.conf (so /etc/rabbitmq's is not read) and the
+// Erlang cookie, which the CLI finds in $HOME.
+func (r *RabbitMQ) writeFiles() error {
+	if err := os.MkdirAll(r.home(), 0o700); err != nil {
+		return err
+	}
+	cookie := make([]byte, 16)
+	rand.Read(cookie)
+	files := []struct {
+		name string
+		data string
+		perm os.FileMode
+	}{
+		{"enabled_plugins", "[rabbitmq_mqtt].\n", 0o600},
+		{"rabbitmq-env.conf", "", 0o600},
+		{filepath.Join("home", ".erlang.cookie"), hex.EncodeToString(cookie), 0o400},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(r.dir, f.name), []byte(f.data), f.perm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *RabbitMQ) config() string {
+	var b strings.Builder
+	b.WriteString("# Generated by brokertest.\n")
+	fmt.Fprintf(&b, "listeners.tcp.default = 127.0.0.1:%d\n", r.amqpPort)
+	fmt.Fprintf(&b, "mqtt.listeners.tcp.default = 127.0.0.1:%d\n", r.mqttPort)
+	// A client without credentials is guest, who may connect only over
+	// loopback: the listener is on loopback only.
+	b.WriteString("mqtt.allow_anonymous = true\nmqtt.default_user = guest\nmqtt.default_pass = guest\nmqtt.vhost = /\n")
+	// Without it, a PUBACK at moderate rates waits for Nagle.
+	b.WriteString("mqtt.tcp_listen_options.nodelay = true\n")
+	b.WriteString("log.file.level = info\nlog.console = false\n")
+	// The default alarm at 50 MB free would stop every publisher on a
+	// full CI disk with nothing in the test's output to say why.
+	b.WriteString("disk_free_limit.absolute = 10MB\n")
+	return b.String()
+}
+
+// env is the environment of the server and of rabbitmqctl: both must
+// agree on the node name, cookie ($HOME), epmd and directories.
+func (r *RabbitMQ) env() []string {
+	env := []string{
+		"HOME=" + r.home(),
+		"PATH=" + os.Getenv("PATH"),
+		"LANG=C.UTF-8", "LC_ALL=C.UTF-8", // Elixir's CLI warns without UTF-8
+		"RABBITMQ_CONF_ENV_FILE=" + filepath.Join(r.dir, "rabbitmq-env.conf"),
+		"RABBITMQ_NODENAME=" + r.nodeName,
+		"RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
+		"RABBITMQ_NODE_PORT=" + strconv.Itoa(r.amqpPort),
+		"RABBITMQ_DIST_PORT=" + strconv.Itoa(r.distPort),
+		"RABBITMQ_CTL_DIST_PORT_MIN=" + strconv.Itoa(r.ctlPort),
+		"RABBITMQ_CTL_DIST_PORT_MAX=" + strconv.Itoa(r.ctlPort),
+		"RABBITMQ_CONFIG_FILE=" + r.confPath(),
+		"RABBITMQ_ENABLED_PLUGINS_FILE=" + filepath.Join(r.dir, "enabled_plugins"),
+		"RABBITMQ_MNESIA_BASE=" + filepath.Join(r.dir, "mnesia"),
+		"RABBITMQ_LOG_BASE=" + r.logDir(),
+		"RABBITMQ_PLUGINS_EXPAND_DIR=" + filepath.Join(r.dir, "plugins-expand"),
+		"ERL_EPMD_ADDRESS=127.0.0.1",
+		"ERL_EPMD_PORT=" + strconv.Itoa(r.epmdPort),
+	}
+	return env
+}
+
+// startEPMDLocked runs an epmd of our own on epmdPort: the node and the
+// CLI find each other through it, and one started by erl itself would be
+// a daemon that outlives the test.
+func (r *RabbitMQ) startEPMDLocked() error {
+	cmd := exec.Command(r.epmdBin, "-address", "127.0.0.1", "-port", strconv.Itoa(r.epmdPort))
+	cmd.Env = r.env()
+	p, err := launch(cmd, r.epmdOutPath())
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !portOpen(r.epmdPort) {
+		if p.exited() {
+			if strings.Contains(readFile(r.epmdOutPath()), "in use") {
+				return fmt.Errorf("epmd on %d: %w", r.epmdPort, errAddrInUse)
+			}
+			return fmt.Errorf("epmd exited (%v): %s", p.err, readFile(r.epmdOutPath()))
+		}
+		if time.Now().After(deadline) {
+			p.kill()
+			return fmt.Errorf("epmd not listening on %d after 10s", r.epmdPort)
+		}
+		time.Sleep(pollInterval) // waiting for epmd's listener
+	}
+	r.epmd = p
+	return nil
+}
+
+func (r *RabbitMQ) stopEPMDLocked() {
+	if r.epmd != nil {
+		r.epmd.signal(syscall.SIGTERM)
+		if !r.epmd.wait(5 * time.Second) {
+			r.epmd.kill()
+		}
+		r.epmd = nil
+	}
+}
+
+// launchLocked runs the node and waits until its MQTT listener answers a
+// CONNECT. On failure no node is left running.
+func (r *RabbitMQ) launchLocked() error {
+	started := time.Now()
+	outStart := fileSize(r.outPath())
+	cmd := exec.Command(r.server)
+	cmd.Env = r.env()
+	cmd.Dir = r.dir
+	p, err := launch(cmd, r.outPath())
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(rabbitReadyTimeout)
+	for {
+		if p.exited() {
+			out := fileFrom(r.outPath(), outStart)
+			if strings.Contains(out, "eaddrinuse") {
+				return fmt.Errorf("rabbitmq-server: a port was taken: %w", errAddrInUse)
+			}
+			return fmt.Errorf("rabbitmq-server exited during start-up (%v)", p.err)
+		}
+		if portOpen(r.mqttPort) && mqttAnswers(r.URL()) {
+			r.proc = p
+			r.startTime = time.Since(started)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			p.kill()
+			return fmt.Errorf("RabbitMQ's MQTT listener on %s did not answer within %v", r.URL(), rabbitReadyTimeout)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the MQTT listener
+	}
+}
+
+// mqttAnswers reports whether a CONNECT to url gets a CONNACK.
+func mqttAnswers(url string) bool {
+	c := mqtt.NewClient(mqtt.NewClientOptions().
+		AddBroker(url).
+		SetClientID("brokertest-ready").
+		SetProtocolVersion(4).
+		SetAutoReconnect(false).
+		SetConnectTimeout(5 * time.Second))
+	tok := c.Connect()
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return false
+	}
+	c.Disconnect(0)
+	return true
+}
+
+// URL returns the node's MQTT URL, tcp://127.0.0.1:port.
+func (r *RabbitMQ) URL() string { return "tcp://127.0.0.1:" + strconv.Itoa(r.mqttPort) }
+
+// NodeName returns the node's Erlang name, for rabbitmqctl -n.
+func (r *RabbitMQ) NodeName() string { return r.nodeName }
+
+// StartTime returns how long the last start or restart took until the
+// MQTT listener answered.
+func (r *RabbitMQ) StartTime() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.startTime
+}
+
+// Ctl runs rabbitmqctl with args against this node and returns its
+// output, failing the test if it fails.
+func (r *RabbitMQ) Ctl(args ...string) string {
+	r.t.Helper()
+	out, err := r.ctlRun(args...)
+	if err != nil {
+		r.t.Fatalf("brokertest: rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (r *RabbitMQ) ctlRun(args ...string) (string, error) {
+	cmd := exec.Command(r.ctl, append([]string{"-n", r.nodeName}, args...)...)
+	cmd.Env = r.env()
+	cmd.Dir = r.dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Stop stops the node with rabbitmqctl stop, which closes the queues and
+// their message stores, and waits for it to exit. It does nothing if the
+// node is stopped.
+func (r *RabbitMQ) Stop() {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopLocked()
+}
+
+func (r *RabbitMQ) stopLocked() {
+	r.t.Helper()
+	p := r.proc
+	if p == nil {
+		return
+	}
+	r.proc = nil
+	if p.exited() {
+		r.t.Errorf("brokertest: RabbitMQ %s exited unexpectedly (%v)\n%s", r.nodeName, p.err, indent(tail(r.Log(), 6000)))
+		return
+	}
+	if out, err := r.ctlRun("stop"); err != nil {
+		// The script also stops the node on SIGTERM.
+		r.t.Logf("brokertest: rabbitmqctl stop: %v\n%s", err, out)
+		p.signal(syscall.SIGTERM)
+	}
+	if !p.wait(rabbitStopTimeout) {
+		p.kill()
+		r.t.Errorf("brokertest: RabbitMQ %s still running %v after rabbitmqctl stop; killed\n%s", r.nodeName, rabbitStopTimeout, indent(tail(r.Log(), 6000)))
+	}
+	// The Erlang helpers (erl_child_setup, inet_gethost) exit with the
+	// VM; the group kill catches one that lingers.
+	p.signal(syscall.SIGKILL)
+}
+
+// Restart starts the node again with the same ports and data, stopping it
+// first if it runs, and returns once MQTT answers.
+func (r *RabbitMQ) Restart() {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopLocked()
+	deadline := time.Now().Add(restartBindTimeout)
+	for {
+		err := r.launchLocked()
+		if err == nil {
+			r.t.Logf("brokertest: RabbitMQ node %s restarted in %v", r.nodeName, r.startTime.Round(time.Millisecond))
+			return
+		}
+		if !strings.Contains(err.Error(), errAddrInUse.Error()) || time.Now().After(deadline) {
+			r.t.Fatalf("brokertest: restart RabbitMQ: %v\n%s", err, indent(tail(r.Log(), 10000)))
+		}
+		time.Sleep(pollInterval) // waiting for the kernel to free the port
+	}
+}
+
+// Kill kills the node and its helpers with SIGKILL.
+func (r *RabbitMQ) Kill() {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.proc
+	if p == nil {
+		return
+	}
+	r.proc = nil
+	if p.exited() {
+		r.t.Errorf("brokertest: RabbitMQ %s exited unexpectedly (%v)", r.nodeName, p.err)
+		return
+	}
+	p.kill()
+}
+
+// Log returns the node's log file followed by its console output.
+func (r *RabbitMQ) Log() string {
+	return readFile(filepath.Join(r.logDir(), r.nodeName+".log")) + "\n--- rabbitmq-server output ---\n" + readFile(r.outPath())
+}
+
+func (r *RabbitMQ) cleanup() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopLocked()
+	r.stopEPMDLocked()
+}

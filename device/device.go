@@ -38,6 +38,20 @@ type Read struct {
 	// (Codes.NoRead), not a code. It is not a scan; the station decides
 	// what a no-read means (a count, an event, a reject gate).
 	NoRead bool
+	// More is set when the same read() from the scanner carried further
+	// frames after this one (Chunk): a streaming reader's backlog. The
+	// station lets such frames share a commit instead of waiting for one
+	// sync each.
+	More bool
+}
+
+// Chunk delivers the reads that one read() from a scanner carried, in
+// order, all but the last marked More.
+func Chunk(reads []Read, deliver func(Read)) {
+	for i, rd := range reads {
+		rd.More = i < len(reads)-1
+		deliver(rd)
+	}
 }
 
 // ErrOversize reports a frame longer than the configured cap; the frame was

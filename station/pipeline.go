@@ -13,15 +13,17 @@ import (
 	"github.com/scangw/scangw/station/wire"
 )
 
-// A scanner's reads go through two goroutines. The reading one (the
-// driver's, in take) decodes and judges each read and submits it to the
-// store without waiting for the commit; the answering one (give) waits
-// for each read's commit, in read order, and only then gives its feedback
-// and indication. So frames that arrive while a commit syncs, or several
-// frames of one read(), share the next commit instead of waiting for one
-// sync each, while every frame's feedback still comes after the sync
-// that covers it. A scanner that waits for its answer before sending the
-// next frame (host acknowledge, a handheld's beep) sees no difference.
+// A scanner's reads go through two goroutines when they queue up. The
+// reading one (the driver's, in take) decodes and judges each read and
+// submits it to the store without waiting for the commit; the answering
+// one (give) waits for each read's commit, in read order, and only then
+// gives its feedback and indication. So several frames of one read() (a
+// streaming reader's backlog, what arrived while a commit synced) share
+// the next commit instead of waiting for one sync each, while every
+// frame's feedback still comes after the sync that covers it. A read with
+// nothing before it unanswered and nothing behind it in the same read()
+// (a handheld that waits for its beep, a reader in host-acknowledge mode)
+// is answered on the reading goroutine itself: no hop, no extra wake-up.
 //
 // The judging of a read sees the reads before it that are still being
 // stored: the duplicate rules hold them (Holder), and the debouncer waits
@@ -64,10 +66,13 @@ func (l *loop) oldest() int64 {
 	return l.arrivals[0]
 }
 
-func (l *loop) arrived(t int64) {
+// arrived notes a read taken; it reports whether it is the only one not
+// yet answered.
+func (l *loop) arrived(t int64) (first bool) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.arrivals = append(l.arrivals, t)
-	l.mu.Unlock()
+	return len(l.arrivals) == 1
 }
 
 func (l *loop) answered() {
@@ -108,8 +113,17 @@ func (s *Station) readLoop(stationCtx context.Context, l *loop) func(context.Con
 			}
 		}()
 		err := l.sc.Run(ctx, func(_ context.Context, r device.Read) {
-			l.arrived(s.now().UnixNano())
-			answers <- s.take(stationCtx, l, r)
+			first := l.arrived(s.now().UnixNano())
+			a := s.take(stationCtx, l, r)
+			if first && !r.More {
+				// Nothing before it is unanswered and nothing behind it
+				// is waiting: answer it here, as a scanner that waits for
+				// each answer does, without a hop to the answerer.
+				s.give(l, a)
+				l.answered()
+				return
+			}
+			answers <- a
 		})
 		close(answers)
 		<-done

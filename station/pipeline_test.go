@@ -38,17 +38,20 @@ func (g *gateStore) Submit(ctx context.Context, stream string, build func(uint64
 	}
 }
 
-// burst is a scanner that delivers its reads back to back, as a streaming
-// reader does, without waiting for feedback.
+// burst is a scanner that delivers its reads as one read() of a
+// streaming reader carries them: back to back, all but the last marked
+// More (device.Chunk).
 type burst struct {
 	feed
 	reads []string
 }
 
 func (b *burst) Run(ctx context.Context, handle func(context.Context, device.Read)) error {
+	var chunk []device.Read
 	for _, d := range b.reads {
-		handle(ctx, device.Read{Scanner: b.id, Data: []byte(d), Time: time.Now()})
+		chunk = append(chunk, device.Read{Scanner: b.id, Data: []byte(d), Time: time.Now()})
 	}
+	device.Chunk(chunk, func(r device.Read) { handle(ctx, r) })
 	<-ctx.Done()
 	return nil
 }

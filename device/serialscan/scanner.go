@@ -242,6 +242,8 @@ func (s *Scanner) readLoop(ctx context.Context, port serial.Port, fr *device.Fra
 		s.metrics.Count(rd)
 		handle(ctx, rd)
 	}
+	var chunk []device.Read
+	collect := func(rd device.Read) { chunk = append(chunk, rd) }
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -254,8 +256,10 @@ func (s *Scanner) readLoop(ctx context.Context, port serial.Port, fr *device.Fra
 			t := s.now()
 			fr.Push(buf[:n], func(frame []byte, ferr error) {
 				base := device.Read{Scanner: s.cfg.ID, Time: t, Err: ferr}
-				s.cfg.Codes.Reads(base, frame, deliver)
+				s.cfg.Codes.Reads(base, frame, collect)
 			})
+			device.Chunk(chunk, deliver)
+			chunk = chunk[:0]
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", s.cfg.Port, err)

@@ -56,6 +56,8 @@ func (s *Scanner) serve(ctx context.Context, conn net.Conn, handle func(context.
 		s.metrics.Count(rd)
 		handle(ctx, rd)
 	}
+	var chunk []device.Read
+	collect := func(rd device.Read) { chunk = append(chunk, rd) }
 	for {
 		if s.cfg.IdleTimeout > 0 {
 			// Set before each read, so the time handle takes (a
@@ -71,8 +73,10 @@ func (s *Scanner) serve(ctx context.Context, conn net.Conn, handle func(context.
 			// allows.
 			t := s.now()
 			fr.Push(buf[:n], func(frame []byte, ferr error) {
-				s.cfg.Codes.Reads(device.Read{Scanner: s.cfg.ID, Time: t, Err: ferr}, frame, deliver)
+				s.cfg.Codes.Reads(device.Read{Scanner: s.cfg.ID, Time: t, Err: ferr}, frame, collect)
 			})
+			device.Chunk(chunk, deliver)
+			chunk = chunk[:0]
 		}
 		switch {
 		case err == nil:

@@ -72,8 +72,9 @@ func (p *subackProxy) URL() string { return "tcp://" + p.ln.Addr().String() }
 // during the session, and once it grants it, commands arrive without a
 // reconnect.
 func TestRefusedSubscriptionAskedAgain(t *testing.T) {
-	resubscribeMin, resubscribeMax = 50*time.Millisecond, 200*time.Millisecond // not parallel: package state
-	defer func() { resubscribeMin, resubscribeMax = 5*time.Second, 5*time.Minute }()
+	// Read by New only; not parallel: package state.
+	resubscribeMin, resubscribeMax = 50*time.Millisecond, 200*time.Millisecond
+	t.Cleanup(func() { resubscribeMin, resubscribeMax = 5*time.Second, 5*time.Minute })
 	br := mosquittotest.Start(t, mosquittotest.Options{})
 	proxy := startSubackProxy(t, br.Addr())
 	replies := mosquittotest.Subscribe(t, br, "sub-replies", "t/site1/gw1/reply")

@@ -205,6 +205,8 @@ type Uplink struct {
 	configHash atomic.Pointer[string]
 	rebirth    chan struct{}
 
+	resubscribe0, resubscribe1 time.Duration // bounds of resubscribe's wait
+
 	mu     sync.Mutex
 	client mqtt.Client // the connected session's, for replies; nil between sessions
 
@@ -268,6 +270,9 @@ func New(cfg Config, q Queue, log *slog.Logger, reg prometheus.Registerer) *Upli
 		inbox:    make(chan downMsg, inboxSize),
 		poisoned: map[uint64]bool{},
 		rebirth:  make(chan struct{}, 1),
+
+		resubscribe0: resubscribeMin,
+		resubscribe1: resubscribeMax,
 	}
 	u.configHash.Store(&cfg.ConfigHash)
 	u.ident.instance = u.instance
@@ -659,7 +664,7 @@ func (u *Uplink) subscribeTo(ctx context.Context, c mqtt.Client, filters map[str
 }
 
 // Bounds of the wait between asking again for refused subscriptions (a
-// variable for the tests).
+// variable for the tests; New reads it).
 var (
 	resubscribeMin = 5 * time.Second
 	resubscribeMax = 5 * time.Minute
@@ -671,7 +676,7 @@ var (
 // cannot make their JetStream consumers yet), and without them commands
 // and rule sets would not arrive until the next reconnect.
 func (u *Uplink) resubscribe(ctx context.Context, c mqtt.Client, refused map[string]byte) {
-	every := resubscribeMin
+	every := u.resubscribe0
 	for len(refused) > 0 {
 		select {
 		case <-ctx.Done():
@@ -688,7 +693,7 @@ func (u *Uplink) resubscribe(ctx context.Context, c mqtt.Client, refused map[str
 				delete(refused, topic)
 			}
 		}
-		every = min(2*every, resubscribeMax)
+		every = min(2*every, u.resubscribe1)
 	}
 }
 

@@ -63,7 +63,7 @@ func checkSeq(t *testing.T, s *Subscriber, before map[string]bool, first, n int)
 		t.Fatalf("received %s, want %s", got, want)
 	}
 	if again := len(distinct(s.Messages())) - n; again > 0 {
-		t.Logf("%s delivered %d messages again that an earlier connection of the session had", s.id, again)
+		t.Logf("%s delivered %d messages again that an earlier connection of the session had", "the subscriber", again)
 	}
 	for _, p := range seq(first, n) {
 		before[p] = true

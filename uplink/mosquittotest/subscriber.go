@@ -12,10 +12,10 @@ import (
 )
 
 const (
-	connectTimeout   = 10 * time.Second
-	subscribeTimeout = 10 * time.Second
+	connectTimeout   = 15 * time.Second
+	subscribeTimeout = 15 * time.Second
 	// reconnectInterval caps paho's reconnect backoff (1 s doubling by
-	// default), so a subscriber is back soon after a Restart.
+	// default), so a subscriber is back soon after a restart.
 	reconnectInterval = 100 * time.Millisecond
 )
 
@@ -29,11 +29,18 @@ type Message struct {
 	QoS byte
 }
 
+// Source is a broker a Subscriber connects to: its MQTT address, and its
+// log for failure messages. *Broker is one; uplink/brokertest's are too.
+type Source interface {
+	URL() string
+	Log() string
+}
+
 // Subscriber collects, in arrival order, every message a persistent QoS 1
-// subscription receives.
+// subscription receives, from Mosquitto or any other broker (Source).
 type Subscriber struct {
 	t      testing.TB
-	broker *Broker
+	broker Source
 	id     string
 	filter string
 	client mqtt.Client
@@ -44,47 +51,65 @@ type Subscriber struct {
 	subscribed int           // SUBACKs granted, one per (re)connect
 	connLost   int
 	lastErr    error
+	closed     bool
 }
 
 // Subscribe connects a paho client to b with the fixed clientID and clean
 // session off, subscribes it to filter at QoS 1 and returns once the broker
 // has granted the subscription. The client reconnects by itself when the
-// broker goes away and subscribes again on every connect, so it keeps
-// receiving across Stop and Restart; with Persistence the broker also keeps
-// its session and delivers what it queued meanwhile. Because a new SUBSCRIBE
-// makes the broker resend retained messages, those may arrive again after a
-// reconnect. The client disconnects when the test ends.
-func Subscribe(t testing.TB, b *Broker, clientID, filter string) *Subscriber {
+// broker goes away and subscribes again on every connect; the broker keeps
+// its session (and what it queued meanwhile) if it keeps sessions across a
+// restart, which is what the tests check. A new SUBSCRIBE makes a broker
+// resend retained messages, so those may arrive again after a reconnect.
+// Messages queued for the session may arrive before the SUBACK; they are
+// collected too. The client disconnects when the test ends, or at Close.
+func Subscribe(t testing.TB, b Source, clientID, filter string) *Subscriber {
 	t.Helper()
 	s := &Subscriber{t: t, broker: b, id: clientID, filter: filter, changed: make(chan struct{})}
 	opts := mqtt.NewClientOptions().
 		AddBroker(b.URL()).
 		SetClientID(clientID).
 		SetCleanSession(false).
+		SetProtocolVersion(4).
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(reconnectInterval).
+		// A broker may refuse connections for a while, e.g. a NATS
+		// cluster electing new stream leaders after losing a node.
+		SetConnectRetry(true).
+		SetConnectRetryInterval(reconnectInterval).
 		SetConnectTimeout(connectTimeout).
 		// Deliver to the handler one at a time in arrival order; the
 		// handler only appends, so it never holds up the connection.
 		SetOrderMatters(true).
-		// Messages a persistent session had queued can arrive before the
-		// SUBACK; the default handler catches those too.
 		SetDefaultPublishHandler(s.onMessage).
 		SetOnConnectHandler(s.onConnect).
 		SetConnectionLostHandler(s.onConnectionLost)
 	s.client = mqtt.NewClient(opts)
-	t.Cleanup(func() { s.client.Disconnect(250) })
+	t.Cleanup(s.Close)
 
 	tok := s.client.Connect()
 	if !tok.WaitTimeout(connectTimeout) {
-		t.Fatalf("mosquittotest: subscriber %q: connect to %s: no CONNACK within %v\n%s", clientID, b.Addr(), connectTimeout, s.brokerReport())
+		t.Fatalf("subscriber %q: connect to %s: no CONNACK within %v\n%s", clientID, b.URL(), connectTimeout, s.brokerReport())
 	}
 	if err := tok.Error(); err != nil {
-		t.Fatalf("mosquittotest: subscriber %q: connect to %s: %v\n%s", clientID, b.Addr(), err, s.brokerReport())
+		t.Fatalf("subscriber %q: connect to %s: %v\n%s", clientID, b.URL(), err, s.brokerReport())
 	}
 	// Return only once subscribed, so the test's first publish is not lost.
 	s.waitSubscribed(1, subscribeTimeout)
 	return s
+}
+
+// Close disconnects the client cleanly. With clean session off the broker
+// keeps the session: a later Subscribe with the same client id resumes it
+// and gets what was published meanwhile.
+func (s *Subscriber) Close() {
+	s.mu.Lock()
+	closed := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if !closed {
+		s.client.Disconnect(250)
+	}
 }
 
 // onConnect subscribes on every connect. It runs in its own goroutine, so
@@ -155,20 +180,27 @@ func (s *Subscriber) Count() int {
 // keep the slice it is given.
 func (s *Subscriber) WaitFor(timeout time.Duration, what string, pred func([]Message) bool) {
 	s.t.Helper()
+	if !s.Await(timeout, pred) {
+		s.t.Fatalf("subscriber %q: timed out after %v waiting for %s\n%s", s.id, timeout, what, s.Summary())
+	}
+}
+
+// Await is WaitFor that reports whether pred came to hold instead of
+// failing the test: for a subtest, which must not fail the test that
+// made the subscriber, and for a test that expects a message not to come.
+func (s *Subscriber) Await(timeout time.Duration, pred func([]Message) bool) bool {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
 		msgs, changed := s.snapshot()
 		if pred(msgs) {
-			return
+			return true
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
-			if msgs, _ := s.snapshot(); pred(msgs) {
-				return
-			}
-			s.t.Fatalf("mosquittotest: subscriber %q: timed out after %v waiting for %s\n%s", s.id, timeout, what, s.summary())
+			msgs, _ := s.snapshot()
+			return pred(msgs)
 		}
 	}
 }
@@ -195,7 +227,7 @@ func (s *Subscriber) waitSubscribed(n int, timeout time.Duration) {
 		select {
 		case <-changed:
 		case <-timer.C:
-			s.t.Fatalf("mosquittotest: subscriber %q: timed out after %v waiting for subscription %d to %q\n%s", s.id, timeout, n, s.filter, s.summary())
+			s.t.Fatalf("subscriber %q: timed out after %v waiting for subscription %d to %q\n%s", s.id, timeout, n, s.filter, s.Summary())
 		}
 	}
 }
@@ -210,8 +242,9 @@ func (s *Subscriber) snapshot() ([]Message, <-chan struct{}) {
 	return s.msgs[:n:n], s.changed
 }
 
-// summary describes the subscriber and its broker for failure messages.
-func (s *Subscriber) summary() string {
+// Summary describes the subscriber, what it received and its broker, for
+// the failure message of a test that waited with Await.
+func (s *Subscriber) Summary() string {
 	s.mu.Lock()
 	msgs := s.msgs[:len(s.msgs):len(s.msgs)]
 	subscribed, connLost, lastErr := s.subscribed, s.connLost, s.lastErr
@@ -235,7 +268,14 @@ func (s *Subscriber) summary() string {
 }
 
 func (s *Subscriber) brokerReport() string {
-	return fmt.Sprintf("broker on %s is %s; log:\n%s", s.broker.Addr(), s.broker.state(), s.broker.logReport())
+	if b, ok := s.broker.(*Broker); ok {
+		return fmt.Sprintf("broker on %s is %s; log:\n%s", b.Addr(), b.state(), b.logReport())
+	}
+	log := s.broker.Log()
+	if len(log) > 6000 {
+		log = "..." + log[len(log)-6000:]
+	}
+	return fmt.Sprintf("broker %s; log (end):\n%s", s.broker.URL(), log)
 }
 
 func abbreviate(p []byte, n int) string {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,6 +37,8 @@ type notifier struct {
 
 	mu   sync.Mutex
 	conn *net.UnixConn // kept between sends; nil until the first
+
+	ready atomic.Bool // READY=1 was sent: the start-up is over
 }
 
 // newNotifier reads NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID through
@@ -111,7 +114,15 @@ func watchdogInterval(usec, pid string, self int) (time.Duration, error) {
 func (n *notifier) WatchdogInterval() time.Duration { return n.watchdog }
 
 // Ready says the daemon is up, at start and again after a reload.
-func (n *notifier) Ready() error { return n.send("READY=1") }
+func (n *notifier) Ready() error {
+	n.ready.Store(true)
+	return n.send("READY=1")
+}
+
+// Started reports whether the daemon said READY=1: a reload before that
+// is part of the start-up and says nothing of its own (its READY=1 would
+// come before the stations are ready).
+func (n *notifier) Started() bool { return n.ready.Load() }
 
 // Reloading says a reload began. systemd wants the time with it (the
 // reload is matched to the READY=1 that follows by it): CLOCK_MONOTONIC

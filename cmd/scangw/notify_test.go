@@ -612,3 +612,16 @@ func TestSdNotifyWedgedStationStopsPings(t *testing.T) {
 		t.Error("log does not say the pings resumed")
 	}
 }
+
+// A reload during start-up says nothing to systemd: its READY=1 would come
+// before the stations are ready.
+func TestNotifierStarted(t *testing.T) {
+	var n notifier // no NOTIFY_SOCKET: sends nothing, still tracks
+	if n.Started() {
+		t.Fatal("started before READY=1")
+	}
+	n.Ready()
+	if !n.Started() {
+		t.Fatal("not started after READY=1")
+	}
+}

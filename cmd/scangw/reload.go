@@ -75,8 +75,10 @@ func (l *live) serve(ctx context.Context, r *reloads) error {
 
 // reload reads the config and applies it, or refuses it whole.
 func (l *live) reload(ctx context.Context, load func() (*configs.Config, error)) {
-	l.notify.Reloading()
-	defer l.notify.Ready()
+	if l.notify.Started() {
+		l.notify.Reloading()
+		defer l.notify.Ready()
+	}
 	next, err := load()
 	if err == nil {
 		err = l.apply(ctx, next)

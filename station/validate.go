@@ -48,13 +48,22 @@ func (c Chain) Validate(s *Scan) {
 // them (duplicate rules).
 func (c Chain) Hold(s *Scan) func(stored bool) error {
 	var releases []func(bool) error
+	var only func(bool) error
 	for _, v := range c {
 		if h, ok := v.(Holder); ok {
-			releases = append(releases, h.Hold(s))
+			r := h.Hold(s)
+			if only == nil && releases == nil {
+				only = r // the usual chain, lengths and the rule engine: no slice per scan
+				continue
+			}
+			if only != nil {
+				releases, only = append(releases, only), nil
+			}
+			releases = append(releases, r)
 		}
 	}
-	if len(releases) == 1 {
-		return releases[0] // the usual chain: lengths and the rule engine
+	if only != nil {
+		return only
 	}
 	return func(stored bool) error {
 		var errs []error

@@ -448,7 +448,7 @@ func (s *httpServer) Addr() string {
 // JSON, GET /events that JSON as it changes. Prometheus has the history; this answers "is my scanner up, did
 // that scan count, is the broker reachable" at a glance.
 type statusPage struct {
-	cfg      func() *configs.Config // the running config: a reload swaps it
+	cfg      func() (*configs.Config, string) // the running config and its hash: a reload swaps them
 	buf      *buffer.Buffer
 	stations *station.Set
 	up       *uplink.Uplink
@@ -497,12 +497,12 @@ type outcomeReport struct {
 }
 
 func (p *statusPage) report() statusReport {
-	cfg := p.cfg()
+	cfg, hash := p.cfg()
 	now := time.Now()
 	h := p.up.Health() // what the heartbeat reports
 	r := statusReport{
 		Site: cfg.Gateway.Site, Gateway: cfg.Gateway.ID, Version: version(), Instance: p.up.Instance(),
-		ConfigHash: cfg.Hash(), Started: p.started, Uptime: now.Sub(p.started).Seconds(),
+		ConfigHash: hash, Started: p.started, Uptime: now.Sub(p.started).Seconds(),
 		ClockSynced: h.ClockSynced,
 	}
 	r.MQTT.Broker = redactURL(p.up.Broker()) // the one in use, of mqtt.brokers
@@ -532,7 +532,8 @@ func (p *statusPage) report() statusReport {
 // page shows but for ages: reads, scanners, the broker link, the backlog.
 func (p *statusPage) mark() string {
 	var b strings.Builder
-	fmt.Fprint(&b, p.up.Connected(), p.up.DuplicateGateway(), p.buf.Depth(), p.buf.NextSeq(), p.cfg().Hash())
+	_, hash := p.cfg()
+	fmt.Fprint(&b, p.up.Connected(), p.up.DuplicateGateway(), p.buf.Depth(), p.buf.NextSeq(), hash)
 	if permitted, known := p.up.PublishPermitted(); known {
 		fmt.Fprint(&b, " permitted ", permitted)
 	}

@@ -66,7 +66,8 @@ stations:
 	upCfg.Stations, upCfg.Notices = stations, notices
 	upCfg.ClockSynced = func() bool { return true }
 	up := uplink.New(upCfg, uplinkQueue{buf}, log, reg)
-	page := &statusPage{cfg: func() *configs.Config { return cfg }, buf: buf, stations: stations, up: up, started: time.Now()}
+	hash := cfg.Hash()
+	page := &statusPage{cfg: func() (*configs.Config, string) { return cfg, hash }, buf: buf, stations: stations, up: up, started: time.Now()}
 
 	hs, err := newHTTPServer(c, reg, stations.Ready, page, log)
 	if err != nil {

@@ -35,9 +35,25 @@ type reloads struct {
 	level   *slog.LevelVar // the logger's, for log.level
 }
 
+// inForce is the config the daemon runs and its hash, computed once: the
+// status page asks for it every tick.
+type inForce struct {
+	cfg  *configs.Config
+	hash string
+}
+
+// setConfig makes cfg the config in force.
+func (l *live) setConfig(cfg *configs.Config) { l.running.Store(&inForce{cfg, cfg.Hash()}) }
+
+// config is the config in force and its hash.
+func (l *live) config() (*configs.Config, string) {
+	r := l.running.Load()
+	return r.cfg, r.hash
+}
+
 // live is the running daemon's config and the parts a reload changes.
 type live struct {
-	cfg      atomic.Pointer[configs.Config]
+	running  atomic.Pointer[inForce]
 	log      *slog.Logger
 	level    *slog.LevelVar
 	parts    *stationParts
@@ -85,7 +101,8 @@ func (l *live) reload(ctx context.Context, load func() (*configs.Config, error))
 	}
 	if err != nil {
 		l.results.WithLabelValues("refused").Inc()
-		l.log.Error("reload refused; the running config stays", "hash", l.cfg.Load().Hash(), "err", err)
+		_, hash := l.config()
+		l.log.Error("reload refused; the running config stays", "hash", hash, "err", err)
 		return
 	}
 	l.results.WithLabelValues("applied").Inc()
@@ -93,7 +110,7 @@ func (l *live) reload(ctx context.Context, load func() (*configs.Config, error))
 
 // apply makes next the running config.
 func (l *live) apply(ctx context.Context, next *configs.Config) error {
-	old := l.cfg.Load()
+	old, oldHash := l.config()
 	if fixed := restartOnly(old, next); len(fixed) > 0 {
 		return fmt.Errorf("%s changed: that needs a restart (systemctl restart scangw)", strings.Join(fixed, ", "))
 	}
@@ -111,11 +128,11 @@ func (l *live) apply(ctx context.Context, next *configs.Config) error {
 	if next.Rules.File != "" {
 		l.loader.OfferFile(next.Rules.File) // a refusal is logged and counted; the set in force stays
 	}
-	l.cfg.Store(next)
-	hash := next.Hash()
+	l.setConfig(next)
+	_, hash := l.config()
 	l.up.SetConfigHash(hash)
 	l.metrics.SetConfig(next)
-	l.log.Info("config reloaded", "hash", hash, "was", old.Hash(), "stations", len(next.Stations))
+	l.log.Info("config reloaded", "hash", hash, "was", oldHash, "stations", len(next.Stations))
 	return nil
 }
 

@@ -68,8 +68,8 @@ func runReloading(ctx context.Context, cfg *configs.Config, log *slog.Logger, r 
 	// Bind before anything runs: a port in use is a config error, and
 	// returning later would leave parts running on a closed buffer.
 	l := &live{log: log, parts: parts, stations: stations, loader: loader, up: up, metrics: dm, results: newReloadMetrics(reg)}
-	l.cfg.Store(cfg)
-	page := &statusPage{cfg: l.cfg.Load, buf: buf, stations: stations, up: up, started: time.Now()}
+	l.setConfig(cfg)
+	page := &statusPage{cfg: l.config, buf: buf, stations: stations, up: up, started: time.Now()}
 	hs, err := newHTTPServer(cfg.HTTP, reg, stations.Ready, page, log.With("part", "http"))
 	if err != nil {
 		return err

@@ -138,11 +138,14 @@ type Buffer struct {
 type appendReq struct {
 	stream string
 	build  func(seq uint64) ([]byte, error)
-	raw    []byte // salvage and requeue: stored as is, takes no seq
-	seq    uint64 // raw: the seq it was born with (0: unknown)
-	epoch  string // raw: the epoch it was born in ("" with seq 0)
-	at     time.Time
-	done   chan appendResult
+	// group, when set, is a Write: its records and state, all or none
+	// (stream and build are unused).
+	group *Write
+	raw   []byte // salvage and requeue: stored as is, takes no seq
+	seq   uint64 // raw: the seq it was born with (0: unknown)
+	epoch string // raw: the epoch it was born in ("" with seq 0)
+	at    time.Time
+	done  chan appendResult
 }
 
 // rawReq is a request to store e again, as it is, at a new position.
@@ -151,8 +154,9 @@ func rawReq(e Entry) *appendReq {
 }
 
 type appendResult struct {
-	seq uint64
-	err error
+	seq  uint64
+	seqs []uint64 // a Write's, one per record
+	err  error
 }
 
 // Open opens (creating if needed) the buffer in opts.Dir and, unless
@@ -423,6 +427,44 @@ func (b *Buffer) Submit(ctx context.Context, stream string, build func(seq uint6
 		// caller must learn the truth.
 		res := b.wait(req)
 		return res.seq, res.err
+	}
+}
+
+// Record is one event of a Write: its stream and the builder of its
+// payload, as Submit takes them.
+type Record struct {
+	Stream string
+	Build  func(seq uint64) ([]byte, error)
+}
+
+// StateValue is a state key a Write sets (LoadState reads it); a nil
+// Value deletes the key.
+type StateValue struct {
+	Key   string
+	Value []byte
+}
+
+// Write is events and state stored in one transaction: all of it or
+// none. It is how a workflow keeps its state and the events that report
+// it from drifting apart in a power cut: an order's progress and the
+// scan that advanced it, a serial counter and the serial it issued.
+type Write struct {
+	Records []Record
+	State   []StateValue
+}
+
+// SubmitWrite queues w like Submit; wait returns the seqs of its records
+// in order once the whole of w is durable, or why none of it was stored.
+// The limits count its records together: a Write that does not fit is
+// refused whole.
+func (b *Buffer) SubmitWrite(ctx context.Context, w Write) (wait func() ([]uint64, error)) {
+	req := &appendReq{group: &w}
+	if err := b.submit(ctx, req); err != nil {
+		return func() ([]uint64, error) { return nil, err }
+	}
+	return func() ([]uint64, error) {
+		res := b.wait(req)
+		return res.seqs, res.err
 	}
 }
 
@@ -724,6 +766,7 @@ type written struct {
 	results          []appendResult // one per request of the batch
 	seqs             []uint64       // the event seqs it used
 	stored           int
+	states           int // state keys set or deleted
 	storedBytes      int64
 	nextPos, nextSeq uint64 // the counters after it
 }
@@ -769,7 +812,7 @@ func (b *Buffer) write(j *commitJob) (written, error) {
 			return w, err
 		}
 	}
-	if w.stored == 0 && len(j.dels) == 0 && len(j.marks) == 0 {
+	if w.stored == 0 && w.states == 0 && len(j.dels) == 0 && len(j.marks) == 0 {
 		return w, nil
 	}
 	return w, txn.Commit()
@@ -780,6 +823,12 @@ func (b *Buffer) write(j *commitJob) (written, error) {
 // w.results; an error returned fails the transaction.
 func (b *Buffer) writeAppends(txn *badger.Txn, j *commitJob, w *written) error {
 	for i, r := range j.batch {
+		if r.group != nil {
+			if err := b.writeGroup(txn, r, int64(len(j.dels)), w, &w.results[i]); err != nil {
+				return err
+			}
+			continue
+		}
 		// The deletes in this transaction make room too.
 		if err := b.admit(int64(w.stored - len(j.dels))); err != nil {
 			w.results[i].err = err
@@ -813,6 +862,10 @@ func (b *Buffer) writeAppends(txn *badger.Txn, j *commitJob, w *written) error {
 	if w.stored == 0 {
 		return nil
 	}
+	return b.putCounters(txn, w)
+}
+
+func (b *Buffer) putCounters(txn *badger.Txn, w *written) error {
 	if err := putUint(txn, keyNext, w.nextPos); err != nil {
 		return err
 	}
@@ -934,3 +987,57 @@ func (l badgerLogger) Warningf(f string, a ...any) {
 }
 func (l badgerLogger) Infof(string, ...any)  {}
 func (l badgerLogger) Debugf(string, ...any) {}
+
+// writeGroup stores a Write's records and state in txn, or none of it: a
+// record the limits refuse or whose payload does not build refuses the
+// whole Write (in res), and nothing of it is in txn. dels are the
+// deletes of the same transaction, which make room. An error returned
+// fails the transaction.
+func (b *Buffer) writeGroup(txn *badger.Txn, r *appendReq, dels int64, w *written, res *appendResult) error {
+	g := r.group
+	if n := len(g.Records); n > 0 {
+		if err := b.admit(int64(w.stored) + int64(n-1) - dels); err != nil {
+			res.err = err
+			return nil
+		}
+	}
+	values := make([][]byte, len(g.Records))
+	seqs := make([]uint64, len(g.Records))
+	for i, rec := range g.Records {
+		seq := w.nextSeq + uint64(i)
+		payload, err := rec.Build(seq)
+		if err != nil {
+			res.err = fmt.Errorf("encode: %w", err)
+			return nil
+		}
+		values[i], seqs[i] = encodeEntry(r.at, seq, "", rec.Stream, payload), seq
+	}
+	for i, v := range values {
+		if err := txn.Set(queueKey(w.nextPos+uint64(i)), v); err != nil {
+			return err
+		}
+		w.storedBytes += int64(len(v)) + 9
+	}
+	for _, sv := range g.State {
+		key := append(append([]byte(nil), prefixState...), sv.Key...)
+		var err error
+		if sv.Value == nil {
+			err = txn.Delete(key)
+		} else {
+			err = txn.Set(key, sv.Value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	w.nextPos += uint64(len(values))
+	w.nextSeq += uint64(len(values))
+	w.stored += len(values)
+	w.states += len(g.State)
+	w.seqs = append(w.seqs, seqs...)
+	res.seqs = seqs
+	if len(seqs) > 0 {
+		res.seq = seqs[0]
+	}
+	return nil
+}

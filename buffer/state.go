@@ -51,3 +51,27 @@ func (b *Buffer) SaveState(key string, value []byte) error {
 	}
 	return nil
 }
+
+// ListState returns every state value whose key starts with prefix, in
+// key order: how an index kept as many small keys is loaded at start.
+func (b *Buffer) ListState(prefix string) ([]StateValue, error) {
+	var out []StateValue
+	full := append(append([]byte(nil), prefixState...), prefix...)
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: full, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Seek(full); it.ValidForPrefix(full); it.Next() {
+			item := it.Item()
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			out = append(out, StateValue{Key: string(item.Key()[len(prefixState):]), Value: v})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list state %s: %w", prefix, err)
+	}
+	return out, nil
+}

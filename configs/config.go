@@ -15,12 +15,21 @@ import (
 
 // Config is the whole gateway configuration.
 type Config struct {
-	Gateway  Gateway   `yaml:"gateway"`
-	Buffer   Buffer    `yaml:"buffer"`
-	MQTT     MQTT      `yaml:"mqtt"`
-	HTTP     HTTP      `yaml:"http"`
-	Log      Log       `yaml:"log"`
-	Rules    Rules     `yaml:"rules"`
+	Gateway Gateway `yaml:"gateway"`
+	Buffer  Buffer  `yaml:"buffer"`
+	MQTT    MQTT    `yaml:"mqtt"`
+	HTTP    HTTP    `yaml:"http"`
+	Log     Log     `yaml:"log"`
+	Rules   Rules   `yaml:"rules"`
+	// Documents classify reads as documents at every station, after a
+	// station's own.
+	Documents []Document `yaml:"documents"`
+	// EPCIS renders stations' facts as GS1 EPCIS 2.0 events too.
+	EPCIS EPCIS `yaml:"epcis"`
+	// Serials are the schemes stations assign serials from.
+	Serials []SerialScheme `yaml:"serials"`
+	// Printers are label printers stations print assigned serials on.
+	Printers []Printer `yaml:"printers"`
 	Stations []Station `yaml:"stations"`
 }
 
@@ -188,7 +197,7 @@ type Log struct {
 // Station is one scan point: a dock door, a tunnel, a bench.
 type Station struct {
 	ID       string    `yaml:"id"`
-	Mode     string    `yaml:"mode"` // receive, ship, return, transfer, count
+	Mode     string    `yaml:"mode"` // receive, ship, return, transfer, count, pack, build, unpack, assign
 	Scanners []Scanner `yaml:"scanners"`
 	// MinLength and MaxLength bound the scanned text the station accepts.
 	MinLength int `yaml:"min_length"`
@@ -199,6 +208,27 @@ type Station struct {
 	// NoReadEvents records each reader's no-read as a buffered
 	// io.scangw.noread.v1 event.
 	NoReadEvents bool `yaml:"noread_events"`
+
+	// Documents classify reads as documents (a purchase order, an SSCC,
+	// a badge, a close code) that set the station's context.
+	Documents []Document `yaml:"documents"`
+	// GS1Documents makes an SSCC (AI 00) read a shipment document and a
+	// GLN (AI 414) read a location, outside the aggregation modes.
+	GS1Documents bool `yaml:"gs1_documents"`
+	// ContextIdle clears the context after this long without a read
+	// (0: never).
+	ContextIdle Duration `yaml:"context_idle"`
+	// DocumentSignal is the feedback a document read gets: good, warn
+	// or bad.
+	DocumentSignal string `yaml:"document_signal"`
+	// Orders sets the policies for scans against the order in context.
+	Orders Orders `yaml:"orders"`
+	// Aggregation configures the modes pack, build and unpack.
+	Aggregation Aggregation `yaml:"aggregation"`
+	// EPCIS sets the station's read point and business location.
+	EPCIS EPCIS `yaml:"epcis"`
+	// Assign makes the station hand out serials and print their labels.
+	Assign Assign `yaml:"assign"`
 }
 
 // Scanner is one device feeding a station.

@@ -53,13 +53,17 @@ func TestExample(t *testing.T) {
 			Heartbeat:      Duration(30 * time.Second),
 			MaxCommand:     16 << 10,
 		},
-		HTTP: HTTP{Listen: "127.0.0.1:9754", Open: []string{"/metrics", "/healthz", "/readyz"}},
-		Log:  Log{Level: "info", Format: "text"},
+		HTTP:  HTTP{Listen: "127.0.0.1:9754", Open: []string{"/metrics", "/healthz", "/readyz"}},
+		Log:   Log{Level: "info", Format: "text"},
+		EPCIS: EPCIS{EPCForm: "dl"},
 		Stations: []Station{{
-			ID:        "dock-3",
-			Mode:      "receive",
-			MinLength: 1,
-			MaxLength: 4096,
+			ID:             "dock-3",
+			Mode:           "receive",
+			MinLength:      1,
+			MaxLength:      4096,
+			DocumentSignal: "good",
+			Aggregation:    Aggregation{MaxChildren: 1000},
+			Assign:         Assign{VerifyTimeout: Duration(30 * time.Second)},
 			Scanners: []Scanner{{
 				ID:         "handheld-1",
 				Type:       "serial",
@@ -809,7 +813,7 @@ func TestValidateHandBuilt(t *testing.T) {
 		"buffer.seen_retention", "buffer.high_water", "mqtt.broker", "mqtt.topic_prefix",
 		"mqtt.inflight", "mqtt.keepalive", "mqtt.connect_timeout", "mqtt.write_timeout",
 		"mqtt.reconnect_min", "mqtt.reconnect_max", "mqtt.max_payload", "mqtt.heartbeat", "mqtt.max_command",
-		"log.level", "log.format", "stations",
+		"log.level", "log.format", "stations", "epcis.epc_form",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("paths = %q\nwant %q", got, want)

@@ -90,6 +90,7 @@ func (c *Config) applyDefaults() {
 	}
 	setString(&c.Log.Level, defaultLogLevel)
 	setString(&c.Log.Format, defaultLogFormat)
+	c.workflowDefaults()
 
 	for i := range c.Stations {
 		st := &c.Stations[i]

@@ -91,7 +91,7 @@ var (
 	brokerSchemes = []string{"tcp", "mqtt", "ssl", "mqtts"}
 	logLevels     = []string{"debug", "info", "warn", "error"}
 	logFormats    = []string{"text", "json"}
-	stationModes  = []string{"receive", "ship", "return", "transfer", "count"}
+	stationModes  = []string{"receive", "ship", "return", "transfer", "count", "pack", "build", "unpack", "assign"}
 	baudRates     = []int{1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200}
 )
 
@@ -136,6 +136,7 @@ func (c *Config) validate(v *validator) {
 	c.Rules.validate(v)
 	c.Log.validate(v)
 	validateStations(v, c.Stations)
+	c.validateWorkflow(v)
 }
 
 func (g *Gateway) validate(v *validator) {

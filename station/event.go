@@ -50,6 +50,11 @@ type Scan struct {
 // EncodeScan renders s as its wire.ScanType event with the given sequence
 // number and buffer epoch. source is wire.StationSource of its station.
 func EncodeScan(s *Scan, source string, seq uint64, epoch string) ([]byte, error) {
+	d := scanData(s, seq, epoch)
+	return wire.Event{ID: s.ID, Source: source, Type: wire.ScanType, Time: s.Time, Data: &d}.Encode()
+}
+
+func scanData(s *Scan, seq uint64, epoch string) wire.ScanData {
 	d := wire.ScanData{
 		Seq:          seq,
 		Epoch:        epoch,
@@ -74,5 +79,5 @@ func EncodeScan(s *Scan, source string, seq uint64, epoch string) ([]byte, error
 		d.Raw = strings.ToValidUTF8(string(s.Data), "\uFFFD")
 		d.RawBase64 = base64.StdEncoding.EncodeToString(s.Data)
 	}
-	return wire.Event{ID: s.ID, Source: source, Type: wire.ScanType, Time: s.Time, Data: &d}.Encode()
+	return d
 }

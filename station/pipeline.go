@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,6 +91,7 @@ type answer struct {
 	scan    *Scan                  // nil: not a scan (a no-read, a discarded read, a repeat)
 	pending func() (uint64, error) // waits for the commit; nil: nothing was stored
 	start   time.Time
+	doc     *document        // a document read (scan is nil)
 	claim   *claim           // the debouncer's, resolved when answered
 	repeats *debouncer       // whose claim it is
 	release func(bool) error // the duplicate rules' hold
@@ -176,13 +178,8 @@ func (s *Station) take(ctx context.Context, l *loop, r device.Read) *answer {
 	if scan.Verdict == "" {
 		set.valid.Validate(scan)
 	}
-	if h, ok := set.valid.(Holder); ok {
-		a.release = h.Hold(scan)
-	}
 	a.scan, a.start = scan, time.Now()
-	a.pending = s.store.Submit(ctx, wire.ScanStream(s.cfg.ID), func(seq uint64) ([]byte, error) {
-		return EncodeScan(scan, s.source, seq, s.store.Epoch())
-	})
+	s.record(ctx, a, set)
 	return a
 }
 
@@ -215,6 +212,9 @@ func (s *Station) give(l *loop, a *answer) {
 		l.m.repeats.Inc()
 		s.feedback(l, a.sig)
 		s.indicate(id, "", 0, a.r.Data, Suppressed, []Reason{{Code: "repeat", Message: "the same read again within the debounce window"}})
+	case a.doc != nil:
+		sig, stored := s.documented(l, a)
+		a.repeats.resolve(a.claim, sig, stored)
 	case a.scan == nil: // a no-read
 		sig := a.sig
 		if a.pending != nil {
@@ -270,4 +270,30 @@ func (s *Station) stored(l *loop, a *answer) (device.Signal, bool) {
 	s.feedback(l, sig)
 	s.indicate(l.sc.ID(), scan.ID, seq, scan.Data, scan.Verdict, scan.Reasons)
 	return sig, true
+}
+
+// documented answers a document read once its context event is stored.
+func (s *Station) documented(l *loop, a *answer) (device.Signal, bool) {
+	seq, err := a.pending()
+	if err != nil {
+		l.log.Error("document read refused: not stored", "kind", a.doc.Kind, "err", err)
+		s.m.refused.WithLabelValues(s.cfg.ID).Inc()
+		s.feedback(l, device.Bad)
+		s.indicate(l.sc.ID(), "", 0, a.r.Data, Refused, []Reason{{Code: "not_stored", Message: err.Error()}})
+		return device.Bad, false
+	}
+	s.feedback(l, a.doc.sig)
+	verdict := Accepted
+	switch a.doc.sig {
+	case device.Warn:
+		verdict = Warning
+	case device.Bad:
+		verdict = Rejected
+	}
+	reasons := []Reason{{Code: "document." + a.doc.Kind, Message: strings.TrimSpace(a.doc.Kind + " " + a.doc.Value)}}
+	for _, f := range a.doc.findings {
+		reasons = append(reasons, f.Reason)
+	}
+	s.indicate(l.sc.ID(), "", seq, a.r.Data, verdict, reasons)
+	return a.doc.sig, true
 }

@@ -2,7 +2,7 @@ package station
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -157,8 +157,34 @@ func (s *Set) get(id string) (*Station, error) {
 // requestError gives the errors a request caused their reply code; a
 // failure to record the change stays what it is.
 func requestError(err error) error {
-	if errors.Is(err, ErrBadMode) || errors.Is(err, ErrBadContext) {
+	if isRequestError(err) {
 		return &wire.Error{Code: wire.CodeBadArgs, Message: err.Error()}
 	}
 	return err
+}
+
+// CloseAggregation closes station id's open aggregation and reports the
+// station.
+func (s *Set) CloseAggregation(ctx context.Context, id string, args json.RawMessage) (any, error) {
+	return s.aggregationCommand(ctx, id, args, (*Station).CloseAggregation)
+}
+
+// CancelAggregation drops station id's open aggregation and reports the
+// station.
+func (s *Set) CancelAggregation(ctx context.Context, id string, args json.RawMessage) (any, error) {
+	return s.aggregationCommand(ctx, id, args, (*Station).CancelAggregation)
+}
+
+func (s *Set) aggregationCommand(ctx context.Context, id string, args json.RawMessage, do func(*Station, context.Context) error) (any, error) {
+	if len(args) > 0 && string(args) != "{}" && string(args) != "null" {
+		return nil, &wire.Error{Code: wire.CodeBadArgs, Message: "takes no args"}
+	}
+	st, err := s.get(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := do(st, ctx); err != nil {
+		return nil, requestError(err)
+	}
+	return st.Status(), nil
 }

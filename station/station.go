@@ -22,8 +22,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scangw/scangw/buffer"
 	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/station/epcis"
 	"github.com/scangw/scangw/station/wire"
+	"github.com/scangw/scangw/station/workflow"
 )
 
 // Scanner is what a station needs from a device driver.
@@ -37,6 +40,10 @@ type Scanner interface {
 
 // Store is what a station needs from the durable buffer.
 type Store interface {
+	// SubmitWrite is Submit for several events and state values that
+	// are stored in one transaction, all or none (buffer.Write); wait
+	// returns the events' seqs.
+	SubmitWrite(ctx context.Context, w buffer.Write) (wait func() ([]uint64, error))
 	// Submit queues an event of stream (wire.ScanStream, ...) to be
 	// stored and returns at once; build makes the payload once the seq is
 	// known. wait returns the event's seq only once it is durable, or why
@@ -80,6 +87,12 @@ type Config struct {
 	// NoReadEvents records each no-read as a buffered wire.NoReadType
 	// event (a conveyor's reject gate needs to know).
 	NoReadEvents bool
+	// Flow is the station's workflow: documents, orders, aggregation
+	// (its Station is set from ID).
+	Flow workflow.Config
+	// EPCIS, when set, renders the station's scans and aggregations as
+	// EPCIS 2.0 documents on wire.EPCISStream too.
+	EPCIS *epcis.Config
 }
 
 // Deps are what a station works with.
@@ -96,6 +109,9 @@ type Deps struct {
 	// Indicator, when set, gets the outcome of every read after its
 	// commit (for keyboard-wedge scanners, the only durable verdict).
 	Indicator Indicator
+	// Index is the gateway's workflow index, shared by its stations;
+	// nil: one of the station's own, in memory.
+	Index *Index
 }
 
 // Station runs one station's pipeline.
@@ -123,9 +139,12 @@ type Station struct {
 	stopping []*loop // removed by an Update, not yet returned
 	runs     group
 
-	mu      sync.Mutex
-	mode    string
-	context map[string]string
+	// The workflow: flowSt is the state in force (read without a lock);
+	// flowMu orders the steps that change it (lockFlow).
+	flowMu  sync.Mutex
+	flowSt  atomic.Pointer[workflow.State]
+	lastCtx *workflow.State // under flowMu: the state last logged
+	index   *Index
 }
 
 // settings are a station's configuration that a reload may change while
@@ -134,6 +153,13 @@ type settings struct {
 	cfg     Config
 	valid   Validator
 	repeats *debouncer
+	flow    workflow.Config
+}
+
+func newSettings(cfg Config, valid Validator, repeats *debouncer) *settings {
+	f := cfg.Flow
+	f.Station = cfg.ID
+	return &settings{cfg: cfg, valid: valid, repeats: repeats, flow: f}
 }
 
 // New makes a station, restoring the mode and context it had before a
@@ -152,9 +178,12 @@ func New(cfg Config, d Deps) *Station {
 		ind:    d.Indicator,
 		synced: d.ClockSynced,
 		now:    time.Now,
-		mode:   cfg.Mode,
+		index:  d.Index,
 	}
-	s.settings.Store(&settings{cfg: cfg, valid: d.Validator, repeats: newDebouncer(cfg.Debounce, cfg.ScannerDebounce)})
+	if s.index == nil {
+		s.index, _ = LoadIndex(nil)
+	}
+	s.settings.Store(newSettings(cfg, d.Validator, newDebouncer(cfg.Debounce, cfg.ScannerDebounce)))
 	for _, sc := range d.Scanners {
 		s.loops = append(s.loops, s.newLoop(sc))
 	}
@@ -172,10 +201,11 @@ func New(cfg Config, d Deps) *Station {
 // runs, and which scanners are up. A scanner whose driver cannot tell (no
 // Connected method) counts as up.
 func (s *Station) Status() wire.StationStatus {
-	mode, ctx := s.State()
+	fs := s.flowState()
 	scanners := s.Scanners()
-	st := wire.StationStatus{ID: s.cfg.ID, Mode: mode, Context: ctx, Running: s.Running(),
+	st := wire.StationStatus{ID: s.cfg.ID, Mode: fs.Mode, Context: fs.Context, Running: s.Running(),
 		Scanners: make([]wire.ScannerStatus, 0, len(scanners))}
+	flowStatus(fs, &st)
 	for _, sc := range scanners {
 		up := true
 		if c, ok := sc.(interface{ Connected() bool }); ok {
@@ -231,7 +261,42 @@ func (s *Station) Run(ctx context.Context) error {
 	s.loopMu.Unlock()
 	s.running.Store(true)
 	defer s.running.Store(false)
+	tctx, stop := context.WithCancel(ctx)
+	ticked := make(chan struct{})
+	go func() { defer close(ticked); s.ticks(tctx) }()
+	defer func() { stop(); <-ticked }()
 	return s.runs.wait()
+}
+
+// tickEvery is how often a station looks for an idle context (and a
+// verification that timed out).
+const tickEvery = time.Second
+
+// ticks runs the workflow's time-outs until ctx ends.
+func (s *Station) ticks(ctx context.Context) {
+	t := time.NewTicker(tickEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.tick(ctx)
+		}
+	}
+}
+
+// tick expires an idle context. The check before the lock keeps an idle
+// station from taking it every second.
+func (s *Station) tick(ctx context.Context) {
+	idle := s.settings.Load().flow.Idle
+	fs := s.flowState()
+	if idle <= 0 || len(fs.Context) == 0 || fs.Touched.IsZero() || s.now().Sub(fs.Touched) < idle {
+		return
+	}
+	if err := s.command(ctx, workflow.Input{Time: s.now()}); err != nil {
+		s.log.Warn("idle context not cleared", "err", err)
+	}
 }
 
 // Busy reports since when the station's longest-running read has been in
@@ -283,7 +348,7 @@ func (s *Station) Update(ctx context.Context, u Update) error {
 	if c.Debounce != old.cfg.Debounce || !maps.Equal(c.ScannerDebounce, old.cfg.ScannerDebounce) {
 		repeats = newDebouncer(c.Debounce, c.ScannerDebounce)
 	}
-	s.settings.Store(&settings{cfg: c, valid: u.Validator, repeats: repeats})
+	s.settings.Store(newSettings(c, u.Validator, repeats))
 
 	s.updateMu.Lock()
 	defer s.updateMu.Unlock()
@@ -413,6 +478,7 @@ type Metrics struct {
 	refused        *prometheus.CounterVec
 	discarded      *prometheus.CounterVec
 	feedbackErrors *prometheus.CounterVec
+	epcisSkipped   *prometheus.CounterVec
 	storeSeconds   prometheus.Histogram
 }
 
@@ -447,13 +513,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "scangw_station_feedback_errors_total",
 			Help: "Feedback that could not be written to the scanner.",
 		}, []string{"station"}),
+		epcisSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scangw_station_epcis_skipped_total",
+			Help: "Facts that got no EPCIS event because it could not be rendered (the fact itself is stored), by reason.",
+		}, []string{"station", "reason"}),
 		storeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "scangw_station_store_duration_seconds",
 			Help:    "Time from a scan's decode to its durable commit.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.reads, m.suppressed, m.noreadEvents, m.scans, m.refused, m.discarded, m.feedbackErrors, m.storeSeconds)
+	reg.MustRegister(m.reads, m.suppressed, m.noreadEvents, m.scans, m.refused, m.discarded, m.feedbackErrors, m.epcisSkipped, m.storeSeconds)
 	return m
 }
 

@@ -250,6 +250,9 @@ type failingStore struct{}
 func (failingStore) Submit(context.Context, string, func(uint64) ([]byte, error)) func() (uint64, error) {
 	return func() (uint64, error) { return 0, errors.New("no space left on device") }
 }
+func (failingStore) SubmitWrite(context.Context, buffer.Write) func() ([]uint64, error) {
+	return func() ([]uint64, error) { return nil, errors.New("no space left on device") }
+}
 func (failingStore) Epoch() string { return "e" }
 
 func TestUnstorableScanGetsBadSignal(t *testing.T) {

@@ -3,6 +3,7 @@ package station
 import (
 	"errors"
 	"fmt"
+	"github.com/scangw/scangw/station/workflow"
 	"unicode/utf8"
 )
 
@@ -82,4 +83,29 @@ func (c Chain) Hold(s *Scan) func(stored bool) error {
 // it is rescanned and must not count as seen.
 type Holder interface {
 	Hold(s *Scan) (release func(stored bool) error)
+}
+
+// Documents is workflow.Rules: the document patterns of the chain's
+// rule engines.
+func (c Chain) Documents() []workflow.Pattern {
+	var out []workflow.Pattern
+	for _, v := range c {
+		if r, ok := v.(workflow.Rules); ok {
+			out = append(out, r.Documents()...)
+		}
+	}
+	return out
+}
+
+// Order is workflow.Rules: the first of the chain's rule engines that
+// knows the order.
+func (c Chain) Order(name string) (workflow.Order, bool) {
+	for _, v := range c {
+		if r, ok := v.(workflow.Rules); ok {
+			if o, ok := r.Order(name); ok {
+				return o, true
+			}
+		}
+	}
+	return workflow.Order{}, false
 }

@@ -239,10 +239,19 @@ func (u *Uplink) execute(ctx context.Context, cmd Command) *reply {
 			return failReply(cmd.ID, cmd.Cmd, wire.CodeFailed, "subscribe to the rules topics: %v", err)
 		}
 		r.Result = map[string]any{"resubscribed": []string{u.topics.SiteRules, u.topics.GatewayRules}}
-	case wire.CmdStatus, wire.CmdSetMode, wire.CmdSetContext, wire.CmdResend:
+	default:
 		cctx, cancel := context.WithTimeout(ctx, u.cfg.CommandTimeout)
 		defer cancel()
-		res, err := u.gatewayCommand(cctx, cmd)
+		var res any
+		var err error
+		switch f, ok := u.cfg.Commands[cmd.Cmd]; {
+		case ok:
+			res, err = f(cctx, cmd.Station, cmd.Args)
+		case cmd.Cmd == wire.CmdStatus, cmd.Cmd == wire.CmdSetMode, cmd.Cmd == wire.CmdSetContext, cmd.Cmd == wire.CmdResend:
+			res, err = u.gatewayCommand(cctx, cmd)
+		default:
+			err = &wire.Error{Code: wire.CodeUnsupported, Message: "nothing on this gateway carries out " + cmd.Cmd}
+		}
 		var we *wire.Error
 		switch {
 		case err == nil:

@@ -49,6 +49,8 @@ type Health struct {
 	// ClockSynced says whether event times can be trusted.
 	ClockSynced bool
 	Stations    []wire.StationStatus
+	Serials     []wire.SerialStatus
+	Printers    []wire.PrinterStatus
 }
 
 // Health gathers the gateway's health from the backlog, the stations and
@@ -61,6 +63,9 @@ func (u *Uplink) Health() Health {
 	if u.cfg.Stations != nil {
 		h.Stations, _ = u.cfg.Stations.Status("")
 	}
+	if a := u.cfg.Assignments; a != nil {
+		h.Serials, h.Printers = a.Schemes(), a.Printers()
+	}
 	return h
 }
 
@@ -70,6 +75,8 @@ func (h Health) wire() *wire.Health {
 		OldestAgeSeconds: h.OldestAge.Seconds(),
 		ClockSynced:      h.ClockSynced,
 		Stations:         h.Stations,
+		Serials:          h.Serials,
+		Printers:         h.Printers,
 	}
 	if d.Stations == nil {
 		d.Stations = []wire.StationStatus{}

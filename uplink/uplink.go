@@ -72,6 +72,12 @@ type Stations interface {
 	SetContext(ctx context.Context, id string, c map[string]string) (wire.StationStatus, error)
 }
 
+// CommandFunc carries out a command another part registered
+// (Config.Commands): station is the command's "station" ("" for none),
+// args its raw args. An error that is a *wire.Error is answered with its
+// code.
+type CommandFunc func(ctx context.Context, station string, args json.RawMessage) (any, error)
+
 // StateStore keeps small values durably.
 type StateStore interface {
 	// LoadState returns the value saved under key, or an error wrapping
@@ -148,6 +154,15 @@ type Config struct {
 	// and its stations are in every heartbeat; nil answers the station
 	// commands with CodeUnsupported.
 	Stations Stations
+	// Assignments, when set, puts the serial schemes' counters and the
+	// label printers in every heartbeat.
+	Assignments interface {
+		Schemes() []wire.SerialStatus
+		Printers() []wire.PrinterStatus
+	}
+	// Commands carries out the commands of other parts, by name (one of
+	// wire.Commands): the workflow's and the serial assigner's.
+	Commands map[string]CommandFunc
 	// Resender, when set, carries out resend; nil answers it with
 	// CodeUnsupported.
 	Resender Resender

@@ -57,7 +57,11 @@ stations:
 		t.Fatal(err)
 	}
 	notices := uplink.NewNotices()
-	stations, err := newStationParts(buf, engine, notices, hotplug.New(log), reg, log).build(cfg)
+	parts, err := newStationParts(buf, engine, notices, hotplug.New(log), reg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stations, err := parts.build(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

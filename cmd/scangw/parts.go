@@ -87,6 +87,7 @@ type stationParts struct {
 	log    *slog.Logger
 
 	scanners map[[2]string]*builtScanner // by station id and scanner id
+	index    *station.Index              // the stations' workflow index
 }
 
 type builtScanner struct {
@@ -95,9 +96,13 @@ type builtScanner struct {
 	unsub func() // its hotplug subscription
 }
 
-func newStationParts(buf *buffer.Buffer, engine station.Validator, ind station.Indicator, hp *hotplug.Watcher, reg prometheus.Registerer, log *slog.Logger) *stationParts {
+func newStationParts(buf *buffer.Buffer, engine station.Validator, ind station.Indicator, hp *hotplug.Watcher, reg prometheus.Registerer, log *slog.Logger) (*stationParts, error) {
+	index, err := station.LoadIndex(buf.ListState)
+	if err != nil {
+		return nil, fmt.Errorf("workflow index: %w", err)
+	}
 	return &stationParts{buf: buf, engine: engine, ind: ind, hp: hp, dm: device.NewMetrics(reg), sm: station.NewMetrics(reg),
-		log: log, scanners: map[[2]string]*builtScanner{}}
+		log: log, scanners: map[[2]string]*builtScanner{}, index: index}, nil
 }
 
 // build makes the stations of cfg.
@@ -107,7 +112,7 @@ func (p *stationParts) build(cfg *configs.Config) (*station.Set, error) {
 		u := p.update(cfg, sc)
 		out = append(out, station.New(u.Config, station.Deps{
 			Scanners: u.Scanners, Store: p.buf, State: p.buf, Validator: u.Validator,
-			Metrics: p.sm, Log: p.log, Indicator: p.ind,
+			Metrics: p.sm, Log: p.log, Indicator: p.ind, Index: p.index,
 		}))
 	}
 	p.forget(cfg)
@@ -155,7 +160,7 @@ func (p *stationParts) apply(ctx context.Context, cfg *configs.Config, set *stat
 			u := p.update(cfg, sc)
 			st = station.New(u.Config, station.Deps{
 				Scanners: u.Scanners, Store: p.buf, State: p.buf, Validator: u.Validator,
-				Metrics: p.sm, Log: p.log, Indicator: p.ind,
+				Metrics: p.sm, Log: p.log, Indicator: p.ind, Index: p.index,
 			})
 		}
 		all = append(all, st)
@@ -197,6 +202,8 @@ func (p *stationParts) update(cfg *configs.Config, sc configs.Station) station.U
 			Debounce:        sc.Debounce.D(),
 			ScannerDebounce: debounce,
 			NoReadEvents:    sc.NoReadEvents,
+			Flow:            flowConfig(cfg, sc),
+			EPCIS:           epcisConfig(cfg, sc),
 		},
 		Scanners:  scanners,
 		Validator: station.Chain{station.LengthRule{Min: sc.MinLength, Max: sc.MaxLength}, p.engine},

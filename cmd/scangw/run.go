@@ -13,6 +13,7 @@ import (
 	"github.com/scangw/scangw/device/hotplug"
 	"github.com/scangw/scangw/station"
 	"github.com/scangw/scangw/station/rules"
+	"github.com/scangw/scangw/station/wire"
 	"github.com/scangw/scangw/uplink"
 )
 
@@ -48,7 +49,10 @@ func runReloading(ctx context.Context, cfg *configs.Config, log *slog.Logger, r 
 	notices := uplink.NewNotices()
 	// Kernel hotplug events cut the scanners' reopen backoff short.
 	hp := hotplug.New(log.With("part", "hotplug"))
-	parts := newStationParts(buf, engine, notices, hp, reg, log)
+	parts, err := newStationParts(buf, engine, notices, hp, reg, log)
+	if err != nil {
+		return err
+	}
 	stations, err := parts.build(cfg)
 	if err != nil {
 		return err
@@ -57,6 +61,10 @@ func runReloading(ctx context.Context, cfg *configs.Config, log *slog.Logger, r 
 	upCfg.Version, upCfg.ConfigHash = version(), cfg.Hash()
 	upCfg.State, upCfg.Backlog, upCfg.Resender = buf, buf, buf
 	upCfg.Stations, upCfg.Notices, upCfg.Rules = stations, notices, loader.FromMQTT
+	upCfg.Commands = map[string]uplink.CommandFunc{
+		wire.CmdCloseAggregation:  stations.CloseAggregation,
+		wire.CmdCancelAggregation: stations.CancelAggregation,
+	}
 	upCfg.ClockSynced = station.KernelClockSynced
 	// Files the config names must be usable before anything connects; a
 	// broken one is a config error, named by its key.

@@ -19,10 +19,24 @@ const (
 	// audit window: args {"from": SEQ, "to": SEQ, "epoch": "..."}, the
 	// last two optional.
 	CmdResend = "resend"
+	// CmdCloseAggregation closes a station's open pack, build or unpack
+	// as a close code would; CmdCancelAggregation drops it.
+	CmdCloseAggregation  = "close_aggregation"
+	CmdCancelAggregation = "cancel_aggregation"
+	// CmdGrantSerials grants a block of a serial scheme's counter: args
+	// {"scheme": "unit", "from": 1000, "to": 1999}.
+	CmdGrantSerials = "grant_serials"
+	// CmdAssignSerial assigns a serial at a station: args {"gtin": ...,
+	// "lot": ..., "expiry": "YYMMDD"}, all optional.
+	CmdAssignSerial = "assign_serial"
+	// CmdReprint prints a station's last assigned serial again, or the
+	// one named: args {"serial": "..."} (optional).
+	CmdReprint = "reprint"
 )
 
 // Commands lists every command.
-var Commands = []string{CmdPing, CmdStatus, CmdSetMode, CmdSetContext, CmdResyncRules, CmdResend}
+var Commands = []string{CmdPing, CmdStatus, CmdSetMode, CmdSetContext, CmdResyncRules, CmdResend,
+	CmdCloseAggregation, CmdCancelAggregation, CmdGrantSerials, CmdAssignSerial, CmdReprint}
 
 // Error codes of replies (data.error.code). A refused rule set is
 // answered with the rule engine's own codes (station/rules, Code).

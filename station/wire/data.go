@@ -20,7 +20,7 @@ const (
 )
 
 // Modes a station can be in (data.mode).
-var Modes = []string{"receive", "ship", "return", "transfer", "count"}
+var Modes = []string{"receive", "ship", "return", "transfer", "count", "pack", "build", "unpack", "assign"}
 
 // Reason explains a verdict in machine- and human-readable form.
 type Reason struct {
@@ -50,12 +50,16 @@ type ScanData struct {
 
 // ContextData is the data of a ContextType event.
 type ContextData struct {
-	Seq         uint64            `json:"seq"`
-	Epoch       string            `json:"epoch"`
-	Station     string            `json:"station"`
-	Mode        string            `json:"mode"`
-	Context     map[string]string `json:"context"`
-	ClockSynced bool              `json:"clock_synced"`
+	Seq     uint64            `json:"seq"`
+	Epoch   string            `json:"epoch"`
+	Station string            `json:"station"`
+	Mode    string            `json:"mode"`
+	Context map[string]string `json:"context"`
+	// Cause says what changed it (CauseCommand, CauseDocument,
+	// CauseIdle); Document is the read, for CauseDocument.
+	Cause       string    `json:"cause,omitempty"`
+	Document    *Document `json:"document,omitempty"`
+	ClockSynced bool      `json:"clock_synced"`
 }
 
 // NoReadData is the data of a NoReadType event.
@@ -120,6 +124,8 @@ type Health struct {
 	ScannersUp       int             `json:"scanners_up"`
 	ScannersDown     int             `json:"scanners_down"`
 	Stations         []StationStatus `json:"stations"`
+	Serials          []SerialStatus  `json:"serials,omitempty"`
+	Printers         []PrinterStatus `json:"printers,omitempty"`
 }
 
 // StationStatus is one station as heartbeats and status replies show it.
@@ -129,6 +135,50 @@ type StationStatus struct {
 	Context  map[string]string `json:"context,omitempty"`
 	Running  bool              `json:"running"`
 	Scanners []ScannerStatus   `json:"scanners"`
+	// Order is the progress of the order in context, when the rule sets
+	// carry its lines; Aggregation the pack, build or unpack open.
+	Order       *OrderState      `json:"order,omitempty"`
+	Aggregation *OpenAggregation `json:"aggregation,omitempty"`
+	// Verify is the serial whose label the operator is to scan.
+	Verify string `json:"verify,omitempty"`
+}
+
+// OrderState is an order's progress at a station.
+type OrderState struct {
+	Order       string      `json:"order"`
+	Lines       []OrderLine `json:"lines"`
+	Counted     int         `json:"counted"`
+	Remaining   int         `json:"remaining"`
+	Over        int         `json:"over"`
+	Unexpected  int         `json:"unexpected"`
+	WrongSerial int         `json:"wrong_serial"`
+	Complete    bool        `json:"complete"`
+}
+
+// OpenAggregation is a station's open pack, build or unpack.
+type OpenAggregation struct {
+	Mode     string    `json:"mode"`
+	Parent   string    `json:"parent"`
+	Children int       `json:"children"`
+	Opened   time.Time `json:"opened"`
+}
+
+// SerialStatus is a serial scheme's counter: how many numbers are left
+// (of the granted blocks, or of the template's width).
+type SerialStatus struct {
+	Scheme    string `json:"scheme"`
+	Granted   bool   `json:"granted"`
+	Remaining uint64 `json:"remaining"`
+	Low       bool   `json:"low"` // below its low water
+}
+
+// PrinterStatus is a label printer's state and queue.
+type PrinterStatus struct {
+	ID      string `json:"id"`
+	Ready   bool   `json:"ready"`
+	Reason  string `json:"reason,omitempty"` // paper_out, head_open, paused, unreachable, ...
+	Waiting int    `json:"waiting"`
+	InDoubt int    `json:"in_doubt"` // jobs a crash interrupted: reprint them
 }
 
 // ScannerStatus says whether one scanner's device is open, and how many

@@ -8,6 +8,7 @@ const (
 	scansKind     = "scans"
 	eventsKind    = "events"
 	indicatorKind = "indicator"
+	epcisKind     = "epcis"
 )
 
 // ScanStream is the stream of a station's scans.
@@ -16,6 +17,10 @@ func ScanStream(station string) string { return scansKind + "/" + station }
 // EventStream is the stream of a station's other buffered events (mode
 // and context changes).
 func EventStream(station string) string { return eventsKind + "/" + station }
+
+// EPCISStream is the stream of a station's facts rendered as GS1 EPCIS
+// 2.0 documents (when enabled).
+func EPCISStream(station string) string { return epcisKind + "/" + station }
 
 // IndicatorStream is the stream of a station's live read outcomes.
 func IndicatorStream(station string) string { return indicatorKind + "/" + station }
@@ -79,7 +84,8 @@ type Route struct {
 // checked against it.
 var Routes = []Route{
 	{"<prefix>/<site>/<gateway>/scans/<station>", true, false, 1, []string{ScanType}, "scan events (buffered, carry `seq`)"},
-	{"<prefix>/<site>/<gateway>/events/<station>", true, false, 1, []string{ContextType, NoReadType}, "other station events: mode and context changes, no-reads (buffered, carry `seq`)"},
+	{"<prefix>/<site>/<gateway>/events/<station>", true, false, 1, []string{ContextType, NoReadType, OrderType, AggregationType, AssignedType}, "other station events: mode and context changes (by command or document barcode), no-reads, order progress, closed aggregations, assigned serials (buffered, carry `seq`)"},
+	{"<prefix>/<site>/<gateway>/epcis/<station>", true, false, 1, nil, "the same facts as GS1 EPCIS 2.0 JSON-LD documents (`EPCISDocument`, one event each), when `epcis.enabled` (buffered, in order with the scans)"},
 	{"<prefix>/<site>/<gateway>/indicator/<station>", true, false, 0, []string{IndicatorType}, "each read's outcome after its commit (not buffered), for a display or stack light"},
 	{"<prefix>/<site>/<gateway>/status", true, true, 1, []string{StatusType}, "birth `online` (version, config hash, start time, buffer epoch, instance); will and clean shutdown `offline`"},
 	{"<prefix>/<site>/<gateway>/heartbeat", true, false, 0, []string{HeartbeatType}, "periodic health: backlog depth and age, stations and scanners, clock sync, config hash (the first of a connection at QoS 1 probes that publishing is permitted)"},

@@ -39,6 +39,15 @@ const (
 	// NoReadType is a fixed reader's report that an item passed without a
 	// readable code, buffered on EventStream (carries seq).
 	NoReadType = "io.scangw.noread.v1"
+	// OrderType is an order's progress at a station, buffered on
+	// EventStream.
+	OrderType = "io.scangw.order.v1"
+	// AggregationType is a closed pack, build or unpack, buffered on
+	// EventStream.
+	AggregationType = "io.scangw.aggregation.v1"
+	// AssignedType is a serial the station assigned (or re-printed, or
+	// had verified), buffered on EventStream.
+	AssignedType = "io.scangw.assigned.v1"
 	// IndicatorType is a read's outcome, live on IndicatorStream.
 	IndicatorType = "io.scangw.indicator.v1"
 	// StatusType is the retained birth, will and shutdown message.
@@ -50,7 +59,7 @@ const (
 )
 
 // Types lists every event type scangw publishes.
-var Types = []string{ScanType, ContextType, NoReadType, IndicatorType, StatusType, HeartbeatType, ReplyType}
+var Types = []string{ScanType, ContextType, NoReadType, OrderType, AggregationType, AssignedType, IndicatorType, StatusType, HeartbeatType, ReplyType}
 
 // Event is one CloudEvents 1.0 event in structured JSON mode.
 type Event struct {

@@ -1,0 +1,322 @@
+package configs
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"time"
+)
+
+// Document classifies a read as a document rather than a product: a
+// purchase order, a pick list, a shipment, a location, an operator's
+// badge, a parent, or a control code (close, cancel, new_serial).
+type Document struct {
+	// Kind is order, pick, shipment, location, operator, parent, close,
+	// cancel or new_serial.
+	Kind string `yaml:"kind"`
+	// Pattern is an RE2 expression the whole read must match; a named
+	// group "value" is what it names (else the whole read).
+	Pattern string `yaml:"pattern"`
+	// Key is the context key it sets; default the kind.
+	Key string `yaml:"key"`
+}
+
+// ModePolicy is a policy (warn or reject) for every mode, or per mode:
+// "warn", or {receive: reject, count: warn} (modes left out: warn).
+type ModePolicy map[string]string
+
+// UnmarshalYAML takes a single policy or a map of mode to policy.
+func (m *ModePolicy) UnmarshalYAML(unmarshal func(any) error) error {
+	var one string
+	if err := unmarshal(&one); err == nil {
+		*m = ModePolicy{"*": one}
+		return nil
+	}
+	var per map[string]string
+	if err := unmarshal(&per); err != nil {
+		return fmt.Errorf("want a policy (warn, reject) or a map of mode to policy")
+	}
+	*m = per
+	return nil
+}
+
+// For returns the policy of mode.
+func (m ModePolicy) For(mode string) string {
+	if p, ok := m[mode]; ok {
+		return p
+	}
+	if p, ok := m["*"]; ok {
+		return p
+	}
+	return "warn"
+}
+
+// Orders sets what a scan that does not fit the order in context gets.
+type Orders struct {
+	// OverScan is for a unit of a line that is already met.
+	OverScan ModePolicy `yaml:"over_scan"`
+	// Unexpected is for a product the order does not list.
+	Unexpected ModePolicy `yaml:"unexpected"`
+}
+
+// Aggregation configures packing and building (modes pack, build,
+// unpack).
+type Aggregation struct {
+	// ChildCount closes an aggregation when it has this many children
+	// (0: closed by the parent again, a close code or a command).
+	ChildCount int `yaml:"child_count"`
+	// MaxChildren caps one aggregation.
+	MaxChildren int `yaml:"max_children"`
+	// ChildProducts, when given, are the only products (GTIN-14 or SKU)
+	// a child may be.
+	ChildProducts []string `yaml:"child_products"`
+}
+
+// EPCIS renders the station's facts as GS1 EPCIS 2.0 events too.
+type EPCIS struct {
+	Enabled bool `yaml:"enabled"`
+	// EPCForm is how units are named: dl (GS1 Digital Link URIs, the
+	// EPCIS 2.0 default) or urn (urn:epc:id:sgtin:..., which needs
+	// company_prefix_length).
+	EPCForm             string `yaml:"epc_form"`
+	CompanyPrefixLength int    `yaml:"company_prefix_length"`
+	// ReadPoint and BizLocation are SGLNs (urn:epc:id:sgln:...); a
+	// station's own override the gateway's.
+	ReadPoint   string `yaml:"read_point"`
+	BizLocation string `yaml:"biz_location"`
+}
+
+// SerialScheme is a way the gateway makes serial numbers.
+type SerialScheme struct {
+	// Name is the scheme's id, as commands and events name it.
+	Name string `yaml:"name"`
+	// Template is fixed text and placeholders: {site} {gateway}
+	// {station} {yy} {yyyy} {mm} {dd} {ddd} {gtin} {lot} {expiry}
+	// {seq:N} {check:ALG}.
+	Template string `yaml:"template"`
+	// Start is the first counter value of a free scheme (default 1).
+	Start uint64 `yaml:"start"`
+	// Granted makes the scheme issue only from blocks the central
+	// system grants (command grant_serials): the fleet-wide counter.
+	Granted bool `yaml:"granted"`
+	// LowWater warns when fewer numbers than this remain.
+	LowWater uint64 `yaml:"low_water"`
+	// MaxLength caps a serial (default 20, AI 21's limit).
+	MaxLength int `yaml:"max_length"`
+}
+
+// Printer is a label printer output.
+type Printer struct {
+	ID string `yaml:"id"`
+	// Type is zpl (Zebra and compatible).
+	Type string `yaml:"type"`
+	// Addr is host:port (TCP, usually 9100); Device a USB printer
+	// (/dev/usb/lp0). Exactly one.
+	Addr   string `yaml:"addr"`
+	Device string `yaml:"device"`
+	// Retry is the pause before a job is tried again after the printer
+	// failed or was not ready.
+	Retry Duration `yaml:"retry"`
+}
+
+// Assign makes a station hand out serials: a new_serial document or,
+// in mode assign, a product read asks for one.
+type Assign struct {
+	// Scheme names one of serials.
+	Scheme string `yaml:"scheme"`
+	// Printer names one of printers; "" assigns without printing.
+	Printer string `yaml:"printer"`
+	// Label is a ZPL template file; "" the built-in label.
+	Label string `yaml:"label"`
+	// Verify asks the operator to scan the printed label.
+	Verify        bool     `yaml:"verify"`
+	VerifyTimeout Duration `yaml:"verify_timeout"`
+}
+
+var (
+	documentKinds = []string{"order", "pick", "shipment", "location", "operator", "parent", "close", "cancel", "new_serial"}
+	signals       = []string{"good", "warn", "bad"}
+	policies      = []string{"warn", "reject"}
+	epcForms      = []string{"dl", "urn"}
+	printerTypes  = []string{"zpl"}
+	contextKey    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+	sgln          = regexp.MustCompile(`^urn:epc:id:sgln:[0-9]{6,12}\.[0-9]{0,6}\.[!%-?A-Z_a-z\x22]{1,20}$`)
+)
+
+const (
+	defaultMaxChildren   = 1000
+	defaultVerifyTimeout = 30 * time.Second
+	defaultPrinterRetry  = 5 * time.Second
+	defaultSerialMax     = 20
+	defaultLowWater      = 100
+)
+
+func (c *Config) workflowDefaults() {
+	setString(&c.EPCIS.EPCForm, "dl")
+	for i := range c.Stations {
+		st := &c.Stations[i]
+		setString(&st.DocumentSignal, "good")
+		setInt(&st.Aggregation.MaxChildren, defaultMaxChildren)
+		setDuration(&st.Assign.VerifyTimeout, defaultVerifyTimeout)
+	}
+	for i := range c.Serials {
+		s := &c.Serials[i]
+		if s.Start == 0 {
+			s.Start = 1
+		}
+		if s.LowWater == 0 {
+			s.LowWater = defaultLowWater
+		}
+		setInt(&s.MaxLength, defaultSerialMax)
+	}
+	for i := range c.Printers {
+		setString(&c.Printers[i].Type, "zpl")
+		setDuration(&c.Printers[i].Retry, defaultPrinterRetry)
+	}
+}
+
+func validateDocuments(v *validator, p string, docs []Document) {
+	for i, d := range docs {
+		dp := fmt.Sprintf("%s[%d]", p, i)
+		if !slices.Contains(documentKinds, d.Kind) {
+			v.add(dp+".kind", "must be one of %s", list(documentKinds))
+		}
+		if d.Pattern == "" {
+			v.add(dp+".pattern", "required")
+		} else if _, err := regexp.Compile(d.Pattern); err != nil {
+			v.add(dp+".pattern", "not a regular expression: %v", err)
+		}
+		if d.Key != "" && !contextKey.MatchString(d.Key) {
+			v.add(dp+".key", "must match %s", contextKey)
+		}
+	}
+}
+
+func validatePolicy(v *validator, p string, m ModePolicy) {
+	for mode, pol := range m {
+		if mode != "*" && !slices.Contains(stationModes, mode) {
+			v.add(p+"."+mode, "not a mode: want one of %s", list(stationModes))
+		}
+		if !slices.Contains(policies, pol) {
+			if mode == "*" {
+				v.add(p, "must be one of %s", list(policies))
+			} else {
+				v.add(p+"."+mode, "must be one of %s", list(policies))
+			}
+		}
+	}
+}
+
+func (e *EPCIS) validate(v *validator, p string, gateway bool) {
+	if gateway {
+		if !slices.Contains(epcForms, e.EPCForm) {
+			v.add(p+".epc_form", "must be one of %s", list(epcForms))
+		}
+		if e.EPCForm == "urn" && (e.CompanyPrefixLength < 6 || e.CompanyPrefixLength > 12) {
+			v.add(p+".company_prefix_length", "must be 6 to 12 with epc_form urn")
+		}
+	} else {
+		if e.Enabled || e.EPCForm != "" || e.CompanyPrefixLength != 0 {
+			v.add(p, "a station sets only read_point and biz_location; enabled, epc_form and company_prefix_length are the gateway's (epcis)")
+		}
+	}
+	for _, f := range []struct{ name, val string }{{"read_point", e.ReadPoint}, {"biz_location", e.BizLocation}} {
+		if f.val != "" && !sgln.MatchString(f.val) {
+			v.add(p+"."+f.name, "must be an SGLN: urn:epc:id:sgln:<company prefix>.<location ref>.<extension>")
+		}
+	}
+}
+
+// validateWorkflow checks the workflow sections: the gateway's documents,
+// epcis, serials and printers, and what each station names of them.
+func (c *Config) validateWorkflow(v *validator) {
+	validateDocuments(v, "documents", c.Documents)
+	c.EPCIS.validate(v, "epcis", true)
+	schemes := map[string]bool{}
+	for i, s := range c.Serials {
+		p := fmt.Sprintf("serials[%d]", i)
+		v.id(p+".name", s.Name)
+		if schemes[s.Name] {
+			v.add(p+".name", "duplicate scheme %q", s.Name)
+		}
+		schemes[s.Name] = true
+		if s.Template == "" {
+			v.add(p+".template", "required")
+		} else if err := checkSerialTemplate(s); err != nil {
+			v.add(p+".template", "%v", err)
+		}
+		if s.MaxLength < 1 || s.MaxLength > 64 {
+			v.add(p+".max_length", "must be 1 to 64")
+		}
+	}
+	printers := map[string]bool{}
+	for i, pr := range c.Printers {
+		p := fmt.Sprintf("printers[%d]", i)
+		v.id(p+".id", pr.ID)
+		if printers[pr.ID] {
+			v.add(p+".id", "duplicate printer %q", pr.ID)
+		}
+		printers[pr.ID] = true
+		if !slices.Contains(printerTypes, pr.Type) {
+			v.add(p+".type", "must be one of %s", list(printerTypes))
+		}
+		switch {
+		case (pr.Addr == "") == (pr.Device == ""):
+			v.add(p, "exactly one of addr (host:port) and device (/dev/usb/lp0) is required")
+		case pr.Addr != "" && !validHostPort(pr.Addr):
+			v.add(p+".addr", "must be host:port")
+		}
+		if pr.Retry <= 0 {
+			v.add(p+".retry", "must be positive")
+		}
+	}
+	for i := range c.Stations {
+		st := &c.Stations[i]
+		p := fmt.Sprintf("stations[%d]", i)
+		validateDocuments(v, p+".documents", st.Documents)
+		if st.ContextIdle < 0 {
+			v.add(p+".context_idle", "must not be negative")
+		}
+		if !slices.Contains(signals, st.DocumentSignal) {
+			v.add(p+".document_signal", "must be one of %s", list(signals))
+		}
+		validatePolicy(v, p+".orders.over_scan", st.Orders.OverScan)
+		validatePolicy(v, p+".orders.unexpected", st.Orders.Unexpected)
+		a := st.Aggregation
+		if a.MaxChildren < 1 || a.MaxChildren > 100_000 {
+			v.add(p+".aggregation.max_children", "must be 1 to 100000")
+		}
+		if a.ChildCount < 0 || a.ChildCount > a.MaxChildren {
+			v.add(p+".aggregation.child_count", "must be 0 to max_children (%d)", a.MaxChildren)
+		}
+		st.EPCIS.validate(v, p+".epcis", false)
+		as := st.Assign
+		switch {
+		case as.Scheme == "" && (as.Printer != "" || as.Label != "" || as.Verify):
+			v.add(p+".assign.scheme", "required when assign sets printer, label or verify")
+		case as.Scheme != "" && !schemes[as.Scheme]:
+			v.add(p+".assign.scheme", "no serial scheme %q (serials[].name)", as.Scheme)
+		}
+		if as.Printer != "" && !printers[as.Printer] {
+			v.add(p+".assign.printer", "no printer %q (printers[].id)", as.Printer)
+		}
+		if as.Label != "" && as.Printer == "" {
+			v.add(p+".assign.label", "a label needs a printer")
+		}
+		if as.VerifyTimeout <= 0 {
+			v.add(p+".assign.verify_timeout", "must be positive")
+		}
+		if st.Mode == "assign" && as.Scheme == "" {
+			v.add(p+".mode", "mode assign needs assign.scheme")
+		}
+	}
+}
+
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	return err == nil && host != "" && validPort(port)
+}
+
+// checkSerialTemplate is replaced once station/serials lands.
+func checkSerialTemplate(s SerialScheme) error { return nil }

@@ -1,0 +1,400 @@
+package station
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/scangw/scangw/buffer"
+	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/station/wire"
+	"github.com/scangw/scangw/station/workflow"
+)
+
+// A station's workflow (package workflow) is its mode, its context, the
+// progress of the order in context and the aggregation it has open. Every
+// change of it is stored in one buffer transaction with the events that
+// report it (Store.SubmitWrite): a power cut leaves both or neither, so
+// the progress after a reboot is the progress the central side heard of.
+//
+// A read that changes the workflow is stored and its commit waited for
+// before the next read of the station is judged (under flow.mu), since the
+// next read is judged against the state it made. Reads that change
+// nothing (the usual scan) go through the pipeline as before, sharing
+// commits. Steps of the aggregation modes of every station run one at a
+// time (Index.agg): that is what keeps one child out of two parents
+// packed at two stations at once.
+
+// Index is the gateway's workflow index, shared by its stations: the
+// units counted per order, the children of aggregations. It lives in
+// memory, loaded from the buffer at start (LoadIndex); each step's writes
+// go to the buffer in the step's transaction and here after its commit.
+type Index struct {
+	mu  sync.RWMutex
+	m   map[string]string
+	agg sync.Mutex // one aggregation step of any station at a time
+}
+
+// LoadIndex reads the index from the buffer's state.
+func LoadIndex(list func(prefix string) ([]buffer.StateValue, error)) (*Index, error) {
+	x := &Index{m: map[string]string{}}
+	if list == nil {
+		return x, nil
+	}
+	values, err := list(workflow.IndexPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range values {
+		x.m[v.Key] = string(v.Value)
+	}
+	return x, nil
+}
+
+// Get is workflow.Index.
+func (x *Index) Get(key string) (string, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	v, ok := x.m[key]
+	return v, ok
+}
+
+// Len is the number of entries (for a metric).
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.m)
+}
+
+func (x *Index) apply(ws []workflow.Write) {
+	if len(ws) == 0 {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, w := range ws {
+		if w.Value == nil {
+			delete(x.m, w.Key)
+		} else {
+			x.m[w.Key] = *w.Value
+		}
+	}
+}
+
+func stateValues(ws []workflow.Write) []buffer.StateValue {
+	out := make([]buffer.StateValue, 0, len(ws))
+	for _, w := range ws {
+		sv := buffer.StateValue{Key: w.Key}
+		if w.Value != nil {
+			sv.Value = []byte(*w.Value)
+		}
+		out = append(out, sv)
+	}
+	return out
+}
+
+// noRules stands in for a validator that carries no workflow rules.
+type noRules struct{}
+
+func (noRules) Documents() []workflow.Pattern       { return nil }
+func (noRules) Order(string) (workflow.Order, bool) { return workflow.Order{}, false }
+
+func rulesOf(v Validator) workflow.Rules {
+	if r, ok := v.(workflow.Rules); ok {
+		return r
+	}
+	return noRules{}
+}
+
+// aggregating reports whether mode packs, builds or unpacks.
+func aggregating(mode string) bool {
+	return mode == "pack" || mode == "build" || mode == "unpack"
+}
+
+// lockFlow takes the station's workflow lock, and the gateway's
+// aggregation lock when the station aggregates; the returned func
+// releases both.
+func (s *Station) lockFlow() func() {
+	s.flowMu.Lock()
+	if aggregating(s.flowState().Mode) && s.index != nil {
+		s.index.agg.Lock()
+		return func() { s.index.agg.Unlock(); s.flowMu.Unlock() }
+	}
+	return s.flowMu.Unlock
+}
+
+// flowState is the workflow state in force; it must not be modified.
+func (s *Station) flowState() *workflow.State { return s.flowSt.Load() }
+
+// step runs one workflow step on the state in force. The caller holds
+// lockFlow.
+func (s *Station) step(set *settings, in workflow.Input) workflow.Outcome {
+	idx := workflow.Index(emptyIndex{})
+	if s.index != nil {
+		idx = s.index
+	}
+	return workflow.Step(set.flow, rulesOf(set.valid), idx, s.flowState(), in)
+}
+
+type emptyIndex struct{}
+
+func (emptyIndex) Get(string) (string, bool) { return "", false }
+
+// events are the records of an outcome's events besides a scan.
+func (s *Station) events(out workflow.Outcome) []buffer.Record {
+	var recs []buffer.Record
+	stream := wire.EventStream(s.cfg.ID)
+	synced := s.synced()
+	now := s.now()
+	for i := range out.Contexts {
+		c := &out.Contexts[i]
+		c.Station, c.ClockSynced = s.cfg.ID, synced
+		recs = append(recs, buffer.Record{Stream: stream, Build: func(seq uint64) ([]byte, error) {
+			c.Seq, c.Epoch = seq, s.store.Epoch()
+			return wire.Event{ID: wire.NewID(), Source: s.source, Type: wire.ContextType, Time: now, Data: c}.Encode()
+		}})
+	}
+	if o := out.Order; o != nil {
+		o.Station, o.ClockSynced = s.cfg.ID, synced
+		recs = append(recs, buffer.Record{Stream: stream, Build: func(seq uint64) ([]byte, error) {
+			o.Seq, o.Epoch = seq, s.store.Epoch()
+			return wire.Event{ID: wire.NewID(), Source: s.source, Type: wire.OrderType, Time: now, Data: o}.Encode()
+		}})
+	}
+	for i := range out.Aggregations {
+		a := &out.Aggregations[i]
+		a.Station, a.ClockSynced = s.cfg.ID, synced
+		id := wire.NewID()
+		recs = append(recs, buffer.Record{Stream: stream, Build: func(seq uint64) ([]byte, error) {
+			a.Seq, a.Epoch = seq, s.store.Epoch()
+			return wire.Event{ID: id, Source: s.source, Type: wire.AggregationType, Time: now, Data: a}.Encode()
+		}})
+		if r, ok := s.epcisAggregation(id, now, a); ok {
+			recs = append(recs, r)
+		}
+	}
+	return recs
+}
+
+// commitStep stores an outcome's events (after recs) and its state in one
+// transaction, waits for it, and only then puts the new state in force.
+// The caller holds lockFlow.
+func (s *Station) commitStep(ctx context.Context, out workflow.Outcome, recs []buffer.Record) ([]uint64, error) {
+	w := buffer.Write{Records: append(recs, s.events(out)...), State: stateValues(out.Writes)}
+	next := out.Next
+	if next != nil {
+		b, err := json.Marshal(next)
+		if err != nil {
+			return nil, fmt.Errorf("encode station state: %w", err)
+		}
+		w.State = append(w.State, buffer.StateValue{Key: s.stateKey(), Value: b})
+	}
+	seqs, err := s.store.SubmitWrite(ctx, w)()
+	if err != nil {
+		return nil, err
+	}
+	if next != nil {
+		s.flowSt.Store(next)
+		if !sameContext(next, s.lastCtx) {
+			s.settings.Load().repeats.forget()
+			s.log.Info("station state changed", "mode", next.Mode, "context", next.Context)
+		}
+		s.lastCtx = next
+	}
+	if s.index != nil {
+		s.index.apply(out.Writes)
+	}
+	return seqs, nil
+}
+
+func sameContext(a, b *workflow.State) bool {
+	if b == nil {
+		return false
+	}
+	if a.Mode != b.Mode || len(a.Context) != len(b.Context) {
+		return false
+	}
+	for k, v := range a.Context {
+		if b.Context[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// findings applies the workflow's findings to a scan's verdict.
+func findings(scan *Scan, fs []workflow.Finding) {
+	for _, f := range fs {
+		scan.Reasons = append(scan.Reasons, f.Reason)
+		switch {
+		case f.Policy == "reject":
+			scan.Verdict = Rejected
+		case f.Policy == "warn" && scan.Verdict == Accepted:
+			scan.Verdict = Warning
+		}
+	}
+}
+
+// command runs a command's step: a mode or context change, a close or
+// cancel of the open aggregation.
+func (s *Station) command(ctx context.Context, in workflow.Input) error {
+	unlock := s.lockFlow()
+	defer unlock()
+	out := s.step(s.settings.Load(), in)
+	if out.Err != nil {
+		return out.Err
+	}
+	if !changes(out) {
+		return nil
+	}
+	if _, err := s.commitStep(ctx, out, nil); err != nil {
+		return fmt.Errorf("record the change: %w", err)
+	}
+	return nil
+}
+
+// CloseAggregation closes the station's open aggregation, as a close code
+// would.
+func (s *Station) CloseAggregation(ctx context.Context) error {
+	return s.command(ctx, workflow.Input{Time: s.now(), Command: &workflow.Command{Kind: workflow.CloseAggregation}})
+}
+
+// CancelAggregation drops the station's open aggregation.
+func (s *Station) CancelAggregation(ctx context.Context) error {
+	return s.command(ctx, workflow.Input{Time: s.now(), Command: &workflow.Command{Kind: workflow.CancelAggregation}})
+}
+
+// isRequestError reports a command the station refused for its own
+// reasons (wire.CodeBadArgs).
+func isRequestError(err error) bool {
+	for _, e := range []error{workflow.ErrBadMode, workflow.ErrBadContext, workflow.ErrAggregationOpen, workflow.ErrNothingOpen, workflow.ErrBadCommand} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// changes reports whether an outcome has anything to store.
+func changes(out workflow.Outcome) bool {
+	return out.Next != nil || len(out.Writes) > 0 || len(out.Contexts) > 0 || out.Order != nil || len(out.Aggregations) > 0
+}
+
+// inert reports whether a read cannot touch the workflow at all: no
+// document patterns, not an aggregation mode, no order in context, no
+// idle time-out. Such a read skips the step: the usual scan at a
+// conveyor costs nothing more.
+func (s *Station) inert(set *settings) bool {
+	st := s.flowState()
+	return len(set.flow.Documents) == 0 && set.flow.Idle == 0 && !aggregating(st.Mode) &&
+		st.Context["order"] == "" && st.Open == nil && len(rulesOf(set.valid).Documents()) == 0
+}
+
+// record submits a judged scan: through the workflow step when the
+// workflow may care, which can make the read a document (stored as a
+// context event instead) or add findings and events to it.
+func (s *Station) record(ctx context.Context, a *answer, set *settings) {
+	scan := a.scan
+	if s.inert(set) {
+		s.hold(a, set)
+		a.pending = s.submitScan(ctx, scan)
+		return
+	}
+	unlock := s.lockFlow()
+	defer unlock()
+	out := s.step(set, workflow.Input{Time: scan.Time, Read: &workflow.Read{
+		Scan: scan.ID, Scanner: scan.Scanner, Raw: string(scan.Data), Fields: scan.Fields, Unit: scan.Key, Verdict: scan.Verdict,
+	}})
+	if out.Document {
+		a.scan, a.doc = nil, &document{Document: wire.Document{Kind: out.Kind, Value: out.Value}, sig: signalOf(out.Signal), findings: out.Findings}
+		a.pending = first(s.commitStep(ctx, out, nil))
+		return
+	}
+	findings(scan, out.Findings)
+	s.hold(a, set)
+	if !changes(out) {
+		a.pending = s.submitScan(ctx, scan)
+		return
+	}
+	a.pending = first(s.commitStep(ctx, out, s.scanRecords(scan)))
+}
+
+func (s *Station) hold(a *answer, set *settings) {
+	if h, ok := set.valid.(Holder); ok {
+		a.release = h.Hold(a.scan)
+	}
+}
+
+// scanRecords are a scan's event and, with EPCIS on, its EPCIS rendering.
+func (s *Station) scanRecords(scan *Scan) []buffer.Record {
+	recs := []buffer.Record{{Stream: wire.ScanStream(s.cfg.ID), Build: func(seq uint64) ([]byte, error) {
+		return EncodeScan(scan, s.source, seq, s.store.Epoch())
+	}}}
+	if r, ok := s.epcisScan(scan); ok {
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// submitScan queues a scan (and its EPCIS rendering) without waiting.
+func (s *Station) submitScan(ctx context.Context, scan *Scan) func() (uint64, error) {
+	recs := s.scanRecords(scan)
+	if len(recs) == 1 {
+		return s.store.Submit(ctx, recs[0].Stream, recs[0].Build)
+	}
+	wait := s.store.SubmitWrite(ctx, buffer.Write{Records: recs})
+	return func() (uint64, error) {
+		seqs, err := wait()
+		if err != nil {
+			return 0, err
+		}
+		return seqs[0], nil
+	}
+}
+
+// first makes a done write's result a wait func of its first seq.
+func first(seqs []uint64, err error) func() (uint64, error) {
+	return func() (uint64, error) {
+		if err != nil {
+			return 0, err
+		}
+		if len(seqs) == 0 {
+			return 0, nil
+		}
+		return seqs[0], nil
+	}
+}
+
+// document is a document read on its way to its answer.
+type document struct {
+	wire.Document
+	sig      device.Signal
+	findings []workflow.Finding // why a document was refused
+}
+
+func signalOf(s string) device.Signal {
+	switch s {
+	case workflow.SignalWarn:
+		return device.Warn
+	case workflow.SignalBad:
+		return device.Bad
+	}
+	return device.Good
+}
+
+// flowStatus puts the workflow's progress in a station's status.
+func flowStatus(fs *workflow.State, st *wire.StationStatus) {
+	if o := fs.Order; o != nil {
+		os := &wire.OrderState{Order: o.Name, Lines: o.Lines, Over: o.Over, Unexpected: o.Unexpected, WrongSerial: o.WrongSerial, Complete: o.Complete}
+		for _, l := range o.Lines {
+			os.Counted += l.Counted
+			os.Remaining += max(l.Expected-l.Counted, 0)
+		}
+		st.Order = os
+	}
+	if a := fs.Open; a != nil {
+		st.Aggregation = &wire.OpenAggregation{Mode: a.Mode, Parent: a.Parent, Children: len(a.Children), Opened: a.Opened}
+	}
+}

@@ -44,7 +44,7 @@ func (u *Uplink) gatewayCommand(ctx context.Context, cmd Command) (any, error) {
 			Mode string `json:"mode"`
 		}
 		if err := strictArgs(cmd.Args, &args); err != nil || args.Mode == "" {
-			return nil, badArgs(`set_mode wants {"mode": "receive|ship|return|transfer|count"}`)
+			return nil, badArgs(`set_mode wants {"mode": "receive|ship|return|transfer|count|pack|build|unpack|assign"}`)
 		}
 		return u.cfg.Stations.SetMode(ctx, cmd.Station, args.Mode)
 	case wire.CmdSetContext:

@@ -477,7 +477,9 @@ type statusReport struct {
 		NextSeq   uint64  `json:"next_seq"`
 		DiskBytes int64   `json:"disk_bytes"`
 	} `json:"buffer"`
-	Stations []stationReport `json:"stations"`
+	Stations []stationReport      `json:"stations"`
+	Serials  []wire.SerialStatus  `json:"serials,omitempty"`
+	Printers []wire.PrinterStatus `json:"printers,omitempty"`
 }
 
 type stationReport struct {
@@ -486,7 +488,12 @@ type stationReport struct {
 	Context  map[string]string    `json:"context,omitempty"`
 	Running  bool                 `json:"running"`
 	Scanners []wire.ScannerStatus `json:"scanners"`
-	Recent   []outcomeReport      `json:"recent"` // newest first
+	// The workflow: the order's progress, the open aggregation, the
+	// serial awaiting its verify scan.
+	Order       *wire.OrderState      `json:"order,omitempty"`
+	Aggregation *wire.OpenAggregation `json:"aggregation,omitempty"`
+	Verify      string                `json:"verify,omitempty"`
+	Recent      []outcomeReport       `json:"recent"` // newest first
 }
 
 // outcomeReport is a read with its age by the gateway's clock, so a page
@@ -523,8 +530,10 @@ func (p *statusPage) report() statusReport {
 	}
 	for _, sh := range h.Stations {
 		r.Stations = append(r.Stations, stationReport{ID: sh.ID, Mode: sh.Mode, Context: sh.Context,
-			Running: sh.Running, Scanners: sh.Scanners, Recent: recent[sh.ID]})
+			Running: sh.Running, Scanners: sh.Scanners, Order: sh.Order, Aggregation: sh.Aggregation, Verify: sh.Verify,
+			Recent: recent[sh.ID]})
 	}
+	r.Serials, r.Printers = h.Serials, h.Printers
 	return r
 }
 
@@ -539,7 +548,13 @@ func (p *statusPage) mark() string {
 	}
 	for _, st := range p.stations.Stations() {
 		ss := st.Status()
-		fmt.Fprint(&b, "|", ss.ID, ss.Mode, ss.Running, ss.Context)
+		fmt.Fprint(&b, "|", ss.ID, ss.Mode, ss.Running, ss.Context, ss.Verify)
+		if o := ss.Order; o != nil {
+			fmt.Fprint(&b, " ", o.Counted, o.Over, o.Unexpected, o.WrongSerial)
+		}
+		if a := ss.Aggregation; a != nil {
+			fmt.Fprint(&b, " ", a.Parent, a.Children)
+		}
 		for _, sc := range ss.Scanners {
 			fmt.Fprint(&b, " ", sc.ID, sc.Up)
 		}

@@ -1,61 +1,11 @@
 package epcis
 
 import (
-	"bytes"
-	"os"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/scangw/scangw/station/wire/schema"
 )
-
-// gs1Schema is GS1's EPCIS 2.0 JSON Schema, vendored unchanged in
-// testdata (see testdata/NOTICE). It is self-contained (draft-07, every
-// $ref local), so it compiles offline.
-var gs1Schema = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	const path = "testdata/EPCIS-JSON-Schema.json"
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat() // "format": "uri" is what holds identifiers to URIs
-	c.UseRegexpEngine(regexpEngine)
-	if err := c.AddResource(path, doc); err != nil {
-		return nil, err
-	}
-	return c.Compile(path)
-})
-
-// regexpEngine is Go's regexp plus the one construct of GS1's schema that
-// RE2 lacks: a pattern that is a single negative lookahead at the start,
-// "^(?!(X))", which the schema uses to keep the CBV's own namespaces out
-// of user vocabulary URIs. It matches when the value does not start with
-// X.
-func regexpEngine(s string) (jsonschema.Regexp, error) {
-	if inner, ok := strings.CutPrefix(s, "^(?!"); ok && strings.HasSuffix(inner, ")") {
-		re, err := regexp.Compile("^" + strings.TrimSuffix(inner, ")"))
-		if err != nil {
-			return nil, err
-		}
-		return notPrefix{s, re}, nil
-	}
-	return regexp.Compile(s)
-}
-
-type notPrefix struct {
-	src string
-	re  *regexp.Regexp
-}
-
-func (n notPrefix) MatchString(v string) bool { return !n.re.MatchString(v) }
-func (n notPrefix) String() string            { return n.src }
 
 // checkGS1 fails the test unless doc is valid for GS1's schema.
 func checkGS1(t testing.TB, doc []byte) {
@@ -65,17 +15,7 @@ func checkGS1(t testing.TB, doc []byte) {
 	}
 }
 
-func validGS1(doc []byte) error {
-	s, err := gs1Schema()
-	if err != nil {
-		return err
-	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
-	if err != nil {
-		return err
-	}
-	return s.Validate(inst)
-}
+func validGS1(doc []byte) error { return schema.CheckEPCIS(doc) }
 
 // The validator must be able to say no, and the lookahead must work: a
 // schema that passes everything would make every other test vacuous.

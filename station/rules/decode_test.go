@@ -100,6 +100,23 @@ func TestLoadRefusals(t *testing.T) {
 	deny := func(f func(d map[string]any)) []byte {
 		return mutate(func(m map[string]any) { f(m["deny"].([]any)[0].(map[string]any)) })
 	}
+	// raw adds members, as JSON text, to the payload: a new field's
+	// refusals are easiest to read as the JSON a central system would send.
+	raw := func(members string) []byte {
+		b := mustJSON(t, withVersion(6))
+		return signed(t, append(append(b[:len(b)-1:len(b)-1], ","+members...), '}'), key(1))
+	}
+	documents := func(entry string) []byte {
+		return raw(`"documents":[{"kind":"order","pattern":"PO-[0-9]+"},` + entry + `]`)
+	}
+	expected := func(entries string) []byte {
+		m := withVersion(6)
+		delete(m, "expected")
+		b := mustJSON(t, m)
+		base := `{"order":"PO-1","gtin":"` + gtinA + `","serials":["A1"]},{"order":"PO-1","sku":"S","quantity":2},{"order":"O","sku":"S"},`
+		return signed(t, append(append(b[:len(b)-1:len(b)-1], `,"expected":[`+base+entries+`]`...), '}'), key(1))
+	}
+	shipped := func(entries string) []byte { return raw(`"shipped":[` + entries + `]`) }
 	tests := []struct {
 		name string
 		env  []byte
@@ -189,6 +206,73 @@ func TestLoadRefusals(t *testing.T) {
 		{name: "version not an integer", env: mutate(func(m map[string]any) { m["version"] = 6.5 }), code: rules.CodeBadRule, path: "version"},
 		{name: "bad issued", env: mutate(func(m map[string]any) { m["issued"] = "yesterday" }), code: rules.CodeBadRule, path: "issued"},
 		{name: "unknown product policy", env: mutate(func(m map[string]any) { m["unknown_product"] = "deny" }), code: rules.CodeBadRule, path: "unknown_product"},
+
+		// documents
+		{name: "document kind unknown", env: documents(`{"kind":"invoice","pattern":"INV[0-9]+"}`), code: rules.CodeBadRule, path: "documents[1].kind"},
+		{name: "document without kind", env: documents(`{"pattern":"X"}`), code: rules.CodeBadRule, path: "documents[1].kind"},
+		{name: "document without pattern", env: documents(`{"kind":"order"}`), code: rules.CodeBadRule, path: "documents[1].pattern"},
+		{name: "document pattern invalid", env: documents(`{"kind":"order","pattern":"PO-[0-9"}`), code: rules.CodeBadRule, path: "documents[1].pattern"},
+		{name: "document pattern escaping its anchors", env: documents(`{"kind":"order","pattern":"A)|(.*"}`), code: rules.CodeBadRule, path: "documents[1].pattern"},
+		{name: "document pattern too long", env: documents(`{"kind":"order","pattern":"` + strings.Repeat("a", 1025) + `"}`),
+			code: rules.CodeBadRule, path: "documents[1].pattern"},
+		{name: "document group misnamed", env: documents(`{"kind":"order","pattern":"PO-(?P<valeu>[0-9]+)"}`), code: rules.CodeBadRule, path: "documents[1].pattern"},
+		{name: "document key invalid", env: documents(`{"kind":"location","pattern":"D[0-9]","key":"Dock"}`), code: rules.CodeBadRule, path: "documents[1].key"},
+		{name: "document key too long", env: documents(`{"kind":"location","pattern":"D[0-9]","key":"` + strings.Repeat("k", 65) + `"}`),
+			code: rules.CodeBadRule, path: "documents[1].key"},
+		{name: "document key on a control code", env: documents(`{"kind":"close","pattern":"#CLOSE","key":"close"}`), code: rules.CodeBadRule, path: "documents[1].key"},
+		{name: "document of the wrong type", env: documents(`{"kind":"order","pattern":7}`), code: rules.CodeBadRule, path: "documents[1].pattern"},
+		{name: "document not an object", env: documents(`"PO-[0-9]+"`), code: rules.CodeBadRule, path: "documents[1]"},
+		{name: "document unknown field", env: documents(`{"kind":"order","pattern":"X","value":"v"}`), code: rules.CodeBadRule, path: "documents[1].value"},
+		{name: "documents not a list", env: raw(`"documents":{"kind":"order"}`), code: rules.CodeBadRule, path: "documents"},
+		{name: "too many documents", env: documents(strings.Repeat(`{"kind":"order","pattern":"X"},`, 256) + `{"kind":"order","pattern":"X"}`),
+			code: rules.CodeBadRule, path: "documents"},
+
+		// expected quantities
+		{name: "quantity 0", env: expected(`{"order":"O","gtin":"` + gtinA + `","quantity":0}`), code: rules.CodeBadRule, path: "expected[3].quantity"},
+		{name: "quantity negative", env: expected(`{"order":"O","gtin":"` + gtinA + `","quantity":-2}`), code: rules.CodeBadRule, path: "expected[3].quantity"},
+		{name: "quantity too large", env: expected(`{"order":"O","gtin":"` + gtinA + `","quantity":1000000001}`), code: rules.CodeBadRule, path: "expected[3].quantity"},
+		{name: "quantity not an integer", env: expected(`{"order":"O","gtin":"` + gtinA + `","quantity":1.5}`), code: rules.CodeBadRule, path: "expected[3].quantity"},
+		{name: "quantity a string", env: expected(`{"order":"O","gtin":"` + gtinA + `","quantity":"3"}`), code: rules.CodeBadRule, path: "expected[3].quantity"},
+		{name: "quantity above the serials listed", env: expected(`{"order":"O","gtin":"` + gtinA + `","serials":["A","B"],"quantity":3}`),
+			code: rules.CodeBadRule, path: "expected[3].quantity"},
+		{name: "quantity without a product or serials", env: expected(`{"order":"O","quantity":3}`), code: rules.CodeBadRule, path: "expected[3]"},
+		{name: "line with and without serials", env: expected(`{"order":"O","gtin":"` + gtinA + `","quantity":3},{"order":"O","gtin":"` + gtinA + `","serials":["A"]}`),
+			code: rules.CodeBadRule, path: "expected[4]"},
+		{name: "line adds up too far", env: expected(`{"order":"O","sku":"S","quantity":600000000},{"order":"O","sku":"S","quantity":600000000}`),
+			code: rules.CodeBadRule, path: "expected[4].quantity"},
+
+		// shipped
+		{name: "shipped without product", env: shipped(`{"customer":"ACME","serials":["A"]}`), code: rules.CodeBadRule, path: "shipped[0]"},
+		{name: "shipped gtin and sku", env: shipped(`{"gtin":"` + gtinA + `","sku":"S","serials":["A"]}`), code: rules.CodeBadRule, path: "shipped[0]"},
+		{name: "shipped bad gtin", env: shipped(`{"gtin":"09506000134353","serials":["A"]}`), code: rules.CodeBadRule, path: "shipped[0].gtin"},
+		{name: "shipped bad sku", env: shipped(`{"sku":"S\u0001","serials":["A"]}`), code: rules.CodeBadRule, path: "shipped[0].sku"},
+		{name: "shipped bad customer", env: shipped(`{"customer":"AC\u0007ME","sku":"S","serials":["A"]}`), code: rules.CodeBadRule, path: "shipped[0].customer"},
+		{name: "shipped bad order", env: shipped(`{"order":"` + strings.Repeat("o", 257) + `","sku":"S","serials":["A"]}`), code: rules.CodeBadRule, path: "shipped[0].order"},
+		{name: "shipped without serials", env: shipped(`{"sku":"S"}`), code: rules.CodeBadRule, path: "shipped[0].serials"},
+		{name: "shipped empty serials", env: shipped(`{"sku":"S","serials":[]}`), code: rules.CodeBadRule, path: "shipped[0].serials"},
+		{name: "shipped serials not strings", env: shipped(`{"sku":"S","serials":["A",1]}`), code: rules.CodeBadRule, path: "shipped[0].serials"},
+		{name: "shipped empty serial", env: shipped(`{"sku":"S","serials":["A",""]}`), code: rules.CodeBadRule, path: "shipped[0].serials"},
+		{name: "shipped policy allow", env: shipped(`{"sku":"S","serials":["A"],"policy":"allow"}`), code: rules.CodeBadRule, path: "shipped[0].policy"},
+		{name: "shipped policy unknown", env: shipped(`{"sku":"S","serials":["A"],"policy":"block"}`), code: rules.CodeBadRule, path: "shipped[0].policy"},
+		{name: "shipped bad reason", env: shipped(`{"sku":"S","serials":["A"],"reason":"Not-Ours"}`), code: rules.CodeBadRule, path: "shipped[0].reason"},
+		{name: "shipped reason too long", env: shipped(`{"sku":"S","serials":["A"],"reason":"` + strings.Repeat("r", 33) + `"}`), code: rules.CodeBadRule, path: "shipped[0].reason"},
+		{name: "shipped reason of the engine", env: shipped(`{"sku":"S","serials":["A"],"reason":"duplicate"}`), code: rules.CodeBadRule, path: "shipped[0].reason"},
+		{name: "shipped message too long", env: shipped(`{"sku":"S","serials":["A"],"message":"` + strings.Repeat("m", 257) + `"}`), code: rules.CodeBadRule, path: "shipped[0].message"},
+		{name: "shipped entries disagree on policy", env: shipped(`{"customer":"C","sku":"S","serials":["A"]},{"customer":"C","sku":"S","serials":["B"],"policy":"warn"}`),
+			code: rules.CodeBadRule, path: "shipped[1].policy"},
+		{name: "shipped entries disagree on reason", env: shipped(`{"order":"O","sku":"S","serials":["A"],"reason":"counterfeit"},{"customer":"C","order":"O","sku":"S","serials":["B"],"reason":"not_ours"}`),
+			code: rules.CodeBadRule, path: "shipped[1].reason"},
+		{name: "shipped entries disagree on message", env: shipped(`{"sku":"S","serials":["A"],"message":"a"},{"sku":"S","serials":["B"],"message":"b"}`),
+			code: rules.CodeBadRule, path: "shipped[1].message"},
+		{name: "shipped of the wrong type", env: shipped(`{"sku":"S","serials":["A"],"customer":7}`), code: rules.CodeBadRule, path: "shipped[0].customer"},
+		{name: "shipped unknown field", env: shipped(`{"sku":"S","serial":"A"}`), code: rules.CodeBadRule, path: "shipped[0].serial"},
+		{name: "shipped not a list", env: raw(`"shipped":{"sku":"S"}`), code: rules.CodeBadRule, path: "shipped"},
+
+		// returns
+		{name: "already_returned unknown", env: raw(`"returns":{"already_returned":"block"}`), code: rules.CodeBadRule, path: "returns.already_returned"},
+		{name: "already_returned not a string", env: raw(`"returns":{"already_returned":true}`), code: rules.CodeBadRule, path: "returns.already_returned"},
+		{name: "returns unknown field", env: raw(`"returns":{"already_retuned":"warn"}`), code: rules.CodeBadRule, path: "returns.already_retuned"},
+		{name: "returns not an object", env: raw(`"returns":"reject"`), code: rules.CodeBadRule, path: "returns"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,7 +28,22 @@
 //	    {"serial": "SN-77", "reason": "stolen"}
 //	  ],
 //	  "duplicates": {"receive": "reject", "ship": "warn", "ship_requires_received": "warn"},
-//	  "expected": [{"order": "PO-1234", "policy": "reject", "gtin": "09506000134352", "serials": ["A1", "A2"]}]
+//	  "expected": [
+//	    {"order": "PO-1234", "policy": "reject", "gtin": "09506000134352", "serials": ["A1", "A2"]},
+//	    {"order": "PO-1234", "sku": "PUMP-200", "quantity": 12}
+//	  ],
+//	  "documents": [
+//	    {"kind": "order", "pattern": "PO-[0-9]{4,8}"},
+//	    {"kind": "operator", "pattern": "BADGE:(?P<value>[0-9]+)"},
+//	    {"kind": "location", "pattern": "DOCK-[0-9]{2}", "key": "dock"},
+//	    {"kind": "close", "pattern": "#CLOSE"}
+//	  ],
+//	  "shipped": [
+//	    {"customer": "ACME", "gtin": "09506000134352", "serials": ["A1", "A2"]},
+//	    {"gtin": "09506000134352", "serials": ["A1", "A2", "A3"], "policy": "reject",
+//	     "reason": "counterfeit", "message": "not a serial we made"}
+//	  ],
+//	  "returns": {"already_returned": "reject"}
 //	}
 //
 // testdata/example.json is a complete example; a test loads it. Unknown
@@ -57,18 +72,65 @@
 // many serials in one entry: a million of them then cost about 15 MB of
 // JSON.
 //
-// "duplicates" sets, per station mode (receive, ship, return, transfer,
-// count), what to do when a unit's last recorded movement at this gateway
-// was in the same mode ("duplicate"), and, with "ship_requires_received",
-// what to do when a unit is shipped that has no recorded movement here
-// or was last shipped ("not_received"). A policy is "allow" (the default:
-// no check), "warn" or "reject".
+// "duplicates" sets, per station mode that moves units (receive, ship,
+// return, transfer, count), what to do when a unit's last recorded
+// movement at this gateway was in the same mode ("duplicate"), and, with
+// "ship_requires_received", what to do when a unit is shipped that has no
+// recorded movement here or was last shipped ("not_received"). A policy
+// is "allow" (the default: no check), "warn" or "reject". The modes pack,
+// build, unpack and assign move nothing (a case packed on a pallet is
+// still where it was received), so they have no duplicate policy and
+// their scans are not recorded in the seen-serial index.
 //
-// "expected" lists the units an order (an advance ship notice) brings:
-// while a station's context names that order (SetContext {"order":
-// "PO-1234"}), a unit not listed gets "unexpected_serial" with the order's
-// policy ("warn" by default). An entry with a product and no serials
-// expects every unit of it; entries of one order share one policy.
+// "expected" lists the units an order (an advance ship notice, or a
+// purchase order's lines) brings: while a station's context names that
+// order (SetContext {"order": "PO-1234"}), a unit not listed gets
+// "unexpected_serial" with the order's policy ("warn" by default). An
+// entry with a product and no serials expects units of it: "quantity"
+// (at least 1) of them, or any number without one; an entry with
+// "serials" expects those units, "quantity" of them if given (at most
+// as many as it lists), else all. Entries of one order share one policy;
+// the entries of one product add up to one line (Engine.Order), and must
+// all list serials or all not. A line's quantity never exceeds the
+// distinct serials it lists, and is 0 ("any number") when an entry of it
+// has neither serials nor a quantity. Serials listed without a product
+// make a line of product "": units of any product.
+//
+// "documents" lists patterns that classify a read as a document rather
+// than a product (Engine.Documents; the station's workflow tries the
+// config's patterns first, then these). "kind" is one of wire.DocumentKinds
+// (order, pick, shipment, location, operator, parent, close, cancel,
+// new_serial); "pattern" is an RE2 expression that must match the whole
+// read, and its group named "value", if it has one, is the document's
+// value (no other group may be named: a misspelt "value" would silently
+// make the whole read the value); "key" is the context key the value is
+// set under ([a-z][a-z0-9_]{0,63}; the kind's own by default; none for
+// close and cancel). At most 256 patterns.
+//
+// "shipped" lists the units that went out, so that a return is checked
+// at the dock: "the unit coming back is the one that went out". Each
+// entry names a product ("gtin" or "sku"), its "serials", and optionally
+// a "customer" and/or an "order". While a station in mode return has a
+// context naming that customer (key "customer") or that order (key
+// "order"), or always for an entry that names neither, a returned unit
+// of the product whose serial the list does not name gets the entry's
+// "reason" (a code as deny's, used as the scan's reason code as it is:
+// "not_shipped", the default, or say "counterfeit"; never one of the
+// engine's own codes) with its "policy" ("reject", the default, or
+// "warn") and "message". The entries of one customer (or one order, or
+// the always-list) and product make one list and must agree on policy,
+// reason and message; an entry naming both a customer and an order is
+// on both their lists (and costs its serials twice). A unit without a
+// serial, or of a product no list in scope names, is not checked here.
+//
+// "returns" sets "already_returned": what a unit gets in mode return
+// whose last recorded movement here was a return ("already_returned").
+// It is "reject" by default in a set with "shipped" or "returns", and
+// "allow" in one without them, so sets written before returns were
+// checked judge as they did. It replaces the return mode's "duplicate"
+// finding rather than adding to it (the stricter of the policies of
+// both and of every set in use applies), so a unit returned twice is
+// reported once.
 //
 // # Verdicts and reasons
 //
@@ -76,8 +138,12 @@
 // says warn, else accepted. Each finding is a station.Reason with a
 // stable code: "gs1.<code>" and "hibc.<code>" for syntax errors (the
 // parsers' codes; nothing else is judged then), the Reason* constants,
-// and "denied.<reason>". A scan's rules_version names the sets that
+// "denied.<reason>", and the reasons shipped lists configure. A scan's rules_version names the sets that
 // judged it ("site:42", "site:42,gateway:7") or "none".
+//
+// Engine implements workflow.Rules for the sets in use: Documents and
+// Order (an order's lines, its policy, and Listed, which asks the
+// order's hashed keys whether the ASN names a unit).
 //
 // Scans are read as `scangw inspect` reads them (GS1 element string,
 // Digital Link, HIBC, or plain). A unit is identified in the seen-serial
@@ -108,14 +174,19 @@
 //
 // A site set and a gateway set may both be in use: both apply, and the
 // stricter finding wins, so a gateway set can add rules but never lift a
-// site-wide recall.
+// site-wide recall. Their document patterns add up (the site's first).
+// An order is the exception: it is one document, so a gateway set that
+// names an order replaces the site set's order of that name whole, for
+// judging and for Engine.Order (a corrected ASN must not be intersected
+// with the one it corrects).
 //
 // # Scale
 //
-// Deny and expected lists are kept as 64-bit hashes of their keys in one
-// sorted slice with a bucket index: 12 bytes a key, about 12 MiB for a
-// million (a map of strings takes about 84 MiB), and a lookup touches two
-// or three cache lines. Two keys share a hash with probability 2^-64, so a
+// Deny, expected and shipped lists are kept as 64-bit hashes of their
+// keys in one sorted slice with a bucket index: 12 bytes a key, about 12
+// MiB for a million (a map of strings takes about 84 MiB), and a lookup
+// touches two or three cache lines; expected and shipped lists keep only
+// the hashes once built, 8 bytes a key. Two keys share a hash with probability 2^-64, so a
 // million-entry list denies a good unit by accident about once in 10^13
 // scans; the lists are signed, so nobody can pick entries to force it.
 // Lists are decoded entry by entry straight into hashes, so loading a

@@ -4,12 +4,14 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/scangw/scangw/station"
+	"github.com/scangw/scangw/station/workflow"
 )
 
 // Seen is the gateway's index of the serials it has seen moving, which the
@@ -72,10 +74,15 @@ type state struct {
 	// floor is the newest Issued time of the sets: a trusted lower bound
 	// of the present when the clock is not.
 	floor time.Time
+	// documents are the sets' document patterns, the site set's first.
+	documents []workflow.Pattern
+	// returned is the stricter of the sets' already_returned policies:
+	// one finding for a unit returned twice, whichever set asks for it.
+	returned string
 }
 
 func newState(site, gateway *Set) *state {
-	st := &state{site: site, gateway: gateway}
+	st := &state{site: site, gateway: gateway, returned: Allow}
 	var names []string
 	for _, s := range []*Set{site, gateway} {
 		if s == nil {
@@ -85,6 +92,8 @@ func newState(site, gateway *Set) *state {
 		if s.Issued.After(st.floor) {
 			st.floor = s.Issued
 		}
+		st.documents = append(st.documents[:len(st.documents):len(st.documents)], s.documents...)
+		st.returned = stricter(st.returned, s.returned)
 	}
 	st.name = strings.Join(names, ",")
 	if st.name == "" {
@@ -207,8 +216,9 @@ func (e *Engine) Judge(s *station.Scan) Judgement { return e.judge(s, true) }
 
 // Record tells the seen-serial index that s moved. Call it after the scan
 // was stored: a scan that failed to store is rescanned, and must not then
-// be called a duplicate of itself. Rejected scans and scans that name no
-// unit are not recorded.
+// be called a duplicate of itself. Rejected scans, scans that name no
+// unit, and scans in a mode that moves nothing (pack, build, unpack,
+// assign) are not recorded.
 func (e *Engine) Record(s *station.Scan) error { return e.Hold(s)(true) }
 
 // Hold implements station.Holder: from now until release, s counts as
@@ -218,7 +228,7 @@ func (e *Engine) Record(s *station.Scan) error { return e.Hold(s)(true) }
 // release(false) forgets it: a scan that could not be stored is rescanned
 // and must not be called a duplicate of itself.
 func (e *Engine) Hold(s *station.Scan) (release func(stored bool) error) {
-	if e.seen == nil || s.Verdict == station.Rejected {
+	if e.seen == nil || s.Verdict == station.Rejected || slices.Contains(inPlace, s.Mode) {
 		return noRelease
 	}
 	key := s.Key // as Validate found it: classifying again costs as much as judging

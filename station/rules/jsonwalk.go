@@ -32,6 +32,10 @@ func shapeOf(t reflect.Type) *shape {
 		return &shape{elem: shapeOf(reflect.TypeFor[wireDeny]())}
 	case reflect.TypeFor[expectedList]():
 		return &shape{elem: shapeOf(reflect.TypeFor[wireExpected]())}
+	case reflect.TypeFor[documentList]():
+		return &shape{elem: shapeOf(reflect.TypeFor[wireDocument]())}
+	case reflect.TypeFor[shippedList]():
+		return &shape{elem: shapeOf(reflect.TypeFor[wireShipped]())}
 	}
 	switch t.Kind() {
 	case reflect.Pointer:

@@ -42,6 +42,12 @@ const (
 	ReasonDuplicate            = "duplicate"
 	ReasonNotReceived          = "not_received"
 	ReasonUnexpectedSerial     = "unexpected_serial"
+	// ReasonNotShipped is a returned unit whose serial a shipped list of
+	// its product does not name (an entry may configure its own code).
+	ReasonNotShipped = "not_shipped"
+	// ReasonAlreadyReturned is a returned unit whose last movement here
+	// was a return.
+	ReasonAlreadyReturned = "already_returned"
 )
 
 // maxSyntaxReasons bounds the parser errors a scan carries: the first few
@@ -224,6 +230,7 @@ func (v *verdict) result() string {
 // lookups are the key hashes of one scan, computed once for all sets.
 type lookups struct {
 	serial, anySerial, lot, product uint64
+	value                           uint64 // valueHash(serial) when the scan has one
 }
 
 var anyHash = productHash(kindAny, "")
@@ -232,6 +239,7 @@ func (sc *scanInfo) lookups() lookups {
 	var l lookups
 	if sc.hasSerial {
 		hv := valueHash(sc.serial)
+		l.value = hv
 		l.anySerial = combine(anyHash, hv)
 		if sc.product != "" {
 			l.serial = combine(productHash(kindSerial, sc.product), hv)
@@ -270,7 +278,7 @@ func (e *Engine) judge(s *station.Scan, withFields bool) Judgement {
 		var pr prior
 		for _, set := range []*Set{st.site, st.gateway} {
 			if set != nil {
-				e.apply(set, &sc, &l, s, ref, &v, &pr)
+				e.apply(st, set, &sc, &l, s, ref, &v, &pr)
 			}
 		}
 	}
@@ -278,9 +286,10 @@ func (e *Engine) judge(s *station.Scan, withFields bool) Judgement {
 	return j
 }
 
-// apply judges the scan against one set. With both a site and a gateway
-// set, both apply and the stricter finding wins.
-func (e *Engine) apply(set *Set, sc *scanInfo, l *lookups, s *station.Scan, ref time.Time, v *verdict, pr *prior) {
+// apply judges the scan against set, one of those in st. With both a site
+// and a gateway set, both apply and the stricter finding wins, except for
+// the order in context: only the one Order returns is judged.
+func (e *Engine) apply(st *state, set *Set, sc *scanInfo, l *lookups, s *station.Scan, ref time.Time, v *verdict, pr *prior) {
 	if sc.product != "" {
 		if p := set.products[sc.product]; p != nil {
 			e.product(p, sc, s, ref, v)
@@ -301,7 +310,7 @@ func (e *Engine) apply(set *Set, sc *scanInfo, l *lookups, s *station.Scan, ref 
 	}
 
 	if name := s.Context["order"]; name != "" {
-		if o := set.expected[name]; o != nil && !o.expects(l) {
+		if o := set.expected[name]; o != nil && o == st.order(name) && !o.expects(l) {
 			what := "this unit"
 			if sc.hasSerial {
 				what = "serial " + sc.serial
@@ -310,7 +319,11 @@ func (e *Engine) apply(set *Set, sc *scanInfo, l *lookups, s *station.Scan, ref 
 		}
 	}
 
-	e.duplicates(set, sc, s, v, pr)
+	if s.Mode == "return" && sc.hasSerial && sc.product != "" && len(set.shipped.groups) > 0 {
+		set.shipped.judge(sc, l.value, s.Context, v)
+	}
+
+	e.duplicates(st, set, sc, s, v, pr)
 }
 
 func (o *order) expects(l *lookups) bool {
@@ -324,16 +337,19 @@ func (o *order) expects(l *lookups) bool {
 	return false
 }
 
-func (e *Engine) duplicates(set *Set, sc *scanInfo, s *station.Scan, v *verdict, pr *prior) {
+func (e *Engine) duplicates(st *state, set *Set, sc *scanInfo, s *station.Scan, v *verdict, pr *prior) {
 	if e.seen == nil || sc.key == "" {
 		return
 	}
 	dup := set.duplicates[s.Mode]
-	ship := Allow
-	if s.Mode == "ship" {
+	ship, returned := Allow, Allow
+	switch s.Mode {
+	case "ship":
 		ship = set.shipReceived
+	case "return":
+		returned = st.returned
 	}
-	if dup == "" && ship == Allow {
+	if dup == "" && ship == Allow && returned == Allow {
 		return
 	}
 	if !pr.asked {
@@ -341,7 +357,13 @@ func (e *Engine) duplicates(set *Set, sc *scanInfo, s *station.Scan, v *verdict,
 		pr.mode, pr.at, pr.ok = e.seenOrHeld(sc.key)
 	}
 	when := func() string { return pr.at.UTC().Format(time.RFC3339) }
-	if dup != "" && pr.ok && pr.mode == s.Mode {
+	switch {
+	case !pr.ok || pr.mode != s.Mode:
+	case returned != Allow:
+		// A unit returned twice is one finding, not also a "duplicate" of
+		// this or the other set: the stricter policy says what it does.
+		v.add(stricter(returned, dup), ReasonAlreadyReturned, "already returned at "+when())
+	case dup != "":
 		v.add(dup, ReasonDuplicate, "already scanned in "+pr.mode+" mode at "+when())
 	}
 	switch {
@@ -351,6 +373,17 @@ func (e *Engine) duplicates(set *Set, sc *scanInfo, s *station.Scan, v *verdict,
 	case pr.mode == "ship":
 		v.add(ship, ReasonNotReceived, "shipped but not received since it was shipped at "+when())
 	}
+}
+
+// stricter returns the stricter of two policies ("" is allow).
+func stricter(a, b string) string {
+	if a == Reject || b == Reject {
+		return Reject
+	}
+	if a == Warn || b == Warn {
+		return Warn
+	}
+	return Allow
 }
 
 func (e *Engine) product(p *product, sc *scanInfo, s *station.Scan, ref time.Time, v *verdict) {

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 )
 
-// Deny lists and expected-serial lists can hold millions of keys on a
+// Deny lists, expected-serial lists and shipped lists can hold millions of keys on a
 // gateway with a few hundred MiB of RAM, so they are kept as 64-bit hashes
 // in one sorted slice (8 bytes a key, plus 4 for what the key maps to)
 // instead of a map of strings (about 90 bytes a key; see the benchmarks).
@@ -31,6 +31,7 @@ const (
 	kindLot     = 'l' // product + lot
 	kindProduct = 'p' // the whole product
 	kindAny     = 'S' // a serial of any product
+	kindShipped = 'r' // a shipped list (shipHash)
 )
 
 // productHash hashes a kind and a product key ("g" + GTIN-14 or "k" +
@@ -39,6 +40,31 @@ func productHash(kind byte, product string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(seed)
 	h.WriteByte(kind)
+	h.WriteString(product)
+	return h.Sum64()
+}
+
+// keyHash is productHash(kind, string(prefix)+name) without building the
+// product key: maphash hashes a sequence of writes as their concatenation.
+func keyHash(kind, prefix byte, name string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	h.WriteByte(kind)
+	h.WriteByte(prefix)
+	h.WriteString(name)
+	return h.Sum64()
+}
+
+// shipHash hashes a shipped list's key: its level, customer or order, and
+// product key. Values never hold a NUL (checkValue), so the separator
+// keeps ("ab", "c") apart from ("a", "bc").
+func shipHash(level byte, value, product string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	h.WriteByte(kindShipped)
+	h.WriteByte(level)
+	h.WriteString(value)
+	h.WriteByte(0)
 	h.WriteString(product)
 	return h.Sum64()
 }

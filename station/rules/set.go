@@ -13,6 +13,7 @@ import (
 
 	"github.com/scangw/scangw/station"
 	"github.com/scangw/scangw/station/checkdigit"
+	"github.com/scangw/scangw/station/workflow"
 )
 
 // Schema is the rule-set schema version this package reads. A payload
@@ -47,6 +48,9 @@ type wireSet struct {
 	Deny           denyList       `json:"deny"`
 	Duplicates     wireDuplicates `json:"duplicates"`
 	Expected       expectedList   `json:"expected"`
+	Documents      documentList   `json:"documents"`
+	Shipped        shippedList    `json:"shipped"`
+	Returns        *wireReturns   `json:"returns"`
 }
 
 type wireProduct struct {
@@ -91,11 +95,12 @@ type wireDuplicates struct {
 }
 
 type wireExpected struct {
-	Order   string   `json:"order"`
-	Policy  string   `json:"policy"`
-	GTIN    string   `json:"gtin"`
-	SKU     string   `json:"sku"`
-	Serials hashList `json:"serials"`
+	Order    string   `json:"order"`
+	Policy   string   `json:"policy"`
+	GTIN     string   `json:"gtin"`
+	SKU      string   `json:"sku"`
+	Serials  hashList `json:"serials"`
+	Quantity *int     `json:"quantity"`
 }
 
 // header is what is read of a payload before the whole of it: enough to
@@ -128,6 +133,9 @@ type Set struct {
 	duplicates     map[string]string // station mode → policy
 	shipReceived   string
 	expected       map[string]*order
+	documents      []workflow.Pattern
+	shipped        shippedIndex
+	returned       string // policy for a unit last returned, in mode return
 }
 
 // Name is how scan events name the set: "site:42", "gateway:7".
@@ -140,11 +148,15 @@ type Stats struct {
 	Orders       int // orders with expected units
 	ExpectedKeys int // expected-unit keys over all orders
 	DenyBytes    int // memory the deny list's index holds
+	Documents    int // document patterns
+	ShippedKeys  int // distinct shipped-list keys
+	ShippedBytes int // memory the shipped lists' index holds
 }
 
 // Stats returns the set's sizes.
 func (s *Set) Stats() Stats {
-	st := Stats{Products: len(s.products), DenyKeys: s.deny.Len(), Orders: len(s.expected), DenyBytes: s.deny.bytes()}
+	st := Stats{Products: len(s.products), DenyKeys: s.deny.Len(), Orders: len(s.expected), DenyBytes: s.deny.bytes(),
+		Documents: len(s.documents), ShippedKeys: s.shipped.keys.Len(), ShippedBytes: s.shipped.keys.bytes()}
 	for _, o := range s.expected {
 		st.ExpectedKeys += o.keys.Len()
 	}
@@ -169,6 +181,7 @@ type serialRule struct {
 type order struct {
 	policy string
 	keys   keySet
+	view   workflow.Order // what Engine.Order returns, built once
 }
 
 // productKey names a product in the maps: "g" + GTIN-14 or "k" + SKU.
@@ -293,6 +306,7 @@ func (c *checker) set(w *wireSet) *Set {
 		s.deny, s.denyReasons = newKeySet(w.Deny.hashes, w.Deny.vals), w.Deny.reasons
 	}
 	d := &w.Duplicates
+	// Modes that move units only: not inPlace.
 	for mode, p := range map[string]string{"receive": d.Receive, "ship": d.Ship, "return": d.Return, "transfer": d.Transfer, "count": d.Count} {
 		if p := c.policy("duplicates."+mode, p, Allow); p != Allow {
 			s.duplicates[mode] = p
@@ -302,9 +316,25 @@ func (c *checker) set(w *wireSet) *Set {
 	c.merge(w.Expected.problems)
 	if len(c.errs) == 0 {
 		for name, o := range w.Expected.orders {
-			s.expected[name] = &order{policy: o.policy, keys: newKeySet(o.hashes, nil)}
+			s.expected[name] = newOrder(name, o)
 		}
 	}
+	c.merge(w.Documents.problems)
+	s.documents = w.Documents.patterns
+	c.merge(w.Shipped.problems)
+	if len(c.errs) == 0 {
+		s.shipped = shippedIndex{keys: newKeySet(w.Shipped.hashes, nil), groups: w.Shipped.groups}
+	}
+	// A set from before the returns checks judges as it did; one that
+	// carries them checks for units coming back twice unless it says not to.
+	def, ar := Allow, ""
+	if w.Returns != nil || len(w.Shipped.groups) > 0 {
+		def = Reject
+	}
+	if w.Returns != nil {
+		ar = w.Returns.AlreadyReturned
+	}
+	s.returned = c.policy("returns.already_returned", ar, def)
 	return s
 }
 
@@ -585,8 +615,11 @@ type expectedList struct {
 }
 
 type orderBuild struct {
-	policy string
-	hashes []uint64
+	policy    string
+	hashes    []uint64
+	vals      []uint32 // the line of each hash
+	lines     []lineBuild
+	byProduct map[string]int // index in lines by product key
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -627,20 +660,51 @@ func (c *checker) expectedEntry(l *expectedList, path string, w *wireExpected) {
 	}
 	prod := c.productOf(path, w.GTIN, w.SKU)
 	hasProduct := w.GTIN != "" || w.SKU != ""
+	n := len(w.Serials.hashes)
+	if q := w.Quantity; q != nil {
+		switch {
+		case *q < 1 || *q > maxQuantity:
+			c.bad(path+".quantity", "want 1 to %d", maxQuantity)
+		case n > 0 && *q > n:
+			c.bad(path+".quantity", "more than the %d serials the entry lists", n)
+		}
+	}
+	if n == 0 && !hasProduct {
+		c.bad(path, "an entry names a product, serials, or both")
+	}
+	if len(c.errs) > 0 {
+		return // nothing more is built for a set that will be refused
+	}
+	li, ok := o.line(prod, n > 0)
+	if !ok {
+		c.bad(path, "order %q lists serials of this product in one entry and not in another", w.Order)
+		return
+	}
+	line := &o.lines[li]
 	switch {
-	case len(w.Serials.hashes) == 0 && hasProduct:
+	case w.Quantity != nil:
+		line.quantity += *w.Quantity
+	case n > 0:
+		line.quantity += n
+	default:
+		line.any = true // an entry without a quantity expects any number
+	}
+	if line.quantity > maxQuantity {
+		c.bad(path+".quantity", "the order's line of this product adds up to more than %d", maxQuantity)
+	}
+	if n == 0 {
 		// Any unit of the product is expected.
 		o.hashes = append(o.hashes, combine(productHash(kindProduct, prod), emptyHash))
-	case len(w.Serials.hashes) == 0:
-		c.bad(path, "an entry names a product, serials, or both")
-	default:
-		kind := byte(kindAny)
-		if hasProduct {
-			kind = kindSerial
-		}
-		hp := productHash(kind, prod)
-		for _, hv := range w.Serials.hashes {
-			o.hashes = append(o.hashes, combine(hp, hv))
-		}
+		o.vals = append(o.vals, uint32(li))
+		return
+	}
+	kind := byte(kindAny)
+	if hasProduct {
+		kind = kindSerial
+	}
+	hp := productHash(kind, prod)
+	for _, hv := range w.Serials.hashes {
+		o.hashes = append(o.hashes, combine(hp, hv))
+		o.vals = append(o.vals, uint32(li))
 	}
 }

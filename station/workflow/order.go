@@ -83,7 +83,7 @@ func (s *step) count(r *Read) {
 		_, seen = s.get(counted)
 	}
 	outcome, pol := wire.OrderCounted, Warn
-	lines := lineIndexes(o.Lines, prod)
+	lines := lineIndexes(o, prod, r.Fields["serial"])
 	if seen {
 		outcome = wire.OrderRepeat
 		s.find(Warn, "order.repeat", fmt.Sprintf("%s was counted for order %s already", unit, p.Name))
@@ -93,12 +93,13 @@ func (s *step) count(r *Read) {
 			outcome, pol = wire.OrderUnexpected, policyOf(s.cfg.Unexpected, mode)
 			p.Unexpected++
 			s.find(pol, "order.unexpected", fmt.Sprintf("order %s has no line of %s", p.Name, name(prod)))
-		case o.Listed != nil && slices.ContainsFunc(lines, func(i int) bool { return o.Lines[i].Serials }) && !o.Listed(prod, r.Fields["serial"]):
+		case o.Listed != nil && slices.ContainsFunc(lines, func(i int) bool { return o.Lines[i].Serials && o.Lines[i].Product != "" }) && !o.Listed(prod, r.Fields["serial"]):
 			outcome, pol = wire.OrderWrongSerial, policy(o.Policy)
 			p.WrongSerial++
 			s.find(pol, "order.wrong_serial", fmt.Sprintf("serial %q of %s is not on order %s", r.Fields["serial"], name(prod), p.Name))
 		default:
-			i := slices.IndexFunc(lines, func(i int) bool { return p.Lines[i].Counted < p.Lines[i].Expected })
+			// A line of Quantity 0 takes any number: it is never over.
+			i := slices.IndexFunc(lines, func(i int) bool { return p.Lines[i].Expected == 0 || p.Lines[i].Counted < p.Lines[i].Expected })
 			if i >= 0 {
 				p.Lines[lines[i]].Counted++
 			} else {
@@ -131,19 +132,33 @@ func (s *step) count(r *Read) {
 	s.out.Order = d
 }
 
-func lineIndexes(lines []Line, prod string) []int {
+// lineIndexes are the order's lines a unit belongs to: those of its
+// product, else a line of serials of any product (Product "") that lists
+// its serial.
+func lineIndexes(o Order, prod, serial string) []int {
 	var out []int
-	for i, l := range lines {
+	for i, l := range o.Lines {
 		if prod != "" && l.Product == prod {
+			out = append(out, i)
+		}
+	}
+	if len(out) > 0 || serial == "" || o.Listed == nil {
+		return out
+	}
+	for i, l := range o.Lines {
+		if l.Product == "" && o.Listed("", serial) {
 			out = append(out, i)
 		}
 	}
 	return out
 }
 
-// met reports whether every line is met; an order without lines never is.
+// met reports whether every line is met. A line of Quantity 0 (any
+// number of its product) is met by any count, so an order of only such
+// lines is never complete: nothing says when it is.
 func met(lines []wire.OrderLine) bool {
-	return len(lines) > 0 && !slices.ContainsFunc(lines, func(l wire.OrderLine) bool { return l.Counted < l.Expected })
+	return slices.ContainsFunc(lines, func(l wire.OrderLine) bool { return l.Expected > 0 }) &&
+		!slices.ContainsFunc(lines, func(l wire.OrderLine) bool { return l.Expected > 0 && l.Counted < l.Expected })
 }
 
 // policyOf is the policy of mode in m ("*": any other mode).

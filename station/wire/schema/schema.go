@@ -96,6 +96,12 @@ func Check(payload []byte) error {
 	return nil
 }
 
+// epcisPattern is the route of EPCIS documents: not CloudEvents, checked
+// against GS1's schema instead.
+var epcisPattern = wire.Routes[slices.IndexFunc(wire.Routes, func(r wire.Route) bool {
+	return r.Up && len(r.Types) == 0
+})].Pattern
+
 // CheckMessage validates a message the gateway published on topic: the
 // topic must be one of the contract's upward topics (wire.Routes), the
 // event's type one that topic carries, and the payload valid for its
@@ -104,6 +110,12 @@ func CheckMessage(t wire.Topics, topic string, payload []byte) error {
 	r, _, ok := t.Route(topic)
 	if !ok || !r.Up {
 		return fmt.Errorf("topic %q is not an upward topic of the wire contract", topic)
+	}
+	if r.Pattern == epcisPattern {
+		if err := CheckEPCIS(payload); err != nil {
+			return fmt.Errorf("%s: %w", topic, err)
+		}
+		return nil
 	}
 	var head wire.Head
 	if err := json.Unmarshal(payload, &head); err != nil {

@@ -21,8 +21,12 @@ func TestOpenAndAnyProductLines(t *testing.T) {
 	}}}
 	s := newStation(t, "d1", "receive", memIndex{}, rules)
 	s.cmd(Command{Kind: SetContext, Context: map[string]string{"order": "PO-9"}})
-	g := func(serial string) map[string]string { return map[string]string{"gtin": "09506000134352", "serial": serial} }
-	other := func(serial string) map[string]string { return map[string]string{"gtin": "09506000134369", "serial": serial} }
+	g := func(serial string) map[string]string {
+		return map[string]string{"gtin": "09506000134352", "serial": serial}
+	}
+	other := func(serial string) map[string]string {
+		return map[string]string{"gtin": "09506000134369", "serial": serial}
+	}
 	for i, serial := range []string{"A1", "A2", "A3"} {
 		out := s.read("a"+serial, g(serial), "u/"+serial)
 		if out.Order == nil || out.Order.Last.Outcome != wire.OrderCounted || out.Order.Status != wire.OrderProgress {

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/scangw/scangw/station/serials"
 )
 
 // Document classifies a read as a document rather than a product: a
@@ -318,5 +320,12 @@ func validHostPort(s string) bool {
 	return err == nil && host != "" && validPort(port)
 }
 
-// checkSerialTemplate is replaced once station/serials lands.
-func checkSerialTemplate(s SerialScheme) error { return nil }
+// checkSerialTemplate parses a scheme's template as the gateway will.
+func checkSerialTemplate(s SerialScheme) error {
+	max := s.MaxLength
+	if max < 1 || max > 64 {
+		max = defaultSerialMax // reported on max_length
+	}
+	_, err := serials.ParseOptions{MaxLen: max}.Parse(s.Template)
+	return err
+}

@@ -181,8 +181,8 @@ func (s *Station) events(out workflow.Outcome) []buffer.Record {
 // commitStep stores an outcome's events (after recs) and its state in one
 // transaction, waits for it, and only then puts the new state in force.
 // The caller holds lockFlow.
-func (s *Station) commitStep(ctx context.Context, out workflow.Outcome, recs []buffer.Record) ([]uint64, error) {
-	w := buffer.Write{Records: append(recs, s.events(out)...), State: stateValues(out.Writes)}
+func (s *Station) commitStep(ctx context.Context, out workflow.Outcome, recs []buffer.Record, state ...buffer.StateValue) ([]uint64, error) {
+	w := buffer.Write{Records: append(recs, s.events(out)...), State: append(stateValues(out.Writes), state...)}
 	next := out.Next
 	if next != nil {
 		b, err := json.Marshal(next)
@@ -288,7 +288,7 @@ func changes(out workflow.Outcome) bool {
 // conveyor costs nothing more.
 func (s *Station) inert(set *settings) bool {
 	st := s.flowState()
-	return len(set.flow.Documents) == 0 && set.flow.Idle == 0 && !aggregating(st.Mode) &&
+	return len(set.flow.Documents) == 0 && set.flow.Idle == 0 && !aggregating(st.Mode) && st.Mode != "assign" && s.verify.Load() == nil &&
 		st.Context["order"] == "" && st.Open == nil && len(rulesOf(set.valid).Documents()) == 0
 }
 
@@ -304,9 +304,16 @@ func (s *Station) record(ctx context.Context, a *answer, set *settings) {
 	}
 	unlock := s.lockFlow()
 	defer unlock()
+	if v := s.verify.Load(); v != nil && s.assigner != nil {
+		s.verifyRead(ctx, a, set, v)
+		return
+	}
 	out := s.step(set, workflow.Input{Time: scan.Time, Read: &workflow.Read{
 		Scan: scan.ID, Scanner: scan.Scanner, Raw: string(scan.Data), Fields: scan.Fields, Unit: scan.Key, Verdict: scan.Verdict,
 	}})
+	if s.assignOnRead(ctx, a, set, out) {
+		return
+	}
 	if out.Document {
 		a.scan, a.doc = nil, &document{Document: wire.Document{Kind: out.Kind, Value: out.Value}, sig: signalOf(out.Signal), findings: out.Findings}
 		a.pending = first(s.commitStep(ctx, out, nil))

@@ -1,8 +1,10 @@
 package station
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -144,6 +146,10 @@ func (s *Set) SetContext(ctx context.Context, id string, c map[string]string) (w
 	return st.Status(), nil
 }
 
+// Station returns station id; the error is a *wire.Error
+// (unknown_station).
+func (s *Set) Station(id string) (*Station, error) { return s.get(id) }
+
 func (s *Set) get(id string) (*Station, error) {
 	s.mu.Lock()
 	st, ok := s.byID[id]
@@ -176,8 +182,8 @@ func (s *Set) CancelAggregation(ctx context.Context, id string, args json.RawMes
 }
 
 func (s *Set) aggregationCommand(ctx context.Context, id string, args json.RawMessage, do func(*Station, context.Context) error) (any, error) {
-	if len(args) > 0 && string(args) != "{}" && string(args) != "null" {
-		return nil, &wire.Error{Code: wire.CodeBadArgs, Message: "takes no args"}
+	if err := strictArgs(args, &struct{}{}); err != nil {
+		return nil, &wire.Error{Code: wire.CodeBadArgs, Message: "takes no args: " + err.Error()}
 	}
 	st, err := s.get(id)
 	if err != nil {
@@ -187,4 +193,52 @@ func (s *Set) aggregationCommand(ctx context.Context, id string, args json.RawMe
 		return nil, requestError(err)
 	}
 	return st.Status(), nil
+}
+
+// AssignSerial assigns station id's next serial (command assign_serial:
+// args {"gtin", "lot", "expiry"}, all optional) and returns its event's
+// data.
+func (s *Set) AssignSerial(ctx context.Context, id string, args json.RawMessage) (any, error) {
+	var p Product
+	if err := strictArgs(args, &p); err != nil {
+		return nil, &wire.Error{Code: wire.CodeBadArgs, Message: `assign_serial wants {"gtin": "...", "lot": "...", "expiry": "YYMMDD"} (each optional): ` + err.Error()}
+	}
+	st, err := s.get(id)
+	if err != nil {
+		return nil, err
+	}
+	return st.AssignSerial(ctx, wire.TriggerCommand, p)
+}
+
+// Reprint prints station id's last serial again, or the one named
+// (command reprint: args {"serial": "..."}, optional).
+func (s *Set) Reprint(ctx context.Context, id string, args json.RawMessage) (any, error) {
+	var a struct {
+		Serial string `json:"serial"`
+	}
+	if err := strictArgs(args, &a); err != nil {
+		return nil, &wire.Error{Code: wire.CodeBadArgs, Message: `reprint wants {"serial": "..."} (optional: the station's last): ` + err.Error()}
+	}
+	st, err := s.get(id)
+	if err != nil {
+		return nil, err
+	}
+	return st.Reprint(ctx, wire.TriggerCommand, a.Serial)
+}
+
+// strictArgs decodes a command's args, refusing unknown fields; none is
+// an empty object.
+func strictArgs(raw json.RawMessage, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the args")
+	}
+	return nil
 }

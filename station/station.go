@@ -24,6 +24,7 @@ import (
 
 	"github.com/scangw/scangw/buffer"
 	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/station/assign"
 	"github.com/scangw/scangw/station/epcis"
 	"github.com/scangw/scangw/station/wire"
 	"github.com/scangw/scangw/station/workflow"
@@ -93,6 +94,8 @@ type Config struct {
 	// EPCIS, when set, renders the station's scans and aggregations as
 	// EPCIS 2.0 documents on wire.EPCISStream too.
 	EPCIS *epcis.Config
+	// Assign, when set, makes the station assign serials (Deps.Assigner).
+	Assign *AssignConfig
 }
 
 // Deps are what a station works with.
@@ -112,6 +115,8 @@ type Deps struct {
 	// Index is the gateway's workflow index, shared by its stations;
 	// nil: one of the station's own, in memory.
 	Index *Index
+	// Assigner assigns serials for the stations with Config.Assign.
+	Assigner *assign.Assigner
 }
 
 // Station runs one station's pipeline.
@@ -145,6 +150,9 @@ type Station struct {
 	flowSt  atomic.Pointer[workflow.State]
 	lastCtx *workflow.State // under flowMu: the state last logged
 	index   *Index
+
+	assigner *assign.Assigner
+	verify   atomic.Pointer[verifying] // the serial awaited, changed under flowMu
 }
 
 // settings are a station's configuration that a reload may change while
@@ -179,6 +187,8 @@ func New(cfg Config, d Deps) *Station {
 		synced: d.ClockSynced,
 		now:    time.Now,
 		index:  d.Index,
+
+		assigner: d.Assigner,
 	}
 	if s.index == nil {
 		s.index, _ = LoadIndex(nil)
@@ -194,6 +204,7 @@ func New(cfg Config, d Deps) *Station {
 		s.m.refused.WithLabelValues(cfg.ID)
 	}
 	s.restore()
+	s.restoreVerify()
 	return s
 }
 
@@ -206,6 +217,9 @@ func (s *Station) Status() wire.StationStatus {
 	st := wire.StationStatus{ID: s.cfg.ID, Mode: fs.Mode, Context: fs.Context, Running: s.Running(),
 		Scanners: make([]wire.ScannerStatus, 0, len(scanners))}
 	flowStatus(fs, &st)
+	if v := s.verify.Load(); v != nil {
+		st.Verify = v.Serial
+	}
 	for _, sc := range scanners {
 		up := true
 		if c, ok := sc.(interface{ Connected() bool }); ok {
@@ -286,9 +300,11 @@ func (s *Station) ticks(ctx context.Context) {
 	}
 }
 
-// tick expires an idle context. The check before the lock keeps an idle
-// station from taking it every second.
+// tick expires an idle context and a verification nobody scanned. The
+// checks before the lock keep an idle station from taking it every
+// second.
 func (s *Station) tick(ctx context.Context) {
+	s.verifyTimeout(ctx)
 	idle := s.settings.Load().flow.Idle
 	fs := s.flowState()
 	if idle <= 0 || len(fs.Context) == 0 || fs.Touched.IsZero() || s.now().Sub(fs.Touched) < idle {

@@ -91,6 +91,8 @@ func newHTTPServer(c configs.HTTP, reg *prometheus.Registry, ready func() bool, 
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { s.serveIndex(w, r, page) })
 	mux.Handle("GET /status", s.guardData(http.HandlerFunc(page.serveJSON)))
 	mux.Handle("GET /events", s.guardData(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveEvents(w, r, page) })))
+	mux.Handle("POST /serial/next", s.guardData(page.serveSerial(false)))
+	mux.Handle("POST /serial/reprint", s.guardData(page.serveSerial(true)))
 	mux.HandleFunc("GET /assets/{name}", serveAsset) // no data in them; the login form needs the CSS
 	mux.Handle("/metrics", s.guard("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	mux.Handle("/healthz", s.guard("/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

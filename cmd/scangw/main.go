@@ -7,6 +7,8 @@
 //	scangw rules ...             make keys, sign and check rule sets
 //	scangw command sign ...      address, date and sign a downlink command
 //	scangw inspect [CODE ...]    parse barcodes (GS1, Digital Link, HIBC, plain) as JSON lines
+//	scangw serial next|reprint   assign a serial at the running gateway, or print one again
+//	scangw label preview         render a label template's DataMatrix to PNG
 //	scangw buffer ...            inspect or repair a stopped gateway's buffer
 //	scangw bench buffer          measure the buffer on this disk (-tags bench)
 //	scangw version               print the version
@@ -41,6 +43,8 @@ Usage:
   scangw rules keygen|sign|check  make keys, sign and check rule sets
   scangw command sign [flags]    address, date and sign a downlink command (mqtt.command_keys)
   scangw tail --broker URL       print the gateways' events live, deduplicated, with gap warnings (--key: ask for resends)
+  scangw serial next|reprint --station ID   assign a serial at a running gateway and print its label, or print one again
+  scangw label preview --serial S   render a label's GS1 DataMatrix to PNG, to check a template without a printer
   scangw buffer stats|peek|export|salvage   inspect or repair a stopped gateway's buffer
   scangw devices [--json]        list USB HID and serial devices present, and the configured scanner each is
   scangw bench buffer [flags]    measure the buffer on this disk; prints JSON
@@ -142,6 +146,8 @@ var usages = map[string]string{
 	"buffer":       bufferUsage,
 	"bench":        benchUsage,
 	"devices":      devicesUsage,
+	"serial":       serialUsage,
+	"label":        labelUsage,
 	"version":      "usage: scangw version\n\nPrints the version, the commit and Go version it was built from, the OS and\narchitecture, and whether USB HID scanners are built in (cgo).\n",
 }
 
@@ -214,6 +220,12 @@ var subcommands = map[string]func(ctx context.Context, args []string) int{
 	},
 	"buffer": func(ctx context.Context, args []string) int {
 		return report("scangw buffer", bufferCmd(ctx, os.Stdout, args))
+	},
+	"serial": func(ctx context.Context, args []string) int {
+		return report("scangw serial", serialCmd(ctx, os.Stdout, args))
+	},
+	"label": func(_ context.Context, args []string) int {
+		return report("scangw label", labelCmd(os.Stdout, args))
 	},
 	"bench": benchCmd,
 	"devices": func(_ context.Context, args []string) int {

@@ -23,6 +23,7 @@ import (
 	"github.com/scangw/scangw/device/tcpscan"
 	"github.com/scangw/scangw/device/usbdev"
 	"github.com/scangw/scangw/station"
+	"github.com/scangw/scangw/station/assign"
 	"github.com/scangw/scangw/station/rules"
 	"github.com/scangw/scangw/uplink"
 )
@@ -88,6 +89,7 @@ type stationParts struct {
 
 	scanners map[[2]string]*builtScanner // by station id and scanner id
 	index    *station.Index              // the stations' workflow index
+	assigner *assign.Assigner            // nil: no serial schemes
 }
 
 type builtScanner struct {
@@ -108,12 +110,12 @@ func newStationParts(buf *buffer.Buffer, engine station.Validator, ind station.I
 // build makes the stations of cfg.
 func (p *stationParts) build(cfg *configs.Config) (*station.Set, error) {
 	var out []*station.Station
-	for _, sc := range cfg.Stations {
-		u := p.update(cfg, sc)
-		out = append(out, station.New(u.Config, station.Deps{
-			Scanners: u.Scanners, Store: p.buf, State: p.buf, Validator: u.Validator,
-			Metrics: p.sm, Log: p.log, Indicator: p.ind, Index: p.index,
-		}))
+	for i := range cfg.Stations {
+		u, err := p.update(cfg, i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, station.New(u.Config, p.deps(u)))
 	}
 	p.forget(cfg)
 	return station.NewSet(out...)
@@ -129,10 +131,14 @@ func (p *stationParts) apply(ctx context.Context, cfg *configs.Config, set *stat
 	}
 	var kept []*station.Station
 	updates := map[string]station.Update{}
-	for _, sc := range cfg.Stations {
+	for i, sc := range cfg.Stations {
 		if st, ok := running[sc.ID]; ok {
+			u, err := p.update(cfg, i)
+			if err != nil {
+				return err
+			}
 			kept = append(kept, st)
-			updates[sc.ID] = p.update(cfg, sc)
+			updates[sc.ID] = u
 		}
 	}
 	// Stop: removed stations, then the scanners kept stations lose.
@@ -150,18 +156,18 @@ func (p *stationParts) apply(ctx context.Context, cfg *configs.Config, set *stat
 	}
 	// Start.
 	var all []*station.Station
-	for _, sc := range cfg.Stations {
+	for i, sc := range cfg.Stations {
 		st, ok := running[sc.ID]
 		if ok {
 			if err := st.Update(ctx, updates[sc.ID]); err != nil {
 				return err
 			}
 		} else {
-			u := p.update(cfg, sc)
-			st = station.New(u.Config, station.Deps{
-				Scanners: u.Scanners, Store: p.buf, State: p.buf, Validator: u.Validator,
-				Metrics: p.sm, Log: p.log, Indicator: p.ind, Index: p.index,
-			})
+			u, err := p.update(cfg, i)
+			if err != nil {
+				return err
+			}
+			st = station.New(u.Config, p.deps(u))
 		}
 		all = append(all, st)
 	}
@@ -169,9 +175,21 @@ func (p *stationParts) apply(ctx context.Context, cfg *configs.Config, set *stat
 	return set.Replace(all...)
 }
 
-// update is station sc of cfg as a station.Update, reusing the drivers of
+func (p *stationParts) deps(u station.Update) station.Deps {
+	return station.Deps{
+		Scanners: u.Scanners, Store: p.buf, State: p.buf, Validator: u.Validator,
+		Metrics: p.sm, Log: p.log, Indicator: p.ind, Index: p.index, Assigner: p.assigner,
+	}
+}
+
+// update is station i of cfg as a station.Update, reusing the drivers of
 // scanners whose settings did not change.
-func (p *stationParts) update(cfg *configs.Config, sc configs.Station) station.Update {
+func (p *stationParts) update(cfg *configs.Config, i int) (station.Update, error) {
+	sc := cfg.Stations[i]
+	ac, err := assignConfig(sc, i)
+	if err != nil {
+		return station.Update{}, err
+	}
 	var scanners []station.Scanner
 	debounce := map[string]time.Duration{}
 	for _, s := range sc.Scanners {
@@ -204,10 +222,11 @@ func (p *stationParts) update(cfg *configs.Config, sc configs.Station) station.U
 			NoReadEvents:    sc.NoReadEvents,
 			Flow:            flowConfig(cfg, sc),
 			EPCIS:           epcisConfig(cfg, sc),
+			Assign:          ac,
 		},
 		Scanners:  scanners,
 		Validator: station.Chain{station.LengthRule{Min: sc.MinLength, Max: sc.MaxLength}, p.engine},
-	}
+	}, nil
 }
 
 // forget drops the drivers of scanners cfg no longer has.

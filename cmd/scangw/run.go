@@ -53,6 +53,11 @@ func runReloading(ctx context.Context, cfg *configs.Config, log *slog.Logger, r 
 	if err != nil {
 		return err
 	}
+	assigner, err := newAssigner(cfg, buf, log, reg)
+	if err != nil {
+		return err
+	}
+	parts.assigner = assigner
 	stations, err := parts.build(cfg)
 	if err != nil {
 		return err
@@ -64,6 +69,12 @@ func runReloading(ctx context.Context, cfg *configs.Config, log *slog.Logger, r 
 	upCfg.Commands = map[string]uplink.CommandFunc{
 		wire.CmdCloseAggregation:  stations.CloseAggregation,
 		wire.CmdCancelAggregation: stations.CancelAggregation,
+	}
+	if assigner != nil {
+		upCfg.Commands[wire.CmdAssignSerial] = stations.AssignSerial
+		upCfg.Commands[wire.CmdReprint] = stations.Reprint
+		upCfg.Commands[wire.CmdGrantSerials] = grantSerials(assigner)
+		upCfg.Assignments = assignments{assigner}
 	}
 	upCfg.ClockSynced = station.KernelClockSynced
 	// Files the config names must be usable before anything connects; a
@@ -90,6 +101,9 @@ func runReloading(ctx context.Context, cfg *configs.Config, log *slog.Logger, r 
 	g.Go(func() error { return buf.Run(ctx) })
 	g.Go(func() error { return hp.Run(ctx) })
 	g.Go(func() error { return hs.Run(ctx) })
+	if assigner != nil {
+		g.Go(func() error { return assigner.Run(ctx) })
+	}
 	l.notify = systemdNotifier(log) // a reload says RELOADING=1 and READY=1 through it
 	g.Go(func() error {
 		return superviseSystemd(ctx, l.notify, stations.Ready, daemonParts(buf, stations, up), log)

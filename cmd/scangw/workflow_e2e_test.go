@@ -160,9 +160,8 @@ func decodeAll[T any](t *testing.T, ms []mosquittotest.Message, typ string) []T 
 
 // checkAll holds every message to its schema: the wire contract's, or
 // GS1's for the EPCIS topic.
-func checkAll(t *testing.T, ms []mosquittotest.Message) {
+func checkAll(t *testing.T, topics wire.Topics, ms []mosquittotest.Message) {
 	t.Helper()
-	topics := wire.TopicsFor("scangw/v1", "plant-w", "gw-wf")
 	for _, m := range ms {
 		if err := schema.CheckMessage(topics, m.Topic, m.Payload); err != nil {
 			t.Errorf("%v\n%s", err, m.Payload)
@@ -216,7 +215,11 @@ func (c *commander) do(cmd, station, args string) wire.Reply {
 	c.t.Helper()
 	c.n++
 	id := fmt.Sprintf("c-%d", c.n)
-	msg := fmt.Sprintf(`{"v":1,"id":%q,"cmd":%q,"station":%q,"args":%s}`, id, cmd, station, args)
+	st := ""
+	if station != "" {
+		st = fmt.Sprintf(`,"station":%q`, station)
+	}
+	msg := fmt.Sprintf(`{"v":1,"id":%q,"cmd":%q%s,"args":%s}`, id, cmd, st, args)
 	if tok := c.c.Publish(c.topics.Cmd, 1, false, msg); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		c.t.Fatalf("publish: %v", tok.Error())
 	}
@@ -428,9 +431,9 @@ func TestWorkflowSessions(t *testing.T) {
 		}
 	})
 
-	checkAll(t, events.Messages())
-	checkAll(t, scans.Messages())
-	checkAll(t, epcisDocs.Messages())
+	checkAll(t, topics, events.Messages())
+	checkAll(t, topics, scans.Messages())
+	checkAll(t, topics, epcisDocs.Messages())
 	// Accepted and warned scans outside the aggregation modes, and each
 	// aggregation, have their EPCIS document; rejected scans have none.
 	if n := len(onStation(epcisDocs.Messages(), "dock-1")); n != 8 {
@@ -515,8 +518,8 @@ func TestWorkflowSurvivesKill(t *testing.T) {
 		}
 		return true
 	})
-	checkAll(t, events.Messages())
-	checkAll(t, scans.Messages())
+	checkAll(t, topics, events.Messages())
+	checkAll(t, topics, scans.Messages())
 	if err := d.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}

@@ -435,6 +435,13 @@ func (b *Buffer) Submit(ctx context.Context, stream string, build func(seq uint6
 type Record struct {
 	Stream string
 	Build  func(seq uint64) ([]byte, error)
+	// Companion makes the record another rendering of the one before it
+	// in the Write (an EPCIS document of a scan): it is stored right
+	// behind it and takes no seq of its own, so the seqs stay gap-free
+	// over the events themselves; Build gets the seq of the record it
+	// accompanies, and its Entry has Seq 0 (a Resend by seq range does
+	// not include it).
+	Companion bool
 }
 
 // StateValue is a state key a Write sets (LoadState reads it); a nil
@@ -1002,15 +1009,24 @@ func (b *Buffer) writeGroup(txn *badger.Txn, r *appendReq, dels int64, w *writte
 		}
 	}
 	values := make([][]byte, len(g.Records))
-	seqs := make([]uint64, len(g.Records))
+	seqs := make([]uint64, 0, len(g.Records))
+	seq, last := w.nextSeq, uint64(0)
 	for i, rec := range g.Records {
-		seq := w.nextSeq + uint64(i)
-		payload, err := rec.Build(seq)
+		var err error
+		var payload []byte
+		if rec.Companion {
+			if payload, err = rec.Build(last); err == nil {
+				values[i] = encodeEntry(r.at, 0, "", rec.Stream, payload)
+			}
+		} else if payload, err = rec.Build(seq); err == nil {
+			values[i] = encodeEntry(r.at, seq, "", rec.Stream, payload)
+			seqs, last = append(seqs, seq), seq
+			seq++
+		}
 		if err != nil {
 			res.err = fmt.Errorf("encode: %w", err)
 			return nil
 		}
-		values[i], seqs[i] = encodeEntry(r.at, seq, "", rec.Stream, payload), seq
 	}
 	for i, v := range values {
 		if err := txn.Set(queueKey(w.nextPos+uint64(i)), v); err != nil {
@@ -1031,7 +1047,7 @@ func (b *Buffer) writeGroup(txn *badger.Txn, r *appendReq, dels int64, w *writte
 		}
 	}
 	w.nextPos += uint64(len(values))
-	w.nextSeq += uint64(len(values))
+	w.nextSeq = seq
 	w.stored += len(values)
 	w.states += len(g.State)
 	w.seqs = append(w.seqs, seqs...)

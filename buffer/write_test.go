@@ -19,7 +19,7 @@ func TestWriteAllOrNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	seqs, err := b.SubmitWrite(ctx, Write{
-		Records: []Record{{"scans/d", payload("scan")}, {"events/d", payload("order")}},
+		Records: []Record{{Stream: "scans/d", Build: payload("scan")}, {Stream: "events/d", Build: payload("order")}},
 		State:   []StateValue{{Key: "flow/d", Value: []byte("v1")}, {Key: "flow/d/u/1", Value: []byte{}}},
 	})()
 	if err != nil || !slices.Equal(seqs, []uint64{1, 2}) {
@@ -31,7 +31,7 @@ func TestWriteAllOrNone(t *testing.T) {
 
 	bad := errors.New("boom")
 	_, err = b.SubmitWrite(ctx, Write{
-		Records: []Record{{"scans/d", payload("ok")}, {"events/d", func(uint64) ([]byte, error) { return nil, bad }}},
+		Records: []Record{{Stream: "scans/d", Build: payload("ok")}, {Stream: "events/d", Build: func(uint64) ([]byte, error) { return nil, bad }}},
 		State:   []StateValue{{Key: "flow/d", Value: []byte("v2")}},
 	})()
 	if !errors.Is(err, bad) {
@@ -39,7 +39,7 @@ func TestWriteAllOrNone(t *testing.T) {
 	}
 	// Two waiting; a Write of three does not fit under 4 whole.
 	_, err = b.SubmitWrite(ctx, Write{
-		Records: []Record{{"scans/d", payload("a")}, {"scans/d", payload("b")}, {"scans/d", payload("c")}},
+		Records: []Record{{Stream: "scans/d", Build: payload("a")}, {Stream: "scans/d", Build: payload("b")}, {Stream: "scans/d", Build: payload("c")}},
 		State:   []StateValue{{Key: "flow/d", Value: []byte("v3")}},
 	})()
 	if !errors.Is(err, ErrFull) {
@@ -88,7 +88,7 @@ func TestWriteSharesCommits(t *testing.T) {
 	go b.onCommitter(ctx, func() error { close(held); <-release; return nil })
 	<-held
 	w1 := b.Submit(ctx, "scans/d", payload("a"))
-	w2 := b.SubmitWrite(ctx, Write{Records: []Record{{"scans/d", payload("b")}, {"events/d", payload("c")}}})
+	w2 := b.SubmitWrite(ctx, Write{Records: []Record{{Stream: "scans/d", Build: payload("b")}, {Stream: "events/d", Build: payload("c")}}})
 	w3 := b.Submit(ctx, "scans/d", payload("d"))
 	close(release)
 	s1, e1 := w1()
@@ -99,5 +99,34 @@ func TestWriteSharesCommits(t *testing.T) {
 	}
 	if len(commits) != 1 || !slices.Equal(commits[0], []uint64{1, 2, 3, 4}) {
 		t.Fatalf("commits %v, want one of [1 2 3 4]", commits)
+	}
+}
+
+// TestWriteCompanion: a companion record is stored behind its record,
+// built with that record's seq, and takes none of its own.
+func TestWriteCompanion(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, filepath.Join(t.TempDir(), "buffer"), nil)
+	var built []uint64
+	rec := func(s string) func(uint64) ([]byte, error) {
+		return func(seq uint64) ([]byte, error) { built = append(built, seq); return payload(s)(seq) }
+	}
+	seqs, err := b.SubmitWrite(ctx, Write{Records: []Record{
+		{Stream: "scans/d", Build: rec("scan")},
+		{Stream: "epcis/d", Build: rec("doc"), Companion: true},
+		{Stream: "events/d", Build: rec("order")},
+	}})()
+	if err != nil || !slices.Equal(seqs, []uint64{1, 2}) || !slices.Equal(built, []uint64{1, 1, 2}) {
+		t.Fatalf("seqs %v built with %v (%v), want [1 2] and [1 1 2]", seqs, built, err)
+	}
+	es, err := b.Peek(0, 10)
+	if err != nil || len(es) != 3 {
+		t.Fatalf("peek: %d entries %v", len(es), err)
+	}
+	if es[1].Stream != "epcis/d" || es[1].Seq != 0 || string(es[1].Payload) != "doc#1" || es[2].Seq != 2 {
+		t.Fatalf("entries %+v", es)
+	}
+	if seq, _ := b.Append(ctx, "scans/d", payload("next")); seq != 3 {
+		t.Fatalf("next seq %d, want 3", seq)
 	}
 }

@@ -45,7 +45,8 @@ func (s *Station) epcisAggregation(id string, t time.Time, a *wire.AggregationDa
 }
 
 // epcisRecord tries render once and makes the record if it gives a
-// document. The record's own seq is one past its fact's.
+// document: a companion of its fact's record (buffer.Record.Companion),
+// so it takes no seq and renders with its fact's.
 func (s *Station) epcisRecord(render func(seq uint64) ([]byte, error), what, id string) (buffer.Record, bool) {
 	b, err := render(1)
 	if err != nil {
@@ -56,7 +57,5 @@ func (s *Station) epcisRecord(render func(seq uint64) ([]byte, error), what, id 
 	if b == nil {
 		return buffer.Record{}, false
 	}
-	return buffer.Record{Stream: wire.EPCISStream(s.cfg.ID), Build: func(seq uint64) ([]byte, error) {
-		return render(seq - 1)
-	}}, true
+	return buffer.Record{Stream: wire.EPCISStream(s.cfg.ID), Build: render, Companion: true}, true
 }

@@ -124,9 +124,10 @@ func (s *Station) commitAssign(ctx context.Context, prep *assign.Prepared, v *ve
 	if v != nil {
 		s.verify.Store(v)
 	}
+	// The assigned event's seq: its record comes after recs'.
 	d := prep.Data
-	if n := len(seqs); n > 0 {
-		d.Seq, d.Epoch = seqs[n-1], s.store.Epoch()
+	if i := numbered(recs); i < len(seqs) {
+		d.Seq, d.Epoch = seqs[i], s.store.Epoch()
 	}
 	s.log.Info("serial assigned", "serial", prep.Serial, "status", d.Status, "trigger", d.Trigger, "printer", d.Printer)
 	return d, seqs, nil
@@ -278,4 +279,15 @@ func (s *Station) assignOnRead(ctx context.Context, a *answer, set *settings, ou
 	_, seqs, err := s.commitAssign(ctx, prep, v, state, recs, out)
 	a.pending = first(seqs, err)
 	return true
+}
+
+// numbered is how many of recs take a seq.
+func numbered(recs []buffer.Record) int {
+	n := 0
+	for _, r := range recs {
+		if !r.Companion {
+			n++
+		}
+	}
+	return n
 }

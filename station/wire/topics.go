@@ -85,7 +85,7 @@ type Route struct {
 var Routes = []Route{
 	{"<prefix>/<site>/<gateway>/scans/<station>", true, false, 1, []string{ScanType}, "scan events (buffered, carry `seq`)"},
 	{"<prefix>/<site>/<gateway>/events/<station>", true, false, 1, []string{ContextType, NoReadType, OrderType, AggregationType, AssignedType}, "other station events: mode and context changes (by command or document barcode), no-reads, order progress, closed aggregations, assigned serials (buffered, carry `seq`)"},
-	{"<prefix>/<site>/<gateway>/epcis/<station>", true, false, 1, nil, "the same facts as GS1 EPCIS 2.0 JSON-LD documents (`EPCISDocument`, one event each), when `epcis.enabled` (buffered, in order with the scans)"},
+	{"<prefix>/<site>/<gateway>/epcis/<station>", true, false, 1, nil, "the same facts as GS1 EPCIS 2.0 JSON-LD documents (`EPCISDocument`, one event each), when `epcis.enabled` (buffered, in order with the scans; no `seq` of their own, `scangw:seq` names the fact's)"},
 	{"<prefix>/<site>/<gateway>/indicator/<station>", true, false, 0, []string{IndicatorType}, "each read's outcome after its commit (not buffered), for a display or stack light"},
 	{"<prefix>/<site>/<gateway>/status", true, true, 1, []string{StatusType}, "birth `online` (version, config hash, start time, buffer epoch, instance); will and clean shutdown `offline`"},
 	{"<prefix>/<site>/<gateway>/heartbeat", true, false, 0, []string{HeartbeatType}, "periodic health: backlog depth and age, stations and scanners, clock sync, config hash (the first of a connection at QoS 1 probes that publishing is permitted)"},

@@ -1,0 +1,150 @@
+package station
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scangw/scangw/buffer"
+	"github.com/scangw/scangw/device"
+	"github.com/scangw/scangw/station/assign"
+	"github.com/scangw/scangw/station/serials"
+	"github.com/scangw/scangw/station/wire"
+	"github.com/scangw/scangw/station/workflow"
+)
+
+// refusingWrites stores plain scans but refuses every Write, like a disk
+// that fills up just as a workflow step is stored.
+type refusingWrites struct{ *buffer.Buffer }
+
+func (refusingWrites) SubmitWrite(context.Context, buffer.Write) func() ([]uint64, error) {
+	return func() ([]uint64, error) { return nil, buffer.ErrFull }
+}
+
+func flowStation(t *testing.T, store Store, state StateStore, flow workflow.Config, sc Scanner) *Station {
+	t.Helper()
+	cfg := Config{ID: "dock-1", Mode: "receive", Site: "s", Gateway: "g", Flow: flow}
+	return New(cfg, Deps{Scanners: []Scanner{sc}, Store: store, State: state, Validator: LengthRule{Min: 1, Max: 64},
+		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard(), ClockSynced: func() bool { return true }})
+}
+
+// TestDocumentInForceOnlyOnceStored: a document read changes the context
+// only once its event and the state are stored; when the store refuses
+// them, the context stays as it was and the operator gets the bad signal.
+func TestDocumentInForceOnlyOnceStored(t *testing.T) {
+	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	order, err := workflow.NewPattern(wire.DocOrder, `(?P<value>PO-[0-9]+)`, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flow := workflow.Config{Documents: []workflow.Pattern{order}}
+
+	sc := newPlayback("h1", "PO-1")
+	st := flowStation(t, refusingWrites{buf}, buf, flow, sc)
+	run(t, st, sc)
+	if _, c := st.State(); c["order"] != "" {
+		t.Fatalf("context %v after a refused write: the document was put in force anyway", c)
+	}
+	if got := sc.signals(); !slices.Equal(got, []device.Signal{device.Bad}) {
+		t.Fatalf("signals %v, want the bad one", got)
+	}
+	if _, err := buf.LoadState("station/dock-1"); err == nil {
+		t.Fatal("a station state was saved although its write was refused")
+	}
+
+	sc = newPlayback("h1", "PO-2", "ITEM-1")
+	st = flowStation(t, buf, buf, flow, sc)
+	run(t, st, sc)
+	if _, c := st.State(); c["order"] != "PO-2" {
+		t.Fatalf("context %v, want order PO-2", c)
+	}
+	es, err := buf.Peek(0, 10)
+	if err != nil || len(es) != 2 {
+		t.Fatalf("%d entries (%v), want the context event and the scan", len(es), err)
+	}
+	var ev struct {
+		Type string
+		Data wire.ContextData
+	}
+	if err := json.Unmarshal(es[0].Payload, &ev); err != nil || ev.Type != wire.ContextType || ev.Data.Document == nil || ev.Data.Document.Raw != "PO-2" {
+		t.Fatalf("first entry %s (%v), want the document's context event", es[0].Payload, err)
+	}
+	// The state survives a restart with the context it had.
+	st = flowStation(t, buf, buf, flow, newPlayback("h1"))
+	if _, c := st.State(); c["order"] != "PO-2" {
+		t.Fatalf("after a restart the context is %v", c)
+	}
+}
+
+// TestVerifyTimesOut: a label nobody scanned within the verify time-out
+// is recorded as verify_timeout and answered with the bad signal; a
+// restart in between still awaits it.
+func TestVerifyTimesOut(t *testing.T) {
+	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	tpl, err := serials.Parse("SN{seq:6}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := assign.New(assign.Options{Site: "s", Gateway: "g", Schemes: []assign.Scheme{{Name: "u", Template: tpl, Start: 1}},
+		Store: buf, Log: slogDiscard(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newSt := func(sc Scanner) *Station {
+		cfg := Config{ID: "bench-1", Mode: "assign", Site: "s", Gateway: "g",
+			Assign: &AssignConfig{Scheme: "u", Verify: true, VerifyTimeout: time.Minute}}
+		return New(cfg, Deps{Scanners: []Scanner{sc}, Store: buf, State: buf, Validator: LengthRule{Min: 1, Max: 64},
+			Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard(), ClockSynced: func() bool { return true }, Assigner: a})
+	}
+	ctx := context.Background()
+	st := newSt(newPlayback("h1"))
+	d, err := st.AssignSerial(ctx, wire.TriggerLocal, Product{})
+	if err != nil || d.Serial != "SN000001" {
+		t.Fatalf("assign: %+v %v", d, err)
+	}
+	sc := newPlayback("h1")
+	st = newSt(sc) // a restart: the serial is still awaited
+	if got := st.Status().Verify; got != "SN000001" {
+		t.Fatalf("after a restart the station awaits %q", got)
+	}
+	st.tick(ctx) // within the time-out: nothing
+	if st.Status().Verify == "" {
+		t.Fatal("the verification ended before its time-out")
+	}
+	st.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	st.tick(ctx)
+	if got := st.Status().Verify; got != "" {
+		t.Fatalf("still awaiting %q after the time-out", got)
+	}
+	if got := sc.signals(); !slices.Equal(got, []device.Signal{device.Bad}) {
+		t.Fatalf("signals %v, want the bad one at the time-out", got)
+	}
+	es, err := buf.Peek(0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var statuses []string
+	for _, e := range es {
+		var ev struct{ Data wire.AssignedData }
+		json.Unmarshal(e.Payload, &ev)
+		statuses = append(statuses, ev.Data.Status)
+	}
+	if want := []string{wire.AssignIssued, wire.AssignVerifyTimeout}; !slices.Equal(statuses, want) {
+		t.Fatalf("events %v, want %v", statuses, want)
+	}
+	if _, err := buf.LoadState("station/bench-1/verify"); err == nil {
+		t.Fatal("the awaited serial is still saved after its time-out")
+	}
+}

@@ -40,6 +40,7 @@ Usage:
   scangw demo [--scans N]        run the daemon with simulated scanners and an embedded broker
                                  (in builds with -tags demo: make demo)
   scangw inspect [CODE ...]      parse barcodes (arguments, or stdin lines) and print one JSON object each
+                                 (--rules FILE: judge them; --config FILE: know its serial schemes)
   scangw rules keygen|sign|check  make keys, sign and check rule sets
   scangw command sign [flags]    address, date and sign a downlink command (mqtt.command_keys)
   scangw tail --broker URL       print the gateways' events live, deduplicated, with gap warnings (--key: ask for resends)
@@ -53,7 +54,7 @@ Usage:
   scangw version                 print the version
 `
 
-const inspectUsage = `usage: scangw inspect [--rules FILE] [CODE ...]
+const inspectUsage = `usage: scangw inspect [--rules FILE] [--config FILE] [CODE ...]
 
 Parses each code (the arguments, or else one per line of standard input)
 and prints one JSON object per code: input, valid, errors, symbology,
@@ -61,6 +62,10 @@ scheme (gs1, gs1-dl, hibc, plain), ais and named fields (gtin, serial, lot,
 expiry ...). Write GS (FNC1) as \x1d or <GS>; an AIM prefix (]d2, ]C1 ...)
 may lead. With --rules FILE (a rule set, signed or not) each object also
 carries the verdict, reasons and rules_version a station would give.
+With --config FILE (a gateway's config) the code's serial (AI 21, the
+HIBC serial, or a plain code) is checked against its serial schemes: one
+that fits carries serial_scheme and serial_counter; one with a scheme's
+shape but a wrong check character is the error bad_serial_check.
 Exit 0 even for invalid codes.
 `
 

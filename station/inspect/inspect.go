@@ -24,6 +24,19 @@
 //     AIs throughout: "10ABC" is a plain serial, not a lot without a GTIN;
 //   - everything else is "plain": valid if it is printable text.
 //
+// # Serial schemes
+//
+// An Inspector may know the gateway's serial schemes (`scangw inspect
+// --config FILE`). The serial a code carries (AI 21, the HIBC serial, or
+// the whole of a plain code) is then checked against each: one that fits
+// a scheme is reported with the scheme and its counter value, one that
+// has a scheme's shape but the wrong check character is an error
+// (bad_serial_check), and one that fits none is just a serial, since
+// suppliers' serials are no concern of the schemes. The ids in a
+// template are matched by their shape, so a serial another gateway of
+// the fleet made checks too; a GTIN, lot or expiry the same code carries
+// must be the one in the serial.
+//
 // "valid" is about form only (structure, check characters, dates, GS1
 // pairing rules); whether a code is expired, recalled or expected is the
 // rule engine's verdict, not this package's.
@@ -42,6 +55,7 @@ import (
 	"github.com/scangw/scangw/station/checkdigit"
 	"github.com/scangw/scangw/station/gs1"
 	"github.com/scangw/scangw/station/hibc"
+	"github.com/scangw/scangw/station/serials"
 )
 
 // Schemes a scan can follow.
@@ -51,6 +65,10 @@ const (
 	SchemeHIBC        = "hibc"
 	SchemePlain       = "plain"
 )
+
+// CodeSerialCheck is the error of a serial that has a configured
+// scheme's shape but the wrong check character.
+const CodeSerialCheck = "bad_serial_check"
 
 // Error is one problem, as printed.
 type Error struct {
@@ -108,6 +126,12 @@ type Result struct {
 	Quantity      *int   `json:"quantity,omitempty"`
 	Link          string `json:"link,omitempty"`
 
+	// With serial schemes (Inspector.Schemes): the scheme the serial is
+	// from and its counter value. The counter is missing when the serial
+	// fits the scheme in ways that disagree on it (AmbiguousError).
+	SerialScheme  string  `json:"serial_scheme,omitempty"`
+	SerialCounter *uint64 `json:"serial_counter,omitempty"`
+
 	// With a rule set (Inspector.Judge): the verdict a station would give.
 	Verdict      string   `json:"verdict,omitempty"`
 	Reasons      []Reason `json:"reasons,omitempty"`
@@ -136,6 +160,15 @@ type Inspector struct {
 	// (`scangw inspect --rules FILE`). It gets the scan as a scanner would
 	// deliver it: symbology split off, GS as 0x1D.
 	Judge func(symbology string, data []byte) Judgement
+	// Schemes are the serial schemes a serial is checked against, in
+	// order: the first one it fits names it.
+	Schemes []Scheme
+}
+
+// Scheme is a serial scheme as the config names it.
+type Scheme struct {
+	Name     string
+	Template *serials.Template
 }
 
 // Inspect inspects one line with the zero Inspector.
@@ -205,6 +238,9 @@ func (in Inspector) Inspect(line string) Result {
 		}
 		in.fromGS1(&res, pd.GS1, err, where)
 	}
+	if len(in.Schemes) > 0 {
+		in.serial(&res, data, sym, body, pd, where)
+	}
 	res.Valid = len(res.Errors) == 0
 	if in.Judge != nil {
 		j := in.Judge(sym, []byte(body))
@@ -271,6 +307,59 @@ func isGTIN(s string) bool {
 		return checkdigit.VerifyGS1Mod10(s)
 	}
 	return false
+}
+
+// serial checks the code's serial against the schemes.
+func (in Inspector) serial(res *Result, data, sym, body string, pd Parsed, where func(int) int) {
+	var serial, ai string
+	var pos int // where in data the serial starts, or, in GS1, its element
+	var known serials.Values
+	switch {
+	case res.Scheme == SchemePlain:
+		if len(res.Errors) > 0 {
+			return // not text, so no serial of any scheme
+		}
+		serial, pos = body, len(sym)
+	case res.Scheme == SchemeHIBC:
+		serial, known.Lot = res.Serial, res.Lot
+		// hibc does not say where its fields are; the serial is the last
+		// data field, before the link and check characters.
+		pos = max(strings.LastIndex(data, serial), 0)
+	case pd.GS1 != nil:
+		for _, e := range pd.GS1.Elements {
+			if e.AI == "21" {
+				serial, ai, pos = e.Value, e.AI, e.Pos
+				break
+			}
+		}
+		known = serials.Values{GTIN: res.GTIN, Lot: res.Lot, Expiry: res.AIs["17"]}
+	}
+	if serial == "" {
+		return
+	}
+	var wrong []Error
+	for _, sc := range in.Schemes {
+		seq, err := sc.Template.Check(serial, known)
+		var ce *serials.CheckError
+		var ae *serials.AmbiguousError
+		switch {
+		case err == nil:
+			res.SerialScheme, res.SerialCounter = sc.Name, &seq
+			return
+		case errors.As(err, &ae):
+			res.SerialScheme = sc.Name
+			return
+		case errors.As(err, &ce):
+			at := pos + ce.Offset
+			if ai != "" {
+				at = pos // a GS1 error points at its element, as gs1's do
+			}
+			wrong = append(wrong, Error{Code: CodeSerialCheck, AI: ai, Pos: where(at), Message: fmt.Sprintf(
+				"serial %q has the shape of scheme %s (%s) but its check character %q is wrong: %s wants %q",
+				serial, sc.Name, sc.Template, ce.Got, ce.Alg, ce.Want)})
+		}
+	}
+	res.Errors = append(res.Errors, wrong...)
 }
 
 func (in Inspector) plain(res *Result, data string, where func(int) int) {

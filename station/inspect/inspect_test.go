@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scangw/scangw/station/checkdigit"
+	"github.com/scangw/scangw/station/serials"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -202,8 +206,8 @@ func FuzzInspect(f *testing.F) {
 		f.Add(l)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		r := ti.Inspect(line)
-		if r.Valid != (len(r.Errors) == 0) || r.Scheme == "" {
+		r := schemed.Inspect(line)
+		if r.Valid != (len(r.Errors) == 0) || r.Scheme == "" || r.SerialCounter != nil && r.SerialScheme == "" {
 			t.Fatalf("inconsistent %+v", r)
 		}
 		for _, e := range r.Errors {
@@ -215,4 +219,92 @@ func FuzzInspect(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// schemed knows two serial schemes: the cmd test's "unit" and one that
+// puts the product's GTIN into the serial.
+var schemed = func() Inspector {
+	in := Inspector{Now: testNow}
+	for _, s := range []struct{ name, tpl string }{
+		{"unit", "SN{seq:6}{check:mod37-2}"},
+		{"product", "{gtin}.{seq:4}"},
+		{"lot", "{site}-{seq:4}-{lot}"},
+	} {
+		tp, err := serials.Parse(s.tpl)
+		if err != nil {
+			panic(err)
+		}
+		in.Schemes = append(in.Schemes, Scheme{Name: s.name, Template: tp})
+	}
+	return in
+}()
+
+func withMod43(s string) string {
+	c, err := checkdigit.Mod43(s)
+	if err != nil {
+		panic(err)
+	}
+	return s + string(c)
+}
+
+func TestSerialSchemes(t *testing.T) {
+	const gtin = "09506000134352"
+	// SN0000427 is counter 42 of unit; 7 is its mod 37-2 check character.
+	for _, tc := range []struct {
+		name, in, scheme string
+		counter          int64 // -1: none
+		codes            []string
+		pos              int // of the first error
+	}{
+		{"plain", "SN0000427", "unit", 42, nil, 0},
+		{"plain with AIM", "]Q1SN0000427", "unit", 42, nil, 0},
+		{"counter 0 is a counter", "SN000000R", "unit", 0, nil, 0},
+		{"in GS1", "]d201" + gtin + "21SN0000427<GS>10L1", "unit", 42, nil, 0},
+		{"in GS1 brackets", "(01)" + gtin + "(21)SN0000427", "unit", 42, nil, 0},
+		{"in a Digital Link", "https://id.example.com/01/" + gtin + "/21/SN0000427", "unit", 42, nil, 0},
+		{"in HIBC", withMod43("+A99912345/$$52001510X3/SSN0000427"), "unit", 42, nil, 0},
+		{"GTIN in the serial is the code's", "(01)" + gtin + "(21)" + gtin + ".0042", "product", 42, nil, 0},
+		{"another GTIN in the serial: no scheme", "(01)" + gtin + "(21)09506000134369.0042", "", -1, nil, 0},
+		{"fits two ways", "A-1234-5678-B", "lot", -1, nil, 0},
+		{"plain, wrong check", "SN0000428", "", -1, []string{CodeSerialCheck}, 8},
+		{"plain with AIM, wrong check", "]Q1SN0000428", "", -1, []string{CodeSerialCheck}, 11},
+		{"GS1, wrong check", "]d201" + gtin + "10L1<GS>21SN0000428", "", -1, []string{CodeSerialCheck}, len("]d201" + gtin + "10L1<GS>")},
+		{"HIBC, wrong check", withMod43("+A99912345/$$52001510X3/SSN0000428"), "", -1, []string{CodeSerialCheck}, len("+A99912345/$$52001510X3/SSN000042")},
+		{"other shape", "SN-12345", "", -1, nil, 0},
+		{"counter too short", "SN000427", "", -1, nil, 0},
+		{"GS1 serial of no scheme", "]d201" + gtin + "21XYZ", "", -1, nil, 0},
+		{"GS1 without a serial", "]d201" + gtin + "10SN0000428", "", -1, nil, 0},
+		{"not text", "SN00004\x0727", "", -1, []string{"non_printable"}, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := schemed.Inspect(tc.in)
+			b, _ := json.Marshal(r)
+			if r.SerialScheme != tc.scheme || !reflect.DeepEqual(codes(r), tc.codes) || r.Valid != (len(tc.codes) == 0) {
+				t.Fatalf("Inspect(%q) = %s\nwant scheme %q, errors %v", tc.in, b, tc.scheme, tc.codes)
+			}
+			switch {
+			case tc.counter < 0 && r.SerialCounter != nil:
+				t.Fatalf("counter %d, want none: %s", *r.SerialCounter, b)
+			case tc.counter >= 0 && (r.SerialCounter == nil || *r.SerialCounter != uint64(tc.counter)):
+				t.Fatalf("counter, want %d: %s", tc.counter, b)
+			case tc.counter >= 0 && !strings.Contains(string(b), fmt.Sprintf(`"serial_counter":%d`, tc.counter)):
+				t.Fatalf("serial_counter missing from the JSON: %s", b)
+			}
+			if len(tc.codes) > 0 && r.Errors[0].Pos != tc.pos {
+				t.Fatalf("error at %d, want %d: %s", r.Errors[0].Pos, tc.pos, b)
+			}
+			if tc.scheme == "" && strings.Contains(string(b), "serial_scheme") {
+				t.Fatalf("serial_scheme in the JSON: %s", b)
+			}
+		})
+	}
+	// The message says what is wrong and what is right.
+	r := schemed.Inspect("(01)" + gtin + "(21)SN0000428")
+	if len(r.Errors) != 1 || r.Errors[0].AI != "21" || !strings.Contains(r.Errors[0].Message, `"8" is wrong: {check:mod37-2} wants "7"`) || !strings.Contains(r.Errors[0].Message, "unit") {
+		t.Fatalf("errors %+v", r.Errors)
+	}
+	// Without schemes a serial is only a serial.
+	if r := ti.Inspect("SN0000428"); !r.Valid || r.SerialScheme != "" {
+		t.Fatalf("no schemes: %+v", r)
+	}
 }

@@ -24,7 +24,9 @@ const maxIDLen = 64
 //
 // Two variable-length parts that are not known can make a serial fit in
 // several ways ({site}-{seq:4}-{lot} and "A-1234-5678-B"). When those
-// ways disagree on the counter, Check says so and wants the ids.
+// ways disagree on the counter, Check says so and wants the ids: an
+// *AmbiguousError. A serial of the template's shape whose check
+// character is wrong gives a *CheckError.
 func (t *Template) Check(serial string, known Values) (uint64, error) {
 	if len(serial) > t.maxLen {
 		return 0, fmt.Errorf("serial: %d characters, over the limit of %d", len(serial), t.maxLen)
@@ -47,13 +49,39 @@ func (t *Template) Check(serial string, known Values) (uint64, error) {
 			return 0, fmt.Errorf("serial: %s: %w", t.checkSrc, err)
 		}
 		if got := serial[len(body):]; got != want {
-			return 0, fmt.Errorf("serial: offset %d: check character %q is wrong (%s wants %q)", len(body), got, t.checkSrc, want)
+			return 0, &CheckError{Offset: len(body), Got: got, Want: want, Alg: t.checkSrc}
 		}
 	}
 	if len(seqs) > 1 {
-		return 0, fmt.Errorf("serial: fits %s in more than one way (counter %d or %d); give the ids it was made with", t.src, seqs[0], seqs[1])
+		return 0, &AmbiguousError{Template: t.src, Seqs: [2]uint64{seqs[0], seqs[1]}}
 	}
 	return seqs[0], nil
+}
+
+// CheckError is Check's error for a serial that has the template's
+// shape but the wrong check character: a mistyped or misread serial of
+// the scheme, where any other error of Check means a serial of some
+// other scheme.
+type CheckError struct {
+	Offset    int    // of the check character in the serial
+	Got, Want string // the check character the serial has, and the right one
+	Alg       string // the placeholder, as in {check:mod37-2}
+}
+
+func (e *CheckError) Error() string {
+	return fmt.Sprintf("serial: offset %d: check character %q is wrong (%s wants %q)", e.Offset, e.Got, e.Alg, e.Want)
+}
+
+// AmbiguousError is Check's error for a serial that fits the template,
+// check character included, in ways that disagree on the counter; the
+// ids it was made with tell which.
+type AmbiguousError struct {
+	Template string
+	Seqs     [2]uint64 // two of the counter values it may have
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("serial: fits %s in more than one way (counter %d or %d); give the ids it was made with", e.Template, e.Seqs[0], e.Seqs[1])
 }
 
 // matcher finds every way the parts can cover s: fwd marks the positions

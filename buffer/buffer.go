@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -449,6 +450,9 @@ type Record struct {
 type StateValue struct {
 	Key   string
 	Value []byte
+	// TTL, when positive, lets the key expire: an index that would grow
+	// for ever (units counted per order) forgets what is that old.
+	TTL time.Duration
 }
 
 // Write is events and state stored in one transaction: all of it or
@@ -756,6 +760,14 @@ func (b *Buffer) commit(batch []*appendReq) bool {
 	if b.m != nil {
 		b.m.commitSeconds.Observe(time.Since(start).Seconds())
 	}
+	if errors.Is(err, badger.ErrTxnTooBig) && len(batch) > 1 {
+		// One Write too big for a transaction (an aggregation of
+		// thousands) must not refuse the scans it was batched with:
+		// commit the halves apart, in order, until it stands alone.
+		mid := len(batch) / 2
+		first := b.commit(batch[:mid])
+		return b.commit(batch[mid:]) && first
+	}
 	return b.finish(j, w, err)
 }
 
@@ -1002,8 +1014,17 @@ func (l badgerLogger) Debugf(string, ...any) {}
 // fails the transaction.
 func (b *Buffer) writeGroup(txn *badger.Txn, r *appendReq, dels int64, w *written, res *appendResult) error {
 	g := r.group
-	if n := len(g.Records); n > 0 {
+	switch n := len(g.Records); {
+	case n > 0:
 		if err := b.admit(int64(w.stored) + int64(n-1) - dels); err != nil {
+			res.err = err
+			return nil
+		}
+	case slices.ContainsFunc(g.State, func(sv StateValue) bool { return sv.Value != nil }):
+		// State alone takes no queue slot, but space all the same: a
+		// full disk must not meet a memory-mapped write. Deletes free
+		// space and always pass.
+		if err := b.diskFull(); err != nil {
 			res.err = err
 			return nil
 		}
@@ -1037,9 +1058,12 @@ func (b *Buffer) writeGroup(txn *badger.Txn, r *appendReq, dels int64, w *writte
 	for _, sv := range g.State {
 		key := append(append([]byte(nil), prefixState...), sv.Key...)
 		var err error
-		if sv.Value == nil {
+		switch {
+		case sv.Value == nil:
 			err = txn.Delete(key)
-		} else {
+		case sv.TTL > 0:
+			err = txn.SetEntry(badger.NewEntry(key, sv.Value).WithTTL(sv.TTL))
+		default:
 			err = txn.Set(key, sv.Value)
 		}
 		if err != nil {

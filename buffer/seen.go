@@ -98,3 +98,7 @@ func (b *Buffer) clearMarks(ms []mark) {
 		}
 	}
 }
+
+// SeenRetention is how long the seen-serial index remembers a unit (its
+// configured or default retention).
+func (b *Buffer) SeenRetention() time.Duration { return b.opts.SeenRetention }

@@ -3,9 +3,12 @@ package buffer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // TestWriteAllOrNone: a Write's records get consecutive seqs and its
@@ -128,5 +131,33 @@ func TestWriteCompanion(t *testing.T) {
 	}
 	if seq, _ := b.Append(ctx, "scans/d", payload("next")); seq != 3 {
 		t.Fatalf("next seq %d, want 3", seq)
+	}
+}
+
+// TestWriteTooBigAlone: a Write too big for one transaction is refused
+// alone; the appends batched with it are stored.
+func TestWriteTooBigAlone(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, filepath.Join(t.TempDir(), "buffer"), nil)
+	var state []StateValue
+	for i := range 100_000 {
+		state = append(state, StateValue{Key: fmt.Sprintf("workflow/child/%06d", i), Value: []byte(`{"parent":"gs1:(00)095060001343500019","open":false}`)})
+	}
+	release := make(chan struct{})
+	held := make(chan struct{})
+	go b.onCommitter(ctx, func() error { close(held); <-release; return nil })
+	<-held
+	w1 := b.Submit(ctx, "scans/a", payload("before"))
+	w2 := b.SubmitWrite(ctx, Write{Records: []Record{{Stream: "events/b", Build: payload("huge")}}, State: state})
+	w3 := b.Submit(ctx, "scans/a", payload("after"))
+	close(release)
+	s1, e1 := w1()
+	_, e2 := w2()
+	s3, e3 := w3()
+	if e1 != nil || e3 != nil || s1 != 1 || s3 != 2 {
+		t.Fatalf("the appends beside a too-big Write: seqs %d %d, errors %v %v", s1, s3, e1, e3)
+	}
+	if !errors.Is(e2, badger.ErrTxnTooBig) {
+		t.Fatalf("the too-big Write: %v, want ErrTxnTooBig", e2)
 	}
 }

@@ -75,6 +75,14 @@ func (s *schemaCheck) value(n *yaml.Node, t reflect.Type, path string) {
 		if n.Kind != yaml.ScalarNode || n.Decode(new(int)) != nil {
 			s.add(path, n, "want an integer, got %s", kindName(n))
 		}
+	case t.Kind() == reflect.Uint64:
+		if n.Kind != yaml.ScalarNode || n.Decode(new(uint64)) != nil {
+			s.add(path, n, "want an integer of 0 or more, got %s", kindName(n))
+		}
+	case t.Kind() == reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.Decode(new(bool)) != nil {
+			s.add(path, n, "want true or false, got %s", kindName(n))
+		}
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			s.add(path, n, "want a list, got %s", kindName(n))

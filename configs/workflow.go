@@ -2,11 +2,15 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"path"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/scangw/scangw/station/checkdigit"
 	"github.com/scangw/scangw/station/serials"
 )
 
@@ -28,19 +32,43 @@ type Document struct {
 // "warn", or {receive: reject, count: warn} (modes left out: warn).
 type ModePolicy map[string]string
 
-// UnmarshalYAML takes a single policy or a map of mode to policy.
+// badShape marks a policy written as neither a word nor a mapping of
+// words (a list, say). yaml.v3 would report such a value by its line
+// alone, and the schema check does not look into maps, so UnmarshalYAML
+// keeps the mistake in the map and Validate reports it by its path.
+const badShape = "\x00shape"
+
+// UnmarshalYAML takes a single policy or a map of mode to policy. An
+// explicit "" is not given, like any other key's.
 func (m *ModePolicy) UnmarshalYAML(unmarshal func(any) error) error {
 	var one string
 	if err := unmarshal(&one); err == nil {
-		*m = ModePolicy{"*": one}
+		*m = nil
+		if one != "" {
+			*m = ModePolicy{"*": one}
+		}
 		return nil
 	}
 	var per map[string]string
 	if err := unmarshal(&per); err != nil {
-		return fmt.Errorf("want a policy (warn, reject) or a map of mode to policy")
+		*m = ModePolicy{badShape: ""}
+		return nil
 	}
 	*m = per
 	return nil
+}
+
+// MarshalYAML writes a policy for every mode as that word, and no policy
+// as its default, warn: spelling the default out, or leaving it out, is
+// the same config (and the same Hash).
+func (m ModePolicy) MarshalYAML() (any, error) {
+	switch {
+	case len(m) == 0:
+		return "warn", nil
+	case len(m) == 1 && m["*"] != "":
+		return m["*"], nil
+	}
+	return map[string]string(m), nil
 }
 
 // For returns the policy of mode.
@@ -143,10 +171,16 @@ var (
 	epcForms      = []string{"dl", "urn"}
 	printerTypes  = []string{"zpl"}
 	contextKey    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
-	sgln          = regexp.MustCompile(`^urn:epc:id:sgln:[0-9]{6,12}\.[0-9]{0,6}\.[!%-?A-Z_a-z\x22]{1,20}$`)
+	sgln          = regexp.MustCompile(`^urn:epc:id:sgln:([0-9]{6,12})\.([0-9]{0,6})\.[!%-?A-Z_a-z\x22]{1,20}$`)
+	// controlKinds act on the context rather than set a key in it.
+	controlKinds = []string{"close", "cancel", "new_serial"}
 )
 
 const (
+	// maxChildrenLimit keeps an aggregation's close within one buffer
+	// transaction with room to spare (Badger refuses one of about 12,000
+	// keys with the buffer's memtable).
+	maxChildrenLimit     = 5000
 	defaultMaxChildren   = 1000
 	defaultVerifyTimeout = 30 * time.Second
 	defaultPrinterRetry  = 5 * time.Second
@@ -188,24 +222,55 @@ func validateDocuments(v *validator, p string, docs []Document) {
 			v.add(dp+".pattern", "required")
 		} else if _, err := regexp.Compile(d.Pattern); err != nil {
 			v.add(dp+".pattern", "not a regular expression: %v", err)
+		} else if _, err := regexp.Compile(`^(?:` + d.Pattern + `)$`); err != nil {
+			// station/workflow anchors the pattern so; one it cannot
+			// compile would be dropped at start without a word.
+			v.add(dp+".pattern", `cannot be matched as a whole: an unclosed \Q? end it with \E`)
 		}
-		if d.Key != "" && !contextKey.MatchString(d.Key) {
+		switch {
+		case d.Key == "":
+		case slices.Contains(controlKinds, d.Kind):
+			v.add(dp+".key", "a %s code sets no context key: leave key out", d.Kind)
+		case !contextKey.MatchString(d.Key):
 			v.add(dp+".key", "must match %s", contextKey)
 		}
 	}
 }
 
+// validatePolicy reports in key order: a map's own order is random, and
+// the same config must give the same report.
 func validatePolicy(v *validator, p string, m ModePolicy) {
-	for mode, pol := range m {
-		if mode != "*" && !slices.Contains(stationModes, mode) {
-			v.add(p+"."+mode, "not a mode: want one of %s", list(stationModes))
+	for _, mode := range slices.Sorted(maps.Keys(m)) {
+		mp := p + "." + mode
+		if mode == "*" {
+			mp = p
 		}
-		if !slices.Contains(policies, pol) {
-			if mode == "*" {
-				v.add(p, "must be one of %s", list(policies))
-			} else {
-				v.add(p+"."+mode, "must be one of %s", list(policies))
-			}
+		switch {
+		case mode == badShape:
+			v.add(p, "want a policy (%s) or a mapping of mode to policy, like {receive: reject}", list(policies))
+		case mode != "*" && !slices.Contains(stationModes, mode):
+			v.add(mp, "not a mode: want one of %s", list(stationModes))
+		case !slices.Contains(policies, m[mode]):
+			v.add(mp, "must be one of %s", list(policies))
+		}
+	}
+}
+
+// validateProducts checks child_products. An entry of 14 digits is a
+// GTIN-14; a GTIN-8, -12 or -13 is refused because scans name products
+// by the GTIN-14 of AI (01), so it would never match; anything else is a
+// SKU.
+func validateProducts(v *validator, p string, products []string) {
+	for i, prod := range products {
+		pp := fmt.Sprintf("%s[%d]", p, i)
+		digits := strings.Trim(prod, "0123456789") == ""
+		switch n := len(prod); {
+		case prod == "":
+			v.add(pp, "must be a GTIN-14 or a SKU, not empty")
+		case digits && n == 14 && !checkdigit.VerifyGS1Mod10(prod):
+			v.add(pp, "a GTIN-14 with a wrong check digit")
+		case digits && (n == 8 || n == 12 || n == 13) && checkdigit.VerifyGS1Mod10(prod):
+			v.add(pp, "a GTIN-%d: write it as the GTIN-14 scans carry, %q", n, strings.Repeat("0", 14-n)+prod)
 		}
 	}
 }
@@ -224,7 +289,7 @@ func (e *EPCIS) validate(v *validator, p string, gateway bool) {
 		}
 	}
 	for _, f := range []struct{ name, val string }{{"read_point", e.ReadPoint}, {"biz_location", e.BizLocation}} {
-		if f.val != "" && !sgln.MatchString(f.val) {
+		if f.val != "" && !isSGLN(f.val) {
 			v.add(p+"."+f.name, "must be an SGLN: urn:epc:id:sgln:<company prefix>.<location ref>.<extension>")
 		}
 	}
@@ -239,7 +304,7 @@ func (c *Config) validateWorkflow(v *validator) {
 	for i, s := range c.Serials {
 		p := fmt.Sprintf("serials[%d]", i)
 		v.id(p+".name", s.Name)
-		if schemes[s.Name] {
+		if schemes[s.Name] && s.Name != "" {
 			v.add(p+".name", "duplicate scheme %q", s.Name)
 		}
 		schemes[s.Name] = true
@@ -256,7 +321,7 @@ func (c *Config) validateWorkflow(v *validator) {
 	for i, pr := range c.Printers {
 		p := fmt.Sprintf("printers[%d]", i)
 		v.id(p+".id", pr.ID)
-		if printers[pr.ID] {
+		if printers[pr.ID] && pr.ID != "" {
 			v.add(p+".id", "duplicate printer %q", pr.ID)
 		}
 		printers[pr.ID] = true
@@ -267,7 +332,9 @@ func (c *Config) validateWorkflow(v *validator) {
 		case (pr.Addr == "") == (pr.Device == ""):
 			v.add(p, "exactly one of addr (host:port) and device (/dev/usb/lp0) is required")
 		case pr.Addr != "" && !validHostPort(pr.Addr):
-			v.add(p+".addr", "must be host:port")
+			v.add(p+".addr", "must be host:port, like 192.168.1.50:9100")
+		case pr.Device != "" && !validDevice(pr.Device):
+			v.add(p+".device", "must be an absolute path under /dev, like /dev/usb/lp0")
 		}
 		if pr.Retry <= 0 {
 			v.add(p+".retry", "must be positive")
@@ -286,13 +353,19 @@ func (c *Config) validateWorkflow(v *validator) {
 		validatePolicy(v, p+".orders.over_scan", st.Orders.OverScan)
 		validatePolicy(v, p+".orders.unexpected", st.Orders.Unexpected)
 		a := st.Aggregation
-		if a.MaxChildren < 1 || a.MaxChildren > 100_000 {
-			v.add(p+".aggregation.max_children", "must be 1 to 100000")
+		if a.MaxChildren < 1 || a.MaxChildren > maxChildrenLimit {
+			v.add(p+".aggregation.max_children", "must be 1 to %d (a close writes one index entry a child, in one transaction)", maxChildrenLimit)
 		}
 		if a.ChildCount < 0 || a.ChildCount > a.MaxChildren {
 			v.add(p+".aggregation.child_count", "must be 0 to max_children (%d)", a.MaxChildren)
 		}
+		validateProducts(v, p+".aggregation.child_products", a.ChildProducts)
 		st.EPCIS.validate(v, p+".epcis", false)
+		// Every EPCIS event names its read point: without one the
+		// station's facts would be stored but never rendered.
+		if c.EPCIS.Enabled && st.EPCIS.ReadPoint == "" && c.EPCIS.ReadPoint == "" {
+			v.add(p+".epcis.read_point", "required with epcis.enabled (or give epcis.read_point for every station)")
+		}
 		as := st.Assign
 		switch {
 		case as.Scheme == "" && (as.Printer != "" || as.Label != "" || as.Verify):
@@ -306,6 +379,9 @@ func (c *Config) validateWorkflow(v *validator) {
 		if as.Label != "" && as.Printer == "" {
 			v.add(p+".assign.label", "a label needs a printer")
 		}
+		if as.Verify && as.Printer == "" {
+			v.add(p+".assign.verify", "needs a printer: the operator scans the printed label")
+		}
 		if as.VerifyTimeout <= 0 {
 			v.add(p+".assign.verify_timeout", "must be positive")
 		}
@@ -313,6 +389,18 @@ func (c *Config) validateWorkflow(v *validator) {
 			v.add(p+".mode", "mode assign needs assign.scheme")
 		}
 	}
+}
+
+// isSGLN reports whether s is an SGLN EPC URI whose company prefix and
+// location reference make the 12 digits of a GLN without its check digit
+// (GS1 Tag Data Standard, SGLN EPC URI).
+func isSGLN(s string) bool {
+	m := sgln.FindStringSubmatch(s)
+	return m != nil && len(m[1])+len(m[2]) == 12
+}
+
+func validDevice(s string) bool {
+	return path.IsAbs(s) && strings.HasPrefix(path.Clean(s), "/dev/") && !strings.ContainsRune(s, 0)
 }
 
 func validHostPort(s string) bool {

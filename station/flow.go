@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
 	"sync"
+	"time"
 
 	"github.com/scangw/scangw/buffer"
 	"github.com/scangw/scangw/device"
@@ -28,67 +32,71 @@ import (
 // packed at two stations at once.
 
 // Index is the gateway's workflow index, shared by its stations: the
-// units counted per order, the children of aggregations. It lives in
-// memory, loaded from the buffer at start (LoadIndex); each step's writes
-// go to the buffer in the step's transaction and here after its commit.
+// units counted per order, the children of aggregations. It lives in the
+// buffer's state and is read from there (a point lookup; an index of
+// months of scans does not fit a small box's memory); each step's writes
+// go in the step's transaction, so a read after the commit sees them.
+// Entries expire after the buffer's seen retention, like the seen-serial
+// index. Without a buffer (tests, tools) it is a map in memory.
 type Index struct {
-	mu  sync.RWMutex
-	m   map[string]string
+	load func(key string) ([]byte, error)
+	ttl  time.Duration
+	log  *slog.Logger
+
+	mu  sync.Mutex
+	mem map[string]string // load == nil
+
 	agg sync.Mutex // one aggregation step of any station at a time
 }
 
-// LoadIndex reads the index from the buffer's state.
-func LoadIndex(list func(prefix string) ([]buffer.StateValue, error)) (*Index, error) {
-	x := &Index{m: map[string]string{}}
-	if list == nil {
-		return x, nil
-	}
-	values, err := list(workflow.IndexPrefix)
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range values {
-		x.m[v.Key] = string(v.Value)
-	}
-	return x, nil
+// NewIndex is the index in a buffer's state (load is its LoadState),
+// its entries kept for ttl (0: for ever); load nil keeps it in memory.
+func NewIndex(load func(key string) ([]byte, error), ttl time.Duration, log *slog.Logger) *Index {
+	return &Index{load: load, ttl: ttl, log: log, mem: map[string]string{}}
 }
 
-// Get is workflow.Index.
+// Get is workflow.Index. A read that fails for another reason than a
+// missing key counts as missing, and is logged: a step must not block on
+// a disk that cannot answer.
 func (x *Index) Get(key string) (string, bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	v, ok := x.m[key]
-	return v, ok
+	if x.load == nil {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		v, ok := x.mem[key]
+		return v, ok
+	}
+	b, err := x.load(key)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) && x.log != nil {
+			x.log.Error("workflow index unreadable", "key", key, "err", err)
+		}
+		return "", false
+	}
+	return string(b), true
 }
 
-// Len is the number of entries (for a metric).
-func (x *Index) Len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return len(x.m)
-}
-
+// apply puts a committed step's writes in an index kept in memory.
 func (x *Index) apply(ws []workflow.Write) {
-	if len(ws) == 0 {
-		return
+	if x.load != nil || len(ws) == 0 {
+		return // in the buffer: the commit wrote them
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, w := range ws {
 		if w.Value == nil {
-			delete(x.m, w.Key)
+			delete(x.mem, w.Key)
 		} else {
-			x.m[w.Key] = *w.Value
+			x.mem[w.Key] = *w.Value
 		}
 	}
 }
 
-func stateValues(ws []workflow.Write) []buffer.StateValue {
+func (x *Index) stateValues(ws []workflow.Write) []buffer.StateValue {
 	out := make([]buffer.StateValue, 0, len(ws))
 	for _, w := range ws {
 		sv := buffer.StateValue{Key: w.Key}
 		if w.Value != nil {
-			sv.Value = []byte(*w.Value)
+			sv.Value, sv.TTL = []byte(*w.Value), x.ttl
 		}
 		out = append(out, sv)
 	}
@@ -118,7 +126,7 @@ func aggregating(mode string) bool {
 // releases both.
 func (s *Station) lockFlow() func() {
 	s.flowMu.Lock()
-	if aggregating(s.flowState().Mode) && s.index != nil {
+	if aggregating(s.flowState().Mode) {
 		s.index.agg.Lock()
 		return func() { s.index.agg.Unlock(); s.flowMu.Unlock() }
 	}
@@ -131,16 +139,8 @@ func (s *Station) flowState() *workflow.State { return s.flowSt.Load() }
 // step runs one workflow step on the state in force. The caller holds
 // lockFlow.
 func (s *Station) step(set *settings, in workflow.Input) workflow.Outcome {
-	idx := workflow.Index(emptyIndex{})
-	if s.index != nil {
-		idx = s.index
-	}
-	return workflow.Step(set.flow, rulesOf(set.valid), idx, s.flowState(), in)
+	return workflow.Step(set.flow, rulesOf(set.valid), s.index, s.flowState(), in)
 }
-
-type emptyIndex struct{}
-
-func (emptyIndex) Get(string) (string, bool) { return "", false }
 
 // events are the records of an outcome's events besides a scan.
 func (s *Station) events(out workflow.Outcome) []buffer.Record {
@@ -182,7 +182,7 @@ func (s *Station) events(out workflow.Outcome) []buffer.Record {
 // transaction, waits for it, and only then puts the new state in force.
 // The caller holds lockFlow.
 func (s *Station) commitStep(ctx context.Context, out workflow.Outcome, recs []buffer.Record, state ...buffer.StateValue) ([]uint64, error) {
-	w := buffer.Write{Records: append(recs, s.events(out)...), State: append(stateValues(out.Writes), state...)}
+	w := buffer.Write{Records: append(recs, s.events(out)...), State: append(s.index.stateValues(out.Writes), state...)}
 	next := out.Next
 	if next != nil {
 		b, err := json.Marshal(next)
@@ -203,9 +203,7 @@ func (s *Station) commitStep(ctx context.Context, out workflow.Outcome, recs []b
 		}
 		s.lastCtx = next
 	}
-	if s.index != nil {
-		s.index.apply(out.Writes)
-	}
+	s.index.apply(out.Writes)
 	return seqs, nil
 }
 
@@ -294,8 +292,9 @@ func (s *Station) inert(set *settings) bool {
 
 // record submits a judged scan: through the workflow step when the
 // workflow may care, which can make the read a document (stored as a
-// context event instead) or add findings and events to it.
-func (s *Station) record(ctx context.Context, a *answer, set *settings) {
+// context event instead) or add findings and events to it. validated
+// says whether set's validator judged the scan (rather than decode).
+func (s *Station) record(ctx context.Context, a *answer, set *settings, validated bool) {
 	scan := a.scan
 	if s.inert(set) {
 		s.hold(a, set)
@@ -304,14 +303,29 @@ func (s *Station) record(ctx context.Context, a *answer, set *settings) {
 	}
 	unlock := s.lockFlow()
 	defer unlock()
+	if cur := s.flowState(); cur.Mode != scan.Mode || !maps.Equal(cur.Context, scan.Context) {
+		// Another scanner's document changed the state since this read
+		// was decoded: it is judged and stored under the state it is
+		// counted against.
+		scan.Mode, scan.Context = cur.Mode, cur.Context
+		if validated {
+			scan.Verdict, scan.Reasons, scan.Fields, scan.Key, scan.RulesVersion = "", nil, nil, "", ""
+			set.valid.Validate(scan)
+		}
+	}
 	if v := s.verify.Load(); v != nil && s.assigner != nil {
 		s.verifyRead(ctx, a, set, v)
 		return
 	}
-	out := s.step(set, workflow.Input{Time: scan.Time, Read: &workflow.Read{
+	in := workflow.Input{Time: scan.Time, Read: &workflow.Read{
 		Scan: scan.ID, Scanner: scan.Scanner, Raw: string(scan.Data), Fields: scan.Fields, Unit: scan.Key, Verdict: scan.Verdict,
-	}})
-	if s.assignOnRead(ctx, a, set, out) {
+	}}
+	out := s.step(set, in)
+	if !out.Document {
+		findings(scan, out.Findings)
+		s.hold(a, set)
+	}
+	if s.assignOnRead(ctx, a, set, in, out) {
 		return
 	}
 	if out.Document {
@@ -319,8 +333,6 @@ func (s *Station) record(ctx context.Context, a *answer, set *settings) {
 		a.pending = first(s.commitStep(ctx, out, nil))
 		return
 	}
-	findings(scan, out.Findings)
-	s.hold(a, set)
 	if !changes(out) {
 		a.pending = s.submitScan(ctx, scan)
 		return

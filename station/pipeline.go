@@ -175,11 +175,12 @@ func (s *Station) take(ctx context.Context, l *loop, r device.Read) *answer {
 				"reason", scan.Reasons[0].Message, "suppressed_since_last", n)
 		}
 	}
-	if scan.Verdict == "" {
+	validated := scan.Verdict == ""
+	if validated {
 		set.valid.Validate(scan)
 	}
 	a.scan, a.start = scan, time.Now()
-	s.record(ctx, a, set)
+	s.record(ctx, a, set, validated)
 	return a
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/scangw/scangw/device"
 	"github.com/scangw/scangw/station/assign"
 	"github.com/scangw/scangw/station/label"
+	"github.com/scangw/scangw/station/serials"
 	"github.com/scangw/scangw/station/wire"
 	"github.com/scangw/scangw/station/workflow"
 )
@@ -77,6 +78,9 @@ func (s *Station) restoreVerify() {
 // request is an assigner request of this station.
 func (s *Station) request(c *AssignConfig, trigger string, p Product, now time.Time) assign.Request {
 	_, ctx := s.State()
+	if c == nil {
+		c = &AssignConfig{} // prepareAssign refuses it
+	}
 	return assign.Request{
 		Scheme: c.Scheme, Station: s.cfg.ID, Printer: c.Printer, Label: c.Label,
 		GTIN: p.GTIN, Lot: p.Lot, Expiry: p.Expiry, Operator: ctx[wire.DocOperator], Context: ctx,
@@ -96,13 +100,25 @@ func (s *Station) prepareAssign(c *AssignConfig, req assign.Request, reprint boo
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		return prep, nil, prep.State, nil
+		return prep, s.verify.Load(), prep.State, nil // a reprint leaves the verification awaited as it is
 	}
 	prep, err := s.assigner.Prepare(req)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	state := prep.State
+	if old := s.verify.Load(); old != nil {
+		// A new serial before the last one's label was verified: that
+		// verification ends here, in the same write, not in silence.
+		vreq := req
+		vreq.Scheme = old.Scheme
+		prep.Records = append([]buffer.Record{s.assigner.VerifyEvent(vreq, old.Serial, wire.AssignVerifyTimeout,
+			[]wire.Reason{{Code: "verify.superseded", Message: "a new serial was assigned before the label of " + old.Serial + " was scanned"}})},
+			prep.Records...)
+		if !c.Verify {
+			state = append(slices.Clip(state), buffer.StateValue{Key: s.verifyKey()})
+		}
+	}
 	var v *verifying
 	if c.Verify {
 		v = &verifying{Serial: prep.Serial, Scheme: c.Scheme, Deadline: req.Time.Add(c.VerifyTimeout)}
@@ -121,12 +137,10 @@ func (s *Station) commitAssign(ctx context.Context, prep *assign.Prepared, v *ve
 	if err != nil {
 		return wire.AssignedData{}, nil, err
 	}
-	if v != nil {
-		s.verify.Store(v)
-	}
-	// The assigned event's seq: its record comes after recs'.
+	s.verify.Store(v) // nil ends a superseded one
+	// The assigned event's seq: its record is prep's last.
 	d := prep.Data
-	if i := numbered(recs); i < len(seqs) {
+	if i := numbered(recs) + numbered(prep.Records) - 1; i >= 0 && i < len(seqs) {
 		d.Seq, d.Epoch = seqs[i], s.store.Epoch()
 	}
 	s.log.Info("serial assigned", "serial", prep.Serial, "status", d.Status, "trigger", d.Trigger, "printer", d.Printer)
@@ -151,10 +165,39 @@ func (s *Station) assignCommand(ctx context.Context, trigger string, p Product, 
 	defer unlock()
 	prep, v, state, err := s.prepareAssign(c, s.request(c, trigger, p, s.now()), reprint, serial)
 	if err != nil {
-		return wire.AssignedData{}, &wire.Error{Code: wire.CodeBadArgs, Message: err.Error()}
+		return wire.AssignedData{}, assignError(err)
 	}
 	d, _, err := s.commitAssign(ctx, prep, v, state, nil, workflow.Outcome{})
 	return d, err
+}
+
+// assignError is the reply error of a refused assignment: the request's
+// fault (bad_args) as the assigner said, a station without a scheme, or
+// a used-up scheme; anything else is the gateway's failure.
+func assignError(err error) error {
+	var we *wire.Error
+	switch {
+	case errors.As(err, &we):
+		return we
+	case errors.Is(err, ErrNoAssign):
+		return &wire.Error{Code: wire.CodeBadArgs, Message: err.Error()}
+	case errors.Is(err, serials.ErrExhausted):
+		return &wire.Error{Code: wire.CodeFailed, Message: err.Error()}
+	}
+	return err
+}
+
+// refusal is the reason a read gets when the assigner refused it.
+func refusal(err error) wire.Reason {
+	code, msg := "serial.refused", err.Error()
+	var we *wire.Error
+	if errors.As(err, &we) {
+		msg = we.Message
+	}
+	if errors.Is(err, serials.ErrExhausted) {
+		code = "serial.exhausted"
+	}
+	return wire.Reason{Code: code, Message: msg}
 }
 
 // productOf is what an assignment is for, from a read's fields and the
@@ -219,13 +262,15 @@ func (s *Station) verifyTimeout(ctx context.Context) {
 	if v == nil || s.now().Before(v.Deadline) || s.assigner == nil {
 		return
 	}
+	reasons := []wire.Reason{{Code: "verify.timeout", Message: "no read of the label " + v.Serial + " came in time"}}
 	unlock := s.lockFlow()
-	defer unlock()
 	if s.verify.Load() != v {
+		unlock()
 		return // verified meanwhile
 	}
-	reasons := []wire.Reason{{Code: "verify.timeout", Message: "no read of the label " + v.Serial + " came in time"}}
-	if _, err := s.finishVerify(ctx, s.settings.Load(), v, wire.AssignVerifyTimeout, reasons); err != nil {
+	_, err := s.finishVerify(ctx, s.settings.Load(), v, wire.AssignVerifyTimeout, reasons)
+	unlock() // the feedback below may wait on a slow scanner: not under the locks
+	if err != nil {
 		s.log.Warn("verify time-out not recorded", "serial", v.Serial, "err", err)
 		return
 	}
@@ -239,40 +284,44 @@ func (s *Station) verifyTimeout(ctx context.Context) {
 }
 
 // assignOnRead handles a read that asks for a serial: a new_serial
-// document, or a product read in mode assign. It reports whether it did.
-// A request the assigner refuses (a scheme used up, a product the
-// template cannot take) is answered with the bad signal and why, and the
-// read stored as it is. The caller holds lockFlow.
-func (s *Station) assignOnRead(ctx context.Context, a *answer, set *settings, out workflow.Outcome) bool {
+// document, or a product read in mode assign that the rules and the
+// workflow let through (its findings are applied already). It reports
+// whether it did. A request the assigner refuses (a scheme used up, a
+// product the template cannot take) is answered with the bad signal and
+// why, and the read stored as it is. The caller holds lockFlow.
+func (s *Station) assignOnRead(ctx context.Context, a *answer, set *settings, in workflow.Input, out workflow.Outcome) bool {
 	c := set.cfg.Assign
 	scan := a.scan
 	mode, ctxMap := s.State()
-	var recs []buffer.Record
 	var p Product
 	switch {
 	case out.Document && out.Kind == wire.DocSerial:
 		a.scan, a.doc = nil, &document{Document: wire.Document{Kind: out.Kind, Value: out.Value}, sig: signalOf(out.Signal)}
 		p = productOf(nil, ctxMap)
 	case mode == "assign" && !out.Document && c != nil && scan.Verdict != Rejected:
-		findings(scan, out.Findings)
-		s.hold(a, set)
 		p = productOf(scan.Fields, ctxMap)
 	default:
 		return false
 	}
 	prep, v, state, err := s.prepareAssign(c, s.request(c, wire.TriggerRead, p, scan.Time), false, "")
 	if err != nil {
-		reason := wire.Reason{Code: "serial.refused", Message: err.Error()}
+		reason := refusal(err)
+		var recs []buffer.Record
 		if a.doc != nil {
 			a.doc.sig = device.Bad
 			a.doc.findings = append(a.doc.findings, workflow.Finding{Policy: workflow.Reject, Reason: reason})
 		} else {
+			// Rejected now: the workflow must not count it as it would
+			// an accepted read.
 			reject(scan, reason.Code, reason.Message)
+			in.Read.Verdict = Rejected
+			out = s.step(set, in)
 			recs = s.scanRecords(scan)
 		}
 		a.pending = first(s.commitStep(ctx, out, recs))
 		return true
 	}
+	var recs []buffer.Record
 	if a.scan != nil {
 		recs = s.scanRecords(scan)
 	}

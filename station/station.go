@@ -191,7 +191,7 @@ func New(cfg Config, d Deps) *Station {
 		assigner: d.Assigner,
 	}
 	if s.index == nil {
-		s.index, _ = LoadIndex(nil)
+		s.index = NewIndex(nil, 0, nil)
 	}
 	s.settings.Store(newSettings(cfg, d.Validator, newDebouncer(cfg.Debounce, cfg.ScannerDebounce)))
 	for _, sc := range d.Scanners {

@@ -165,8 +165,9 @@ ${VAR} and ${VAR:-default} in values come from the environment.
 Signals: SIGHUP (systemctl reload scangw) re-reads the config and applies
 stations, scanners, rules.file, log.level and http live, or refuses it
 whole and keeps the running one (a config with problems, or a change of
-buffer, gateway, mqtt, rules.keys, rules.allow_unsigned or log.format,
-which need a restart). SIGTERM stops the gateway cleanly.
+buffer, gateway, mqtt, rules.keys, rules.allow_unsigned, log.format,
+serials or printers, which need a restart). SIGTERM stops the gateway
+cleanly.
 `
 
 const checkConfigUsage = `usage: scangw check-config [--print] [FILE]

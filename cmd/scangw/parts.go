@@ -99,10 +99,7 @@ type builtScanner struct {
 }
 
 func newStationParts(buf *buffer.Buffer, engine station.Validator, ind station.Indicator, hp *hotplug.Watcher, reg prometheus.Registerer, log *slog.Logger) (*stationParts, error) {
-	index, err := station.LoadIndex(buf.ListState)
-	if err != nil {
-		return nil, fmt.Errorf("workflow index: %w", err)
-	}
+	index := station.NewIndex(buf.LoadState, buf.SeenRetention(), log.With("part", "workflow"))
 	return &stationParts{buf: buf, engine: engine, ind: ind, hp: hp, dm: device.NewMetrics(reg), sm: station.NewMetrics(reg),
 		log: log, scanners: map[[2]string]*builtScanner{}, index: index}, nil
 }

@@ -146,6 +146,9 @@ func restartOnly(old, next *configs.Config) []string {
 	out = diffKeys(out, "rules.keys", old.Rules.Keys, next.Rules.Keys)
 	out = diffKeys(out, "rules.allow_unsigned", old.Rules.AllowUnsigned, next.Rules.AllowUnsigned)
 	out = diffKeys(out, "log.format", old.Log.Format, next.Log.Format)
+	// The assigner holds the schemes' counters and the printers' queues.
+	out = diffKeys(out, "serials", old.Serials, next.Serials)
+	out = diffKeys(out, "printers", old.Printers, next.Printers)
 	return out
 }
 

@@ -3,6 +3,7 @@ package station
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -146,5 +147,44 @@ func TestVerifyTimesOut(t *testing.T) {
 	}
 	if _, err := buf.LoadState("station/bench-1/verify"); err == nil {
 		t.Fatal("the awaited serial is still saved after its time-out")
+	}
+}
+
+// TestNoSchemeNoPanic: a station that assigns no serials, on a gateway
+// that does, refuses a command and a "new serial" code with a reason.
+func TestNoSchemeNoPanic(t *testing.T) {
+	buf, err := buffer.Open(buffer.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	tpl, err := serials.Parse("SN{seq:6}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := assign.New(assign.Options{Site: "s", Gateway: "g", Schemes: []assign.Scheme{{Name: "u", Template: tpl, Start: 1}},
+		Store: buf, Log: slogDiscard(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := workflow.NewPattern(wire.DocSerial, "NEWSERIAL", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := newPlayback("h1", "NEWSERIAL")
+	cfg := Config{ID: "dock-1", Mode: "receive", Site: "s", Gateway: "g", Flow: workflow.Config{Documents: []workflow.Pattern{doc}}}
+	st := New(cfg, Deps{Scanners: []Scanner{sc}, Store: buf, State: buf, Validator: LengthRule{Min: 1, Max: 64},
+		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard(), ClockSynced: func() bool { return true }, Assigner: a})
+	var we *wire.Error
+	if _, err := st.AssignSerial(context.Background(), wire.TriggerCommand, Product{}); !errors.As(err, &we) || we.Code != wire.CodeBadArgs {
+		t.Fatalf("assign at a station without a scheme: %v, want bad_args", err)
+	}
+	run(t, st, sc)
+	if got := sc.signals(); !slices.Equal(got, []device.Signal{device.Bad}) {
+		t.Fatalf("signals %v, want the bad one", got)
+	}
+	rs := st.Recent()
+	if len(rs) != 1 || len(rs[0].Reasons) < 2 || rs[0].Reasons[1].Code != "serial.refused" {
+		t.Fatalf("the refused code's outcome: %+v", rs)
 	}
 }

@@ -184,6 +184,9 @@ func (s *Station) events(out workflow.Outcome) []buffer.Record {
 func (s *Station) commitStep(ctx context.Context, out workflow.Outcome, recs []buffer.Record, state ...buffer.StateValue) ([]uint64, error) {
 	w := buffer.Write{Records: append(recs, s.events(out)...), State: append(s.index.stateValues(out.Writes), state...)}
 	next := out.Next
+	if len(w.Records) == 0 && len(w.State) == 0 && next == nil {
+		return nil, nil // a refused document: nothing to store
+	}
 	if next != nil {
 		b, err := json.Marshal(next)
 		if err != nil {
@@ -208,18 +211,7 @@ func (s *Station) commitStep(ctx context.Context, out workflow.Outcome, recs []b
 }
 
 func sameContext(a, b *workflow.State) bool {
-	if b == nil {
-		return false
-	}
-	if a.Mode != b.Mode || len(a.Context) != len(b.Context) {
-		return false
-	}
-	for k, v := range a.Context {
-		if b.Context[k] != v {
-			return false
-		}
-	}
-	return true
+	return b != nil && a.Mode == b.Mode && maps.Equal(a.Context, b.Context)
 }
 
 // findings applies the workflow's findings to a scan's verdict.
@@ -281,13 +273,13 @@ func changes(out workflow.Outcome) bool {
 }
 
 // inert reports whether a read cannot touch the workflow at all: no
-// document patterns, not an aggregation mode, no order in context, no
-// idle time-out. Such a read skips the step: the usual scan at a
-// conveyor costs nothing more.
+// document patterns, not an aggregation or assign mode, no order in
+// context, no idle time-out, no label awaiting its verify read. Such a
+// read skips the step: the usual scan at a conveyor costs nothing more.
 func (s *Station) inert(set *settings) bool {
 	st := s.flowState()
 	return len(set.flow.Documents) == 0 && set.flow.Idle == 0 && !aggregating(st.Mode) && st.Mode != "assign" && s.verify.Load() == nil &&
-		st.Context["order"] == "" && st.Open == nil && len(rulesOf(set.valid).Documents()) == 0
+		st.Context[wire.DocOrder] == "" && st.Context[wire.DocPick] == "" && st.Open == nil && len(rulesOf(set.valid).Documents()) == 0
 }
 
 // record submits a judged scan: through the workflow step when the

@@ -188,3 +188,29 @@ func TestNoSchemeNoPanic(t *testing.T) {
 		t.Fatalf("the refused code's outcome: %+v", rs)
 	}
 }
+
+// FuzzCommandArgs: the workflow's and the assigner's downlink commands
+// take any args without a panic, and refuse bad ones as the request's
+// fault (a *wire.Error).
+func FuzzCommandArgs(f *testing.F) {
+	for _, s := range []string{``, `{}`, `null`, `{"gtin":"09506000134352","lot":"L1","expiry":"271231"}`, `{"serial":"SN1"}`,
+		`{"gtin":1}`, `[]`, `{"x":1}`, `{} {}`, `{"serial":"a"}trailing`} {
+		f.Add([]byte(s))
+	}
+	st := New(Config{ID: "d1", Mode: "pack", Site: "s", Gateway: "g"}, Deps{Store: failingStore{}, Validator: LengthRule{Min: 1, Max: 9},
+		Metrics: NewMetrics(prometheus.NewRegistry()), Log: slogDiscard(), ClockSynced: func() bool { return true }})
+	set, err := NewSet(st)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, args []byte) {
+		ctx := context.Background()
+		for _, cmd := range []func(context.Context, string, json.RawMessage) (any, error){set.AssignSerial, set.Reprint, set.CloseAggregation, set.CancelAggregation} {
+			_, err := cmd(ctx, "d1", args)
+			var we *wire.Error
+			if err != nil && !errors.As(err, &we) {
+				t.Fatalf("args %q: %v is not a reply error", args, err)
+			}
+		}
+	})
+}

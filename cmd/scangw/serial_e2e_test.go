@@ -187,6 +187,9 @@ func TestSerialAssignment(t *testing.T) {
 	if n := len(printer.Jobs()); n != 3 {
 		t.Fatalf("%d jobs printed with no paper, want the 3 before", n)
 	}
+	if page := httpGet(t, "http://"+httpAddr+"/"); !strings.Contains(page, "zebra-1 not ready: paper_out") || !strings.Contains(page, "scan the label "+third.Serial) {
+		t.Fatalf("the status page does not say the printer is out of paper, or which label to scan:\n%s", page)
+	}
 	printer.SetState(zpl.Status{})
 	scanAt(t, b1, dataMatrix(t, waitJobs(4)[3]), ack) // verified
 

@@ -328,6 +328,9 @@ func TestWorkflowSessions(t *testing.T) {
 		if i < 0 || st.Stations[i].Order == nil || st.Stations[i].Order.Order != "PO-1001" || !st.Stations[i].Order.Complete || st.Stations[i].Order.Counted != 5 {
 			t.Fatalf("/status of dock-1: %+v", st.Stations)
 		}
+		if page := httpGet(t, "http://"+httpAddr+"/"); !strings.Contains(page, "order PO-1001: 5 counted, 0 to go · 1 over · 1 unexpected · 1 wrong serial · complete") {
+			t.Fatalf("the status page does not show the order's progress:\n%s", page)
+		}
 	})
 
 	t.Run("packing", func(t *testing.T) {

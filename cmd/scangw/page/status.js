@@ -56,7 +56,34 @@
       el('small', '', st.version + ' · up ' + dur(st.uptime_seconds) + ' · config ' + st.config_hash));
     li.id = 'clock';
     ul.append(li);
+
+    (st.printers || []).forEach(function (p) {
+      ul.append(add(el('li', !p.ready ? 'bad' : p.in_doubt ? 'warn' : 'ok'), el('b', '', 'printer'), ' ',
+        el('span', '', p.id + ' ' + (p.ready ? 'ready' : 'not ready: ' + p.reason)),
+        el('small', '', p.waiting + ' waiting' + (p.in_doubt ? ' · ' + p.in_doubt + ' in doubt: reprint them' : ''))));
+    });
+    (st.serials || []).forEach(function (x) {
+      ul.append(add(el('li', x.low ? 'warn' : 'ok'), el('b', '', 'serials'), ' ', el('span', '', x.scheme + ': ' + x.remaining + ' left'),
+        el('small', '', (x.granted ? 'granted blocks' : "the counter's width") + (x.low ? ' · below low water' : ''))));
+    });
     return ul;
+  }
+
+  // workflow is a station's order progress, open aggregation and label
+  // to verify, when it has any.
+  function workflow(s) {
+    var p = el('p', 'workflow'), o = s.order, a = s.aggregation;
+    if (o) {
+      var t = 'order ' + o.order + ': ' + o.counted + ' counted, ' + o.remaining + ' to go';
+      if (o.over) t += ' · ' + o.over + ' over';
+      if (o.unexpected) t += ' · ' + o.unexpected + ' unexpected';
+      if (o.wrong_serial) t += ' · ' + o.wrong_serial + ' wrong serial';
+      if (o.complete) t += ' · complete';
+      p.append(el('span', '', t));
+    }
+    if (a) p.append(el('span', '', a.mode + ' open: ' + a.parent + ' · ' + a.children + ' children'));
+    if (s.verify) p.append(el('span', '', 'scan the label ' + s.verify));
+    return p.childNodes.length ? p : null;
   }
 
   // read fills a latest block or a recent row: the same four parts.
@@ -80,6 +107,8 @@
       keys.forEach(function (k) { ctx.append(el('span', '', k + ' ' + s.context[k])); });
       sec.append(ctx);
     }
+    var wf = workflow(s);
+    if (wf) sec.append(wf);
     var sc = el('p', 'scanners');
     (s.scanners || []).forEach(function (x) {
       var t = x.id + (x.up ? ' up' : ' down');

@@ -109,6 +109,8 @@ type noRules struct{}
 func (noRules) Documents() []workflow.Pattern       { return nil }
 func (noRules) Order(string) (workflow.Order, bool) { return workflow.Order{}, false }
 
+func (noRules) Children(string) (workflow.Children, bool) { return workflow.Children{}, false }
+
 func rulesOf(v Validator) workflow.Rules {
 	if r, ok := v.(workflow.Rules); ok {
 		return r
@@ -259,7 +261,7 @@ func (s *Station) CancelAggregation(ctx context.Context) error {
 // isRequestError reports a command the station refused for its own
 // reasons (wire.CodeBadArgs).
 func isRequestError(err error) bool {
-	for _, e := range []error{workflow.ErrBadMode, workflow.ErrBadContext, workflow.ErrAggregationOpen, workflow.ErrNothingOpen, workflow.ErrBadCommand} {
+	for _, e := range []error{workflow.ErrBadMode, workflow.ErrBadContext, workflow.ErrAggregationOpen, workflow.ErrNothingOpen, workflow.ErrBadCommand, workflow.ErrTooFewChildren} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -109,3 +109,16 @@ func (c Chain) Order(name string) (workflow.Order, bool) {
 	}
 	return workflow.Order{}, false
 }
+
+// Children is workflow.Rules: the first of the chain's rule engines that
+// requires something of the parent product's children.
+func (c Chain) Children(parentProduct string) (workflow.Children, bool) {
+	for _, v := range c {
+		if r, ok := v.(workflow.Rules); ok {
+			if k, ok := r.Children(parentProduct); ok {
+				return k, true
+			}
+		}
+	}
+	return workflow.Children{}, false
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -177,6 +178,30 @@ func TestLoadRefusals(t *testing.T) {
 		{name: "unknown field in a deny entry", env: deny(func(d map[string]any) { d["serail"] = "X" }), code: rules.CodeBadRule, path: "deny[0].serail"},
 		{name: "unknown top-level field", env: mutate(func(m map[string]any) { m["denied"] = []any{} }), code: rules.CodeBadRule, path: "denied"},
 		{name: "wrong type", env: product(func(p map[string]any) { p["serial"].(map[string]any)["min"] = "6" }), code: rules.CodeBadRule, path: "products.serial.min"},
+
+		// children of a parent product
+		{name: "children empty", env: product(func(p map[string]any) { p["children"] = map[string]any{} }), code: rules.CodeBadRule, path: "products[0].children"},
+		{name: "children count 0", env: product(func(p map[string]any) { p["children"] = map[string]any{"count": 0} }), code: rules.CodeBadRule, path: "products[0].children.count"},
+		{name: "children count negative", env: product(func(p map[string]any) { p["children"] = map[string]any{"count": -3} }), code: rules.CodeBadRule, path: "products[0].children.count"},
+		{name: "children count too large", env: product(func(p map[string]any) { p["children"] = map[string]any{"count": 5001} }), code: rules.CodeBadRule, path: "products[0].children.count"},
+		{name: "children count a string", env: product(func(p map[string]any) { p["children"] = map[string]any{"count": "3"} }), code: rules.CodeBadRule, path: "products.children.count"},
+		{name: "children count not an integer", env: product(func(p map[string]any) { p["children"] = map[string]any{"count": 1.5} }), code: rules.CodeBadRule, path: "products.children.count"},
+		{name: "children products empty", env: product(func(p map[string]any) { p["children"] = map[string]any{"products": []any{}} }), code: rules.CodeBadRule, path: "products[0].children.products"},
+		{name: "children product empty", env: product(func(p map[string]any) { p["children"] = map[string]any{"products": []any{gtinB, ""}} }), code: rules.CodeBadRule, path: "products[0].children.products[1]"},
+		{name: "children product bad check digit", env: product(func(p map[string]any) { p["children"] = map[string]any{"products": []any{"S", "09506000134353"}} }), code: rules.CodeBadRule, path: "products[0].children.products[1]"},
+		{name: "children product a GTIN-13", env: product(func(p map[string]any) { p["children"] = map[string]any{"products": []any{gtinB[1:]}} }), code: rules.CodeBadRule, path: "products[0].children.products[0]"},
+		{name: "children product a control character", env: product(func(p map[string]any) { p["children"] = map[string]any{"products": []any{"S"}} }), code: rules.CodeBadRule, path: "products[0].children.products[0]"},
+		{name: "children product too long", env: product(func(p map[string]any) { p["children"] = map[string]any{"products": []any{strings.Repeat("s", 257)}} }), code: rules.CodeBadRule, path: "products[0].children.products[0]"},
+		{name: "children too many products", env: product(func(p map[string]any) {
+			var ps []any
+			for i := range 257 {
+				ps = append(ps, fmt.Sprintf("S%d", i))
+			}
+			p["children"] = map[string]any{"products": ps}
+		}), code: rules.CodeBadRule, path: "products[0].children.products"},
+		{name: "children product not a string", env: product(func(p map[string]any) { p["children"] = map[string]any{"products": []any{7}} }), code: rules.CodeBadRule, path: "products.children.products"},
+		{name: "children not an object", env: product(func(p map[string]any) { p["children"] = 12 }), code: rules.CodeBadRule, path: "products.children"},
+		{name: "children unknown field", env: product(func(p map[string]any) { p["children"] = map[string]any{"counts": 12} }), code: rules.CodeBadRule, path: "products[0].children.counts"},
 		{name: "bad reason", env: deny(func(d map[string]any) { d["reason"] = "Recalled!" }), code: rules.CodeBadRule, path: "deny[0].reason"},
 		{name: "no reason", env: deny(func(d map[string]any) { delete(d, "reason") }), code: rules.CodeBadRule, path: "deny[0].reason"},
 		{name: "serials not strings", env: deny(func(d map[string]any) { d["serials"] = []any{"A", 7} }), code: rules.CodeBadRule, path: "deny[0].serials"},

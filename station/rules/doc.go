@@ -21,6 +21,9 @@
 //	               "charset": "0123456789ABCDEFGHJKLMNPRSTUVWXYZ", "check": "luhn"},
 //	    "require": ["serial", "lot", "expiry"],
 //	    "expiry": {"reject_expired": true, "warn_within_days": 30}
+//	  }, {
+//	    "gtin": "09506000134406",         // a case: packed with 12 units of one GTIN
+//	    "children": {"products": ["09506000134352"], "count": 12}
 //	  }],
 //	  "deny": [
 //	    {"gtin": "09506000134352", "serials": ["A1", "A2"], "reason": "recalled", "message": "Recall R-14"},
@@ -62,6 +65,19 @@
 // algorithm of package checkdigit: gs1, luhn, mod11-2, mod37-2, mod43,
 // gs1-pair. "require" lists fields the scan must carry. "expiry" applies
 // to AI (17) (or (7003)) and the HIBC expiry date.
+//
+// "children" says what a pack or build whose parent is a unit of the
+// product must take (Engine.Children; see package workflow): "products"
+// lists the products a child may be (at most 256; a GTIN as the 14
+// digits scans carry, so 14 digits are a GTIN-14 with a correct check
+// digit, a GTIN-8, -12 or -13 is refused with its GTIN-14, and anything
+// else is a SKU), and "count" (1 to 5000) how many children it takes: it
+// closes by itself at that many, and a close before is refused
+// ("aggregation.count"). Give either or both. The station config's
+// child_products applies as well; the count replaces its child_count for
+// that parent. The requirement is taken when the aggregation opens: a set
+// loaded mid-pack applies to the next one. A parent is named by the
+// product of its read, so an SSCC pallet has none.
 //
 // A deny entry names a product ("gtin" or "sku") and/or "serial" /
 // "serials" and "lot" / "lots" (a lot needs its product, as lot numbers
@@ -141,9 +157,10 @@
 // "denied.<reason>", and the reasons shipped lists configure. A scan's rules_version names the sets that
 // judged it ("site:42", "site:42,gateway:7") or "none".
 //
-// Engine implements workflow.Rules for the sets in use: Documents and
+// Engine implements workflow.Rules for the sets in use: Documents,
 // Order (an order's lines, its policy, and Listed, which asks the
-// order's hashed keys whether the ASN names a unit).
+// order's hashed keys whether the ASN names a unit), and Children (a
+// parent product's requirement of its children, built at Load).
 //
 // Scans are read as `scangw inspect` reads them (GS1 element string,
 // Digital Link, HIBC, or plain). A unit is identified in the seen-serial
@@ -175,6 +192,9 @@
 // A site set and a gateway set may both be in use: both apply, and the
 // stricter finding wins, so a gateway set can add rules but never lift a
 // site-wide recall. Their document patterns add up (the site's first).
+// A parent product's "children" is one rule of it: the gateway set's
+// replaces the site set's for the same product whole (a gateway whose
+// pallets take 6 cases, not 12), and the site's holds for the others.
 // An order is the exception: it is one document, so a gateway set that
 // names an order replaces the site set's order of that name whole, for
 // judging and for Engine.Order (a corrected ASN must not be intersected

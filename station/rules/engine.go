@@ -76,17 +76,29 @@ type state struct {
 	floor time.Time
 	// documents are the sets' document patterns, the site set's first.
 	documents []workflow.Pattern
+	// children are the sets' requirements of children by parent product
+	// (GTIN-14 or SKU), the gateway set's replacing the site's.
+	children map[string]workflow.Children
 	// returned is the stricter of the sets' already_returned policies:
 	// one finding for a unit returned twice, whichever set asks for it.
 	returned string
 }
 
 func newState(site, gateway *Set) *state {
-	st := &state{site: site, gateway: gateway, returned: Allow}
+	st := &state{site: site, gateway: gateway, returned: Allow, children: map[string]workflow.Children{}}
 	var names []string
 	for _, s := range []*Set{site, gateway} {
 		if s == nil {
 			continue
+		}
+		// The workflow names a product without saying GTIN or SKU: a GTIN
+		// entry wins over a SKU entry spelt the same, whatever the map's order.
+		for _, kind := range "kg" {
+			for key, c := range s.children {
+				if rune(key[0]) == kind {
+					st.children[productName(key)] = c
+				}
+			}
 		}
 		names = append(names, s.Name())
 		if s.Issued.After(st.floor) {

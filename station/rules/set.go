@@ -54,11 +54,17 @@ type wireSet struct {
 }
 
 type wireProduct struct {
-	GTIN    string      `json:"gtin"`
-	SKU     string      `json:"sku"`
-	Serial  *wireSerial `json:"serial"`
-	Require []string    `json:"require"`
-	Expiry  *wireExpiry `json:"expiry"`
+	GTIN     string        `json:"gtin"`
+	SKU      string        `json:"sku"`
+	Serial   *wireSerial   `json:"serial"`
+	Require  []string      `json:"require"`
+	Expiry   *wireExpiry   `json:"expiry"`
+	Children *wireChildren `json:"children"`
+}
+
+type wireChildren struct {
+	Products []string `json:"products"`
+	Count    *int     `json:"count"`
 }
 
 type wireSerial struct {
@@ -134,6 +140,7 @@ type Set struct {
 	shipReceived   string
 	expected       map[string]*order
 	documents      []workflow.Pattern
+	children       map[string]workflow.Children // by productKey of the parent
 	shipped        shippedIndex
 	returned       string // policy for a unit last returned, in mode return
 }
@@ -272,6 +279,7 @@ func (c *checker) set(w *wireSet) *Set {
 		Site:       w.Site,
 		Gateway:    w.Gateway,
 		products:   map[string]*product{},
+		children:   map[string]workflow.Children{},
 		duplicates: map[string]string{},
 		expected:   map[string]*order{},
 	}
@@ -421,6 +429,10 @@ func (c *checker) product(s *Set, path string, w *wireProduct) {
 	if e := w.Expiry; e != nil && (e.WarnWithinDays < 0 || e.WarnWithinDays > 3660) {
 		c.bad(path+".expiry.warn_within_days", "want 0 to 3660 days")
 	}
+	var kids workflow.Children
+	if w.Children != nil {
+		kids = c.children(path+".children", w.Children)
+	}
 	if key == "" {
 		return
 	}
@@ -429,6 +441,62 @@ func (c *checker) product(s *Set, path string, w *wireProduct) {
 		return
 	}
 	s.products[key] = p
+	if w.Children != nil {
+		s.children[key] = kids
+	}
+}
+
+// Bounds of a product's "children": the products are kept in the open
+// aggregation's state, which is saved with every scan of a pack, and no
+// station takes more children than configs' aggregation.max_children
+// allows.
+const (
+	maxChildProducts = 256
+	maxChildCount    = 5000
+)
+
+// children checks what a parent product requires of its children. A
+// product is named as scans' fields name it, and as the station config's
+// child_products does: 14 digits are a GTIN-14, anything else a SKU.
+func (c *checker) children(path string, w *wireChildren) workflow.Children {
+	var k workflow.Children
+	if w.Products == nil && w.Count == nil {
+		c.bad(path, "name \"products\", a \"count\", or both")
+	}
+	switch {
+	case w.Products == nil:
+	case len(w.Products) == 0:
+		c.bad(path+".products", "empty: leave it out to allow any product")
+	case len(w.Products) > maxChildProducts:
+		c.bad(path+".products", "more than %d products", maxChildProducts)
+	}
+	for i, prod := range w.Products {
+		if i >= maxChildProducts {
+			break
+		}
+		pp := path + ".products[" + strconv.Itoa(i) + "]"
+		digits := strings.Trim(prod, "0123456789") == ""
+		switch n := len(prod); {
+		case digits && n == 14 && !checkdigit.VerifyGS1Mod10(prod):
+			c.bad(pp, "a GTIN-14 with a wrong check digit")
+		case digits && (n == 8 || n == 12 || n == 13) && checkdigit.VerifyGS1Mod10(prod):
+			// Scans name a child by the 14 digits of AI (01): a shorter
+			// GTIN, taken for a SKU, would never match.
+			c.bad(pp, "a GTIN-%d: write it as the GTIN-14 scans carry, %q", n, strings.Repeat("0", 14-n)+prod)
+		default:
+			if p := checkValue(prod); p != "" {
+				c.bad(pp, "%s", p)
+			}
+		}
+	}
+	k.Products = slices.Clip(w.Products)
+	if w.Count != nil {
+		if *w.Count < 1 || *w.Count > maxChildCount {
+			c.bad(path+".count", "want 1 to %d", maxChildCount)
+		}
+		k.Count = *w.Count
+	}
+	return k
 }
 
 func (c *checker) serial(path string, w *wireSerial) *serialRule {

@@ -14,7 +14,8 @@ import (
 )
 
 // What the station's workflow reads of the rule sets: document patterns,
-// orders' expected lines, and (in judge) the units that were shipped.
+// orders' expected lines, parents' children, and (in judge) the units
+// that were shipped.
 
 var _ workflow.Rules = (*Engine)(nil)
 
@@ -33,6 +34,17 @@ func (e *Engine) Order(name string) (workflow.Order, bool) {
 		return o.view, true
 	}
 	return workflow.Order{}, false
+}
+
+// Children returns what the sets in use require of the children of a
+// pack or build whose parent is of parentProduct (a GTIN-14 or SKU): the
+// gateway set's entry for the product if it has one, else the site's. A
+// requirement is one rule of the parent, so the gateway's replaces the
+// site's whole, as an order does. Products is shared: callers must not
+// modify it.
+func (e *Engine) Children(parentProduct string) (workflow.Children, bool) {
+	c, ok := e.state.Load().children[parentProduct]
+	return c, ok
 }
 
 func (st *state) order(name string) *order {

@@ -187,6 +187,56 @@ func TestGatewayOrderReplacesSites(t *testing.T) {
 	}
 }
 
+// Children: a parent product's requirement, the gateway set's entry
+// replacing the site's for the same product, GTINs as the 14 digits
+// scans carry, and no allocation per call.
+func TestChildren(t *testing.T) {
+	pallet, kit := gtin("0950600013441"), gtin("0950600013442")
+	site := baseSet()
+	site["products"] = append(site["products"].([]any),
+		map[string]any{"gtin": pallet[1:], "children": map[string]any{"products": []any{gtinA, "PUMP-200"}, "count": 12}},
+		map[string]any{"gtin": kit, "children": map[string]any{"products": []any{gtinB}}},
+		map[string]any{"sku": "BIKE-1", "children": map[string]any{"count": 3}},
+	)
+	e := load(t, nil, site)
+	for parent, want := range map[string]workflow.Children{
+		pallet:   {Products: []string{gtinA, "PUMP-200"}, Count: 12},
+		kit:      {Products: []string{gtinB}},
+		"BIKE-1": {Count: 3},
+	} {
+		if c, ok := e.Children(parent); !ok || !slices.Equal(c.Products, want.Products) || c.Count != want.Count {
+			t.Errorf("%s: %v %+v, want %+v", parent, ok, c, want)
+		}
+	}
+	for _, parent := range []string{"", gtinA, pallet[1:], "bike-1"} {
+		if c, ok := e.Children(parent); ok {
+			t.Errorf("%q requires %+v", parent, c)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { e.Children(pallet) }); a != 0 {
+		t.Errorf("Children allocates %v times a call", a)
+	}
+	// A product of children only is a product with a rule: no unknown_product.
+	s := scan("", "(01)"+kit+"(21)K1", "receive", nil)
+	e.Validate(s)
+	if s.Verdict != station.Accepted {
+		t.Errorf("kit: %s %v", s.Verdict, fmtReasons(s.Reasons))
+	}
+
+	gw := gatewaySet()
+	gw["products"] = []any{map[string]any{"gtin": pallet, "children": map[string]any{"count": 6}}}
+	e = load(t, nil, site, gw)
+	if c, _ := e.Children(pallet); c.Products != nil || c.Count != 6 {
+		t.Errorf("the gateway's pallet: %+v, want its own whole", c)
+	}
+	if c, ok := e.Children(kit); !ok || !slices.Equal(c.Products, []string{gtinB}) {
+		t.Errorf("the site's kit is lost: %+v", c)
+	}
+	if _, ok := load(t, nil, gw).Children(kit); ok {
+		t.Error("a gateway set alone has the site's kit")
+	}
+}
+
 // returnsSet is baseSet with shipped lists: ACME got SHIP0001-2 of gtinA,
 // and SHIP0003 on order SO-1; the always-list says every gtinA serial
 // made; PUMP-200 went out on SO-2 under a warning policy.
@@ -364,6 +414,9 @@ func TestExampleWorkflow(t *testing.T) {
 	}
 	if d := e.Documents(); len(d) != 6 || !d[0].Match.MatchString("PO-1234") || d[3].Key != "dock" {
 		t.Errorf("documents %+v", d)
+	}
+	if c, ok := e.Children("09506000134406"); !ok || c.Count != 12 || !slices.Equal(c.Products, []string{gtinA}) {
+		t.Errorf("the case's children: %+v", c)
 	}
 	s := scan("", gs1Scan(gtinA, "270131", "ABC1", "SHIP0004"), "return", map[string]string{"customer": "ACME"})
 	e.Validate(s)

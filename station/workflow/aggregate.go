@@ -23,7 +23,7 @@ func (s *step) aggregate(now time.Time, r *Read) bool {
 		s.find(Reject, "aggregation.no_unit", "a pack, build or unpack takes serialized units: this read names none")
 		return true
 	case o == nil:
-		s.open(now, unit)
+		s.open(now, unit, r.Fields)
 		return true
 	case unit == o.Parent:
 		s.close(wire.ClosedByParent)
@@ -41,16 +41,13 @@ func (s *step) aggregate(now time.Time, r *Read) bool {
 		o.Children = append(o.Children, unit)
 		return false
 	}
-	max := s.cfg.MaxChildren
-	if max <= 0 {
-		max = DefaultMaxChildren
-	}
+	max := s.maxChildren()
 	prod := product(r.Fields)
 	stale := linked && l.Open && l.Station == s.cfg.Station // this station's, not in its open aggregation
 	switch {
 	case len(o.Children) >= max:
 		s.find(Reject, "aggregation.full", fmt.Sprintf("%s has %d children, the most allowed", o.Parent, max))
-	case len(s.cfg.ChildProducts) > 0 && !slices.Contains(s.cfg.ChildProducts, prod):
+	case !allows(s.cfg.ChildProducts, prod) || !allows(o.Require.Products, prod):
 		s.find(Reject, "aggregation.child_product", fmt.Sprintf("%s is not a product this station packs", name(prod)))
 	case linked && l.Open && !stale:
 		s.find(Reject, "aggregation.in_open", fmt.Sprintf("%s is being packed into %s at station %s", unit, l.Parent, l.Station))
@@ -61,7 +58,11 @@ func (s *step) aggregate(now time.Time, r *Read) bool {
 	default:
 		o.Children = append(o.Children, unit)
 		s.setLink(unit, &Link{Parent: o.Parent, Station: s.cfg.Station, Open: true})
-		if s.cfg.ChildCount > 0 && len(o.Children) >= s.cfg.ChildCount {
+		count := o.Require.Count
+		if count == 0 {
+			count = s.cfg.ChildCount
+		}
+		if count > 0 && len(o.Children) >= count {
 			s.close(wire.ClosedByCount)
 		}
 		return false
@@ -84,13 +85,52 @@ func (s *step) inside(parent, unit string) bool {
 	return false
 }
 
-func (s *step) open(now time.Time, parent string) {
-	s.st.Open = &Aggregation{Mode: s.st.Mode, Parent: parent, Children: []string{}, Opened: now, Operator: s.st.Context[wire.DocOperator]}
+// allows reports whether a list of products admits prod: an empty one
+// admits any.
+func allows(products []string, prod string) bool {
+	return len(products) == 0 || slices.Contains(products, prod)
+}
+
+func (s *step) maxChildren() int {
+	if s.cfg.MaxChildren > 0 {
+		return s.cfg.MaxChildren
+	}
+	return DefaultMaxChildren
+}
+
+// open opens an aggregation of parent, whose read carried fields. A
+// pack or build takes what the rules require of the parent's product's
+// children now, for the whole of it.
+func (s *step) open(now time.Time, parent string, fields map[string]string) {
+	a := &Aggregation{Mode: s.st.Mode, Parent: parent, Children: []string{}, Opened: now, Operator: s.st.Context[wire.DocOperator]}
+	if prod := product(fields); prod != "" && a.Mode != ModeUnpack && s.rules != nil {
+		a.Require, _ = s.rules.Children(prod)
+		if max := s.maxChildren(); a.Require.Count > max {
+			// It could never close: refused now rather than stuck later.
+			s.find(Reject, "aggregation.count", fmt.Sprintf("%s requires %d children, more than the %d this station allows", prod, a.Require.Count, max))
+			return
+		}
+	}
+	s.st.Open = a
+}
+
+// short says why the open aggregation cannot close yet: "" when it can.
+func (s *step) short() string {
+	o := s.st.Open
+	if n := o.Require.Count; len(o.Children) < n {
+		return fmt.Sprintf("%d children required, %d scanned", n, len(o.Children))
+	}
+	return ""
 }
 
 // close ends the open aggregation: an add (pack, build) or delete
-// (unpack) event of the children whose links are as it left them.
+// (unpack) event of the children whose links are as it left them. One
+// short of its required count stays open, refused.
 func (s *step) close(by string) {
+	if m := s.short(); m != "" {
+		s.find(Reject, "aggregation.count", m)
+		return
+	}
 	o := s.st.Open
 	s.st.Open = nil
 	action := wire.AggAdd

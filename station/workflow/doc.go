@@ -95,14 +95,29 @@
 // unpack). One closed with no children makes no event, gets the warning
 // "aggregation.empty", and is closed all the same.
 //
+// The rule sets may require of a parent product's children (a pallet of
+// GTIN X takes 12 cases of GTIN Y: Rules.Children). When a pack or build
+// opens, the parent read's product (its gtin field, else its sku) is
+// looked up and the requirement kept in the open aggregation
+// (Aggregation.Require), so a rule set loaded mid-pack, or a reboot,
+// does not change it; unpack has none. With Products, a child must be
+// one of them, and of Config.ChildProducts too (both apply). With Count,
+// the aggregation closes by itself at Count children (instead of at
+// Config.ChildCount), and a close before that, by the parent, a close
+// code or CloseAggregation, is refused: the reject finding
+// "aggregation.count" ("12 children required, 7 scanned"), or for the
+// command ErrTooFewChildren; it stays open. A cancel still drops it. A
+// parent requiring more children than MaxChildren does not open
+// ("aggregation.count"): it could never close.
+//
 // A unit is never in two parents. A child is refused ("reject"):
 //   - while it is being packed at any station ("aggregation.in_open"),
 //     or packed in a closed parent until an unpack removes it
 //     ("aggregation.packed");
 //   - when the parent is inside it ("aggregation.cycle");
-//   - when Config.ChildProducts names products and its is not one
-//     ("aggregation.child_product"), or the aggregation has MaxChildren
-//     ("aggregation.full");
+//   - when Config.ChildProducts or the parent's required products name
+//     products and its is not one ("aggregation.child_product"), or the
+//     aggregation has MaxChildren ("aggregation.full");
 //   - in unpack, when it is not in that parent ("aggregation.not_in_parent");
 //   - when the read names no unit ("aggregation.no_unit").
 //
@@ -120,7 +135,8 @@
 // SetMode and SetContext take the limits of the downlink's set_mode and
 // set_context and make a context event with cause command;
 // CloseAggregation and CancelAggregation act on the open aggregation
-// (ErrNothingOpen when none is). A refused command is Outcome.Err, an
+// (ErrNothingOpen when none is; ErrTooFewChildren for a close short of
+// the parent's required count). A refused command is Outcome.Err, an
 // errors.Is-able sentinel, and changes nothing.
 //
 // # Index

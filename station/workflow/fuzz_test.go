@@ -72,21 +72,27 @@ func FuzzClassify(f *testing.F) {
 // FuzzAggregation runs random reads, codes and commands at two stations
 // sharing one index, and checks after every step that no unit is in two
 // parents: by the events (an add of a unit already added, without a
-// delete between) and by the index and open aggregations.
+// delete between) and by the index and open aggregations. Units c1 and
+// c2 are of a product whose rules require two children of c3's and c4's
+// product: every add of theirs has exactly that.
 func FuzzAggregation(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 2, 2, 3, 0, 0, 0x80, 1, 0x80, 2, 0x80, 1, 0x80, 3, 0})
 	f.Add([]byte{1, 0, 6, 1, 0, 0, 0, 2, 3, 0, 6, 0, 0, 1, 0, 2, 0x80, 0, 0x80, 2})
 	f.Add([]byte{2, 0, 2, 0, 1, 2, 1, 3, 1, 4, 1, 5, 0x86, 1, 0x80, 0, 0x80, 3, 4, 0, 0x85, 1})
 	f.Add([]byte{0, 7, 0, 0, 4, 3, 0, 0x87, 1, 0x80, 4, 7, 3, 0, 2, 0x84, 0})
+	f.Add([]byte{3, 0, 2, 0, 0, 0, 4, 3, 0, 0, 2, 0, 5, 0, 2, 0}) // c1 requires 2 of c3's product: refused, then closed by count
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		if len(prog) == 0 {
 			return
 		}
 		idx := memIndex{}
 		units := []string{"gs1:(00)" + ssccOne, "gs1:(00)" + ssccTwo, "c1", "c2", "c3", "c4"}
+		fields := map[string]map[string]string{"c1": {"gtin": gtinCase}, "c2": {"gtin": gtinCase}, "c3": {"gtin": gtinA}, "c4": {"gtin": gtinA}}
+		rules := &fakeRules{children: map[string]Children{gtinCase: {Products: []string{gtinA}, Count: 2}}}
 		var sts [2]*station
 		for i := range sts {
 			s := packing(t, fmt.Sprintf("st%d", i), idx)
+			s.rules = rules
 			s.cfg.ChildCount = int(prog[0] % 4)
 			s.cfg.MaxChildren = 3
 			s.cfg.Idle = 5 * time.Minute
@@ -104,7 +110,7 @@ func FuzzAggregation(f *testing.F) {
 				if arg&0x80 != 0 {
 					verdict = wire.Rejected
 				}
-				out = s.step(Input{Read: &Read{Raw: u, Unit: u, Verdict: verdict}})
+				out = s.step(Input{Read: &Read{Raw: u, Fields: fields[u], Unit: u, Verdict: verdict}})
 			case 3:
 				out = s.read("CLOSE", nil, "")
 			case 4:
@@ -123,6 +129,11 @@ func FuzzAggregation(f *testing.F) {
 			for _, ag := range out.Aggregations {
 				if ag.Parent == "" || len(ag.Children) == 0 {
 					t.Fatalf("aggregation without parent or children: %+v", ag)
+				}
+				if fields[ag.Parent]["gtin"] == gtinCase && ag.Action == wire.AggAdd {
+					if len(ag.Children) != 2 || fields[ag.Children[0]]["gtin"] != gtinA || fields[ag.Children[1]]["gtin"] != gtinA {
+						t.Fatalf("%s requires 2 children of %s: %+v", ag.Parent, gtinA, ag)
+					}
 				}
 				for _, c := range ag.Children {
 					switch ag.Action {

@@ -23,15 +23,21 @@ func (m memIndex) apply(ws []Write) {
 	}
 }
 
-// fakeRules serves fixed documents and orders.
+// fakeRules serves fixed documents, orders and children's requirements.
 type fakeRules struct {
-	docs   []Pattern
-	orders map[string]Order
+	docs     []Pattern
+	orders   map[string]Order
+	children map[string]Children // by parent product
 }
 
 func (f *fakeRules) Documents() []Pattern { return f.docs }
 
 func (f *fakeRules) Order(name string) (Order, bool) { o, ok := f.orders[name]; return o, ok }
+
+func (f *fakeRules) Children(parent string) (Children, bool) {
+	c, ok := f.children[parent]
+	return c, ok
+}
 
 // station runs Step as the caller would: the next state kept, the writes
 // applied to a (possibly shared) index.

@@ -4,7 +4,7 @@ import "regexp"
 
 // What the workflow needs from the rule sets (station/rules implements it
 // for the sets in use): document patterns, orders' expected lines, and
-// the units shipped that may come back.
+// what a parent product's children must be.
 type Rules interface {
 	// Documents are the document patterns the rule sets carry, tried
 	// after the config's.
@@ -12,6 +12,20 @@ type Rules interface {
 	// Order returns the expected lines of an order (an ASN or a purchase
 	// order's lines); ok is false when no rule set in use names it.
 	Order(name string) (o Order, ok bool)
+	// Children returns what the children of a pack or build whose parent
+	// is of parentProduct (a GTIN-14 or SKU) must be; ok is false when no
+	// rule set in use says. Products is shared: callers must not modify it.
+	Children(parentProduct string) (c Children, ok bool)
+}
+
+// Children is what a parent product requires of its children.
+type Children struct {
+	// Products, when not empty, are the products (GTIN-14 or SKU) a
+	// child may be.
+	Products []string `json:"products,omitempty"`
+	// Count is how many children the parent takes: it closes by itself
+	// at Count, and cannot be closed before; 0: any number.
+	Count int `json:"count,omitempty"`
 }
 
 // Pattern classifies a read as a document: a read that Match matches as a

@@ -49,6 +49,7 @@ var (
 	ErrAggregationOpen = errors.New("an aggregation is open")
 	ErrNothingOpen     = errors.New("no aggregation is open")
 	ErrBadCommand      = errors.New("unknown workflow command")
+	ErrTooFewChildren  = errors.New("the parent requires more children")
 )
 
 // Config is a station's workflow configuration.
@@ -67,11 +68,13 @@ type Config struct {
 	// other mode); default warn.
 	OverScan, Unexpected map[string]string
 	// ChildCount closes a pack or build at this many children; 0: off.
+	// A parent whose rules require a count closes at that one instead.
 	ChildCount int
 	// MaxChildren caps an aggregation; 0: DefaultMaxChildren.
 	MaxChildren int
 	// ChildProducts, when not empty, are the products (GTIN-14 or SKU)
-	// a child of a pack or build may be.
+	// a child of a pack or build may be; the parent's rules
+	// (Rules.Children) must allow a child too.
 	ChildProducts []string
 	// DocumentSignal answers a document read: "good" (default), "warn"
 	// or "bad".
@@ -79,7 +82,8 @@ type Config struct {
 }
 
 // State is a station's workflow state: small (an aggregation's children
-// at most), JSON-serialisable, saved by the caller with each Outcome.
+// and its parent's requirement at most), JSON-serialisable, saved by the
+// caller with each Outcome.
 type State struct {
 	Mode    string            `json:"mode"`
 	Context map[string]string `json:"context,omitempty"`
@@ -110,6 +114,9 @@ type Aggregation struct {
 	Children []string  `json:"children"`
 	Opened   time.Time `json:"opened"`
 	Operator string    `json:"operator,omitempty"`
+	// Require is what the rules required of the parent's children when
+	// it opened: a rule set loaded meanwhile does not change it.
+	Require Children `json:"require,omitzero"`
 }
 
 // Clone returns a deep copy of s.
@@ -127,7 +134,8 @@ func (s *State) Clone() *State {
 	if s.Open != nil {
 		a := *s.Open
 		a.Children = slices.Clone(a.Children)
-		c.Open = &a
+		c.Open = &a // a.Require.Products is shared: nothing modifies it
+
 	}
 	return &c
 }
@@ -274,6 +282,10 @@ func (s *step) command(now time.Time, c *Command) {
 			return
 		}
 		if c.Kind == CloseAggregation {
+			if m := s.short(); m != "" {
+				s.refuse(fmt.Errorf("%w: %s", ErrTooFewChildren, m))
+				return
+			}
 			s.close(wire.ClosedByCommand)
 		} else {
 			s.cancel()
@@ -362,7 +374,7 @@ func (s *step) document(now time.Time, r *Read, kind, value, key string) {
 		case parent == "":
 			s.find(Reject, "aggregation.no_unit", "the parent label names no unit")
 		case st.Open == nil:
-			s.open(now, parent)
+			s.open(now, parent, r.Fields)
 		case st.Open.Parent == parent:
 			s.close(wire.ClosedByParent)
 		default:

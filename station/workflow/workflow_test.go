@@ -21,6 +21,7 @@ const (
 	gtinBike = "09506000134383"
 	gtinPart = "09506000134390"
 	gtinCase = "09506000134406"
+	gtinPal  = "09506000134413"
 	ssccOne  = "106141411234567897"
 	ssccTwo  = "106141411234567903"
 )
@@ -401,6 +402,97 @@ func TestAggregationRules(t *testing.T) {
 	})
 }
 
+// A pallet whose GTIN requires 3 cases of one GTIN: a wrong product is
+// refused, by the rule or by the config's list; an early close is
+// refused by each of its ways; the rule's count wins over the config's,
+// survives a reload of the rules and a reboot, and the 3rd case closes.
+func TestRequiredChildren(t *testing.T) {
+	newPacker := func() *station {
+		s := packing(t, "p", memIndex{})
+		s.rules = &fakeRules{children: map[string]Children{gtinPal: {Products: []string{gtinCase, gtinB}, Count: 3}}}
+		s.cfg.ChildProducts = []string{gtinCase, gtinA}
+		s.cfg.ChildCount = 2
+		return s
+	}
+	s := newPacker()
+	if out := s.unit(gtinPal, "P1"); len(out.Findings) != 0 || s.st.Open == nil || s.st.Open.Require.Count != 3 {
+		t.Fatalf("open: %+v, %+v", out, s.st.Open)
+	}
+	s.rules = &fakeRules{}                                                  // a reload: the open pallet keeps its requirement
+	wantFindings(t, s.unit(gtinA, "X"), "reject:aggregation.child_product") // the rule's list
+	wantFindings(t, s.unit(gtinB, "X"), "reject:aggregation.child_product") // the config's list
+	wantFindings(t, s.unit(gtinCase, "K1"))
+	if out := s.unit(gtinCase, "K2"); len(out.Findings) != 0 || len(out.Aggregations) != 0 {
+		t.Fatalf("closed at the config's count: %+v", out)
+	}
+	// A reboot: the state as stored.
+	var back State
+	if err := json.Unmarshal([]byte(*encode(s.st)), &back); err != nil {
+		t.Fatal(err)
+	}
+	s.st = &back
+	open := s.st.Clone()
+	out := s.unit(gtinPal, "P1")
+	wantFindings(t, out, "reject:aggregation.count")
+	if msg := out.Findings[0].Reason.Message; msg != "3 children required, 2 scanned" {
+		t.Fatalf("message %q", msg)
+	}
+	out = s.read("CLOSE", nil, "")
+	wantFindings(t, out, "reject:aggregation.count")
+	if out.Signal != SignalBad || len(out.Contexts) != 0 || len(out.Aggregations) != 0 {
+		t.Fatalf("close code: %+v", out)
+	}
+	if out := s.cmd(Command{Kind: CloseAggregation}); !errors.Is(out.Err, ErrTooFewChildren) || out.Next != nil || out.Signal != SignalBad {
+		t.Fatalf("close command: %+v", out)
+	}
+	if !equalState(s.st, open) {
+		t.Fatalf("a refused close changed the state: %+v", s.st.Open)
+	}
+	out = s.unit(gtinCase, "K3")
+	if len(out.Aggregations) != 1 || s.st.Open != nil {
+		t.Fatalf("3rd case: %+v", out)
+	}
+	want := []string{unitKey(gtinCase, "K1"), unitKey(gtinCase, "K2"), unitKey(gtinCase, "K3")}
+	if ag := out.Aggregations[0]; ag.ClosedBy != wire.ClosedByCount || ag.Parent != unitKey(gtinPal, "P1") || !slices.Equal(ag.Children, want) {
+		t.Fatalf("%+v", ag)
+	}
+
+	t.Run("cancel still drops it", func(t *testing.T) {
+		s := newPacker()
+		s.unit(gtinPal, "P2")
+		s.unit(gtinCase, "K4")
+		if out := s.read("CANCEL", nil, ""); len(out.Findings) != 0 || s.st.Open != nil || len(s.idx) != 0 {
+			t.Fatalf("%+v, index %v", out, s.idx)
+		}
+	})
+	t.Run("unpack requires nothing", func(t *testing.T) {
+		s := newPacker()
+		s.st.Mode = ModeUnpack
+		s.idx[ChildKey(unitKey(gtinCase, "K1"))] = `{"parent":"` + unitKey(gtinPal, "P1") + `","station":"p","open":false}`
+		s.unit(gtinPal, "P1")
+		s.unit(gtinCase, "K1")
+		if out := s.unit(gtinPal, "P1"); len(out.Findings) != 0 || len(out.Aggregations) != 1 {
+			t.Fatalf("%+v", out)
+		}
+	})
+	t.Run("a count above max children does not open", func(t *testing.T) {
+		s := newPacker()
+		s.cfg.MaxChildren = 2
+		wantFindings(t, s.unit(gtinPal, "P3"), "reject:aggregation.count")
+		if s.st.Open != nil {
+			t.Fatalf("opened: %+v", s.st.Open)
+		}
+	})
+	t.Run("a parent of no rule takes the config's", func(t *testing.T) {
+		s := newPacker()
+		s.sscc(ssccOne)
+		s.unit(gtinCase, "K5")
+		if out := s.unit(gtinCase, "K6"); len(out.Aggregations) != 1 || out.Aggregations[0].ClosedBy != wire.ClosedByCount {
+			t.Fatalf("%+v", out)
+		}
+	})
+}
+
 // A build: the bike's frame serial, three part serials, closed by a
 // command; a child of another product is refused.
 func TestBuild(t *testing.T) {
@@ -531,7 +623,8 @@ func TestStateJSON(t *testing.T) {
 	st := &State{
 		Mode: ModePack, Context: map[string]string{"order": "PO-1", "operator": "7"}, Touched: t0, Last: "order",
 		Order: &Progress{Name: "PO-1", Lines: []wire.OrderLine{{Product: gtinA, Expected: 3, Counted: 1}}, Over: 1, Unexpected: 2, WrongSerial: 3, Complete: true},
-		Open:  &Aggregation{Mode: ModePack, Parent: "gs1:(00)" + ssccOne, Children: []string{"a", "b"}, Opened: t0, Operator: "7"},
+		Open: &Aggregation{Mode: ModePack, Parent: "gs1:(00)" + ssccOne, Children: []string{"a", "b"}, Opened: t0, Operator: "7",
+			Require: Children{Products: []string{gtinCase}, Count: 3}},
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -553,6 +646,9 @@ func TestStateJSON(t *testing.T) {
 	}
 	if b, _ := json.Marshal(&State{Mode: "receive"}); string(b) != `{"mode":"receive"}` {
 		t.Fatalf("empty state: %s", b)
+	}
+	if b, _ := json.Marshal(&Aggregation{}); strings.Contains(string(b), "require") {
+		t.Fatalf("no requirement: %s", b)
 	}
 }
 

@@ -112,7 +112,10 @@ func (b *Buffer) Salvage(ctx context.Context, dir string) (int, error) {
 	if b.opts.ReadOnly {
 		return 0, ErrReadOnly // no committer would take the messages
 	}
-	found, readErr := readAny(dir, b.log)
+	found, state, readErr := readAny(dir, b.log)
+	if err := b.salvageState(state); err != nil {
+		return 0, fmt.Errorf("salvage state: %w", err)
+	}
 	if len(found) == 0 {
 		return 0, readErr
 	}
@@ -297,20 +300,22 @@ func (b *Buffer) payloadHashes() (map[[32]byte]struct{}, error) {
 // on a scratch copy. First as a whole database; if Badger refuses it, table
 // by table, then the write-ahead logs on their own. The entries' epochs are
 // filled in with the directory's, wherever it was found.
-func readAny(dir string, log *slog.Logger) ([]Entry, error) {
+func readAny(dir string, log *slog.Logger) ([]Entry, map[string]stateItem, error) {
 	scratch, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), ".scangw-salvage-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer os.RemoveAll(scratch)
 	if err := copyFiles(dir, scratch); err != nil {
-		return nil, fmt.Errorf("copy %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("copy %s: %w", dir, err)
 	}
+	state := map[string]stateItem{}
 	if checkDir(scratch, log) == nil {
 		if db, err := badger.Open(badgerOptions(scratch, log)); err == nil {
 			es, epoch, err := readQueue(db)
+			readState(db, state)
 			db.Close()
-			return inBuffer(es, epoch), err
+			return inBuffer(es, epoch), state, err
 		}
 	}
 
@@ -326,7 +331,7 @@ func readAny(dir string, log *slog.Logger) ([]Entry, error) {
 	tables, _ := filepath.Glob(filepath.Join(scratch, "*.sst"))
 	slices.Sort(tables) // table ids grow with age: newer tables last
 	for _, path := range tables {
-		ep, err := readTable(path, byPos)
+		ep, err := readTable(path, byPos, state)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(path), err))
 		}
@@ -337,6 +342,7 @@ func readAny(dir string, log *slog.Logger) ([]Entry, error) {
 	}
 	if db, err := badger.Open(badgerOptions(scratch, log)); err == nil {
 		es, ep, err := readQueue(db)
+		readState(db, state)
 		db.Close()
 		for _, e := range es {
 			byPos[e.Pos] = e
@@ -355,7 +361,7 @@ func readAny(dir string, log *slog.Logger) ([]Entry, error) {
 		}
 	}
 	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.Pos, b.Pos) })
-	return inBuffer(out, epoch), errors.Join(errs...)
+	return inBuffer(out, epoch), state, errors.Join(errs...)
 }
 
 // inBuffer fills in the epoch of the buffer that held es (see
@@ -406,7 +412,7 @@ const (
 // key, as stored (their epochs not filled in); a tombstone removes the
 // entry (recorded with a nil payload so an older table cannot resurrect
 // it). It returns the buffer's epoch if the table holds it.
-func readTable(path string, byPos map[uint64]Entry) (epoch string, err error) {
+func readTable(path string, byPos map[uint64]Entry, state map[string]stateItem) (epoch string, err error) {
 	defer func() {
 		// A damaged table can make the table reader index out of range.
 		if r := recover(); r != nil {
@@ -429,6 +435,10 @@ func readTable(path string, byPos map[uint64]Entry) (epoch string, err error) {
 		key := y.ParseKey(it.Key())
 		if bytes.Equal(key, keyEpoch) && it.Value().Meta&(metaDelete|metaValuePointer) == 0 {
 			epoch = string(it.Value().Value)
+			continue
+		}
+		if bytes.HasPrefix(key, prefixState) {
+			tableState(state, key, y.ParseTs(it.Key()), it.Value())
 			continue
 		}
 		if len(key) != 9 || key[0] != prefixQueue[0] {
@@ -486,4 +496,93 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// The state (prefixState: a station's mode and workflow, the rule cache,
+// the serial counters and issue records, the print outbox, the workflow
+// index) is salvaged too: a serial counter lost to a heal would start
+// again and issue its numbers twice.
+
+// stateItem is one salvaged state value: its newest version seen, and
+// when it expires (Unix seconds, 0 never). A nil value is a delete.
+type stateItem struct {
+	value     []byte
+	ts        uint64
+	expiresAt uint64
+}
+
+// readState adds a database's live state values to state; the database's
+// view wins over what the tables said (it is their merge).
+func readState(db *badger.DB, state map[string]stateItem) {
+	db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixState, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				continue // unreadable: the tables' copy, if any, stands
+			}
+			state[string(item.Key())] = stateItem{value: v, ts: ^uint64(0), expiresAt: item.ExpiresAt()}
+		}
+		return nil
+	})
+}
+
+// tableState records a state key's version from an SSTable if it is newer
+// than the one seen.
+func tableState(state map[string]stateItem, key []byte, ts uint64, vs y.ValueStruct) {
+	if old, ok := state[string(key)]; ok && old.ts >= ts {
+		return
+	}
+	switch {
+	case vs.Meta&metaDelete != 0:
+		state[string(key)] = stateItem{ts: ts}
+	case vs.Meta&metaValuePointer != 0:
+		// In the value log: state values are small, this is rare.
+	default:
+		state[string(key)] = stateItem{value: bytes.Clone(vs.Value), ts: ts, expiresAt: vs.ExpiresAt}
+	}
+}
+
+// salvageState writes the salvaged state values this buffer does not have
+// (a heal's fresh buffer has none; a manual salvage into a running
+// buffer's directory keeps what it has), with what is left of their
+// time to live; expired ones and deletes are dropped.
+func (b *Buffer) salvageState(state map[string]stateItem) error {
+	if len(state) == 0 {
+		return nil
+	}
+	now := uint64(time.Now().Unix())
+	var missing []string
+	err := b.db.View(func(txn *badger.Txn) error {
+		for k, it := range state {
+			if it.value == nil || (it.expiresAt != 0 && it.expiresAt <= now) {
+				continue
+			}
+			switch _, err := txn.Get([]byte(k)); {
+			case errors.Is(err, badger.ErrKeyNotFound):
+				missing = append(missing, k)
+			case err != nil:
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	wb := b.db.NewWriteBatch() // splits into as many transactions as it takes
+	defer wb.Cancel()
+	for _, k := range missing {
+		it := state[k]
+		e := badger.NewEntry([]byte(k), it.value)
+		if it.expiresAt != 0 {
+			e = e.WithTTL(time.Duration(it.expiresAt-now) * time.Second)
+		}
+		if err := wb.SetEntry(e); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
 }

@@ -245,7 +245,7 @@ func tableSeqs(t testing.TB, path string) map[uint64]bool {
 		t.Fatal(err)
 	}
 	byPos := map[uint64]Entry{}
-	if _, err := readTable(cp, byPos); err != nil {
+	if _, err := readTable(cp, byPos, map[string]stateItem{}); err != nil {
 		t.Fatal(err)
 	}
 	seqs := map[uint64]bool{}
@@ -620,5 +620,62 @@ func TestSalvageV1KeepsSeqUnknown(t *testing.T) {
 		if e.Seq != 0 || e.Epoch != "" || e.Stream != "gw/scans/s" {
 			t.Errorf("%s salvaged as seq %d of %q, stream %q; want the seq unknown", e.Payload, e.Seq, e.Epoch, e.Stream)
 		}
+	}
+}
+
+// TestSalvageState: salvage brings the state back too (a serial counter
+// lost to a heal would issue its numbers again): the keys the target
+// lacks, with their time to live, and not those deleted or the target
+// has — from an undamaged copy and from one whose manifest is garbage.
+func TestSalvageState(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	a, err := Open(Options{Dir: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = a.SubmitWrite(ctx, Write{Records: []Record{{Stream: "t/a", Build: payload("x")}}, State: []StateValue{
+		{Key: "serials/u", Value: []byte(`{"next":4711}`)},
+		{Key: "workflow/child/c1", Value: []byte(`{"parent":"p"}`), TTL: time.Hour},
+		{Key: "gone", Value: []byte("1")},
+		{Key: "station/d1", Value: []byte(`{"mode":"ship"}`)},
+	}})()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SubmitWrite(ctx, Write{State: []StateValue{{Key: "gone"}}})(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	for _, damaged := range []bool{false, true} {
+		t.Run(fmt.Sprint("manifest damaged ", damaged), func(t *testing.T) {
+			from := filepath.Join(t.TempDir(), "copy")
+			copyDir(t, src, from)
+			if damaged {
+				p := filepath.Join(from, "MANIFEST")
+				fi, _ := os.Stat(p)
+				overwrite(t, p, 0, int(fi.Size()))
+			}
+			b := open(t, filepath.Join(t.TempDir(), "dst"), nil)
+			if err := b.SaveState("station/d1", []byte(`{"mode":"receive"}`)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Salvage(ctx, from); err != nil {
+				t.Fatal(err)
+			}
+			for key, want := range map[string]string{
+				"serials/u":         `{"next":4711}`,
+				"workflow/child/c1": `{"parent":"p"}`,
+				"station/d1":        `{"mode":"receive"}`, // the target's own stands
+			} {
+				if v, err := b.LoadState(key); err != nil || string(v) != want {
+					t.Errorf("%s after salvage: %q %v, want %q", key, v, err, want)
+				}
+			}
+			if _, err := b.LoadState("gone"); !errors.Is(err, ErrNoState) {
+				t.Errorf("a deleted key came back: %v", err)
+			}
+		})
 	}
 }

@@ -290,7 +290,7 @@ func (s *Station) inert(set *settings) bool {
 // says whether set's validator judged the scan (rather than decode).
 func (s *Station) record(ctx context.Context, a *answer, set *settings, validated bool) {
 	scan := a.scan
-	if s.inert(set) {
+	if st := s.flowState(); s.inert(set) && st.Mode == scan.Mode && maps.Equal(st.Context, scan.Context) {
 		s.hold(a, set)
 		a.pending = s.submitScan(ctx, scan)
 		return

@@ -345,7 +345,7 @@ stations:
 	}
 	d.start()
 	ready()
-	if r := cmds.do(wire.CmdGrantSerials, "", fmt.Sprintf(`{"scheme":"u","from":1,"to":%d}`, block)); !r.OK {
+	if r := cmds.doUntilAnswered(wire.CmdGrantSerials, "", fmt.Sprintf(`{"scheme":"u","from":1,"to":%d}`, block)); !r.OK {
 		t.Fatalf("grant_serials: %+v", r.Error)
 	}
 

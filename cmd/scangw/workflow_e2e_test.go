@@ -213,6 +213,39 @@ func newCommander(t *testing.T, broker *mosquittotest.Broker, topics wire.Topics
 // do sends a command and returns its reply's data.
 func (c *commander) do(cmd, station, args string) wire.Reply {
 	c.t.Helper()
+	return c.send(cmd, station, args, 20*time.Second)
+}
+
+// doUntilAnswered sends a command again until it is answered: right after
+// a start the gateway may not have subscribed to its commands yet, and a
+// command published before is not kept for it. Only for commands that
+// may run twice (a grant taken twice is taken once).
+func (c *commander) doUntilAnswered(cmd, station, args string) wire.Reply {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, ok := c.try(cmd, station, args, time.Second)
+		if ok {
+			return r
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s never answered", cmd)
+		}
+	}
+}
+
+func (c *commander) send(cmd, station, args string, timeout time.Duration) wire.Reply {
+	c.t.Helper()
+	r, ok := c.try(cmd, station, args, timeout)
+	if !ok {
+		c.t.Fatalf("no reply to %s within %v", cmd, timeout)
+	}
+	return r
+}
+
+// try sends a command and waits up to timeout for its reply.
+func (c *commander) try(cmd, station, args string, timeout time.Duration) (wire.Reply, bool) {
+	c.t.Helper()
 	c.n++
 	id := fmt.Sprintf("c-%d", c.n)
 	st := ""
@@ -224,7 +257,7 @@ func (c *commander) do(cmd, station, args string) wire.Reply {
 		c.t.Fatalf("publish: %v", tok.Error())
 	}
 	var r wire.Reply
-	c.replies.WaitFor(20*time.Second, "reply "+id, func(ms []mosquittotest.Message) bool {
+	ok := c.replies.Await(timeout, func(ms []mosquittotest.Message) bool {
 		for _, m := range ms {
 			var e struct{ Data wire.Reply }
 			if json.Unmarshal(m.Payload, &e) == nil && e.Data.ID == id {
@@ -234,7 +267,7 @@ func (c *commander) do(cmd, station, args string) wire.Reply {
 		}
 		return false
 	})
-	return r
+	return r, ok
 }
 
 // TestWorkflowSessions runs the dock's sessions through the real

@@ -221,6 +221,15 @@ func (a *Assigner) loadSchemes() error {
 			}
 		case !errors.Is(err, fs.ErrNotExist):
 			return fmt.Errorf("assign: scheme %s: %w", s.Name, err)
+		default:
+			// No counter, but serials issued (a salvage that lost the
+			// counter's key): never below them.
+			if top, err := a.highestIssued(s.Name); err != nil {
+				return fmt.Errorf("assign: scheme %s: %w", s.Name, err)
+			} else if top > 0 {
+				c.Next = max(c.Next, top+1)
+				a.o.Log.Warn("serial counter missing; it continues after the highest serial issued", "scheme", s.Name, "next", c.Next)
+			}
 		}
 		sc := &scheme{cfg: s, counter: c}
 		a.m.issued.WithLabelValues(s.Name) // exported as 0 from the start
@@ -372,4 +381,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// highestIssued is the highest counter among a scheme's issue records
+// (0 for none).
+func (a *Assigner) highestIssued(scheme string) (uint64, error) {
+	recs, err := a.o.Store.ListState(issuedKey(scheme, ""))
+	if err != nil {
+		return 0, err
+	}
+	var top uint64
+	for _, r := range recs {
+		var rec issued
+		if json.Unmarshal(r.Value, &rec) == nil {
+			top = max(top, rec.Counter)
+		}
+	}
+	return top, nil
 }

@@ -303,3 +303,22 @@ func TestNewRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestCounterLostContinuesAfterIssued: a counter whose key was lost (a
+// salvage that could not read it) while its serials' issue records
+// remain continues after the highest serial issued, never below.
+func TestCounterLostContinuesAfterIssued(t *testing.T) {
+	dir := t.TempDir()
+	r := newRig(t, dir, nil)
+	for range 3 {
+		r.assign(request(""))
+	}
+	if _, err := r.buf.SubmitWrite(context.Background(), buffer.Write{State: []buffer.StateValue{{Key: "serials/unit"}}})(); err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+	r = newRig(t, dir, nil)
+	if p := r.assign(request("")); p.Counter != 4 || p.Serial != "gw1-000004" {
+		t.Fatalf("after the counter was lost: %s from %d, want gw1-000004 from 4", p.Serial, p.Counter)
+	}
+}

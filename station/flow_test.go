@@ -148,6 +148,27 @@ func TestVerifyTimesOut(t *testing.T) {
 	if _, err := buf.LoadState("station/bench-1/verify"); err == nil {
 		t.Fatal("the awaited serial is still saved after its time-out")
 	}
+
+	// A new serial while one awaits its verify read ends that one, in
+	// the same write, as superseded.
+	if _, err := st.AssignSerial(ctx, wire.TriggerLocal, Product{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AssignSerial(ctx, wire.TriggerLocal, Product{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Status().Verify; got != "SN000003" {
+		t.Fatalf("awaiting %q, want the newest serial", got)
+	}
+	es, err = buf.Peek(0, 10)
+	if err != nil || len(es) != 5 {
+		t.Fatalf("%d entries (%v), want 5", len(es), err)
+	}
+	var sup struct{ Data wire.AssignedData }
+	json.Unmarshal(es[3].Payload, &sup)
+	if sup.Data.Status != wire.AssignVerifyTimeout || sup.Data.Serial != "SN000002" || len(sup.Data.Reasons) != 1 || sup.Data.Reasons[0].Code != "verify.superseded" {
+		t.Fatalf("entry 4: %s, want SN000002's verification ended as superseded", es[3].Payload)
+	}
 }
 
 // TestNoSchemeNoPanic: a station that assigns no serials, on a gateway

@@ -37,6 +37,7 @@ const (
 // demoScans is what the simulated scanners type: GS1 codes with AIM
 // prefixes, plain serials, and some that the station must reject.
 var demoScans = []string{
+	"PO-1234", // a purchase order's barcode: a document, it sets the station's context
 	"]d2010950600013435221SN0001\x1d10LOT42\x1d17281231", // GS1 DataMatrix: GTIN, serial, lot, expiry
 	"]C100106141411234567897",                            // GS1-128 SSCC of a pallet
 	"SER-7731-A",                                         // a plain serial
@@ -109,7 +110,7 @@ func demo(ctx context.Context, out io.Writer, perScanner int, dir string) error 
 		g.Go(func() error {
 			typed.Wait()
 			if want, ok := awaitReceived(gctx, sims, &received); ok {
-				fmt.Fprintf(out, "demo: all %d stored scans reached the broker\n", want)
+				fmt.Fprintf(out, "demo: all %d stored reads reached the broker\n", want)
 			}
 			cancel()
 			return nil
@@ -142,8 +143,8 @@ func demoBroker(addr string, p *printer, received *atomic.Int64) (*mochi.Server,
 	topics := wire.TopicsFor(demoPrefix, demoSite, demoGateway)
 	err := broker.Subscribe(topics.Base+"/#", 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
 		r, _, _ := topics.Route(pk.TopicName)
-		if slices.Contains(r.Types, wire.ScanType) {
-			received.Add(1)
+		if slices.Contains(r.Types, wire.ScanType) || slices.Contains(r.Types, wire.ContextType) {
+			received.Add(1) // every read the scanners heard stored: scans and documents
 		}
 		p.event(r, pk.TopicName, pk.Payload)
 	})
@@ -172,6 +173,7 @@ stations:
   - id: dock-3
     mode: receive
     min_length: 3
+    documents: [{kind: order, pattern: '(?P<value>PO-[0-9]+)'}]
     scanners:%s
 `, demoGateway, demoSite, dir, addr, demoPrefix, httpAddr, scanners)))
 }
@@ -258,11 +260,13 @@ func (p *printer) event(r wire.Route, topic string, payload []byte) {
 	var ev struct {
 		Type string `json:"type"`
 		Data struct {
-			Seq     uint64 `json:"seq"`
-			Raw     string `json:"raw"`
-			Verdict string `json:"verdict"`
-			State   string `json:"state"`
-			Reasons []struct {
+			Seq      uint64            `json:"seq"`
+			Raw      string            `json:"raw"`
+			Verdict  string            `json:"verdict"`
+			State    string            `json:"state"`
+			Context  map[string]string `json:"context"`
+			Document *wire.Document    `json:"document"`
+			Reasons  []struct {
 				Code string `json:"code"`
 			} `json:"reasons"`
 		} `json:"data"`
@@ -275,6 +279,10 @@ func (p *printer) event(r wire.Route, topic string, payload []byte) {
 	}
 	if ev.Data.State != "" {
 		fmt.Fprintf(p.w, "broker  %s  %s\n", topic, ev.Data.State)
+		return
+	}
+	if d := ev.Data.Document; d != nil {
+		fmt.Fprintf(p.w, "broker  %s  seq=%d document %s %s: the context is now %v\n", topic, ev.Data.Seq, d.Kind, d.Value, ev.Data.Context)
 		return
 	}
 	why := ""

@@ -47,7 +47,8 @@ func TestDemo(t *testing.T) {
 		"rejected gs1.bad_check_digit",
 		"rejected empty",
 		"accepted raw=\"00106141411234567897\"",
-		"demo: all 16 stored scans reached the broker",
+		"document order PO-1234: the context is now map[order:PO-1234]",
+		"demo: all 18 stored reads reached the broker",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, got)

@@ -372,6 +372,10 @@ func (c *Config) validateWorkflow(v *validator) {
 			v.add(p+".assign.scheme", "required when assign sets printer, label or verify")
 		case as.Scheme != "" && !schemes[as.Scheme]:
 			v.add(p+".assign.scheme", "no serial scheme %q (serials[].name)", as.Scheme)
+		case as.Scheme != "":
+			if err := c.checkSerialsAt(st, as.Scheme); err != nil {
+				v.add(p+".assign.scheme", "scheme %s cannot make serials at this station: %v", as.Scheme, err)
+			}
 		}
 		if as.Printer != "" && !printers[as.Printer] {
 			v.add(p+".assign.printer", "no printer %q (printers[].id)", as.Printer)
@@ -406,6 +410,36 @@ func validDevice(s string) bool {
 func validHostPort(s string) bool {
 	host, port, err := net.SplitHostPort(s)
 	return err == nil && host != "" && validPort(port)
+}
+
+// checkSerialsAt renders the scheme's longest serial with this gateway's
+// and station's ids: an id that makes every serial too long is a config
+// error, not a refusal at the first scan.
+func (c *Config) checkSerialsAt(st *Station, name string) error {
+	for _, s := range c.Serials {
+		if s.Name != name || s.MaxLength < 1 || s.MaxLength > 64 {
+			continue
+		}
+		t, err := serials.ParseOptions{MaxLen: s.MaxLength}.Parse(s.Template)
+		if err != nil {
+			return nil // reported on serials[].template
+		}
+		v := serials.Values{Site: c.Gateway.Site, Gateway: c.Gateway.ID, Station: st.ID, Time: time.Now(), Seq: t.MaxSeq()}
+		gtin, lot, expiry := t.Needs()
+		if gtin {
+			v.GTIN = "09506000134352"
+		}
+		if lot {
+			v.Lot = "L"
+		}
+		if expiry {
+			v.Expiry = "271231"
+		}
+		if _, err := t.Render(v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkSerialTemplate parses a scheme's template as the gateway will.

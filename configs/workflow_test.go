@@ -432,3 +432,29 @@ serials: [{name: u, template: "U{seq:4}", start: -1}]
 		}
 	}
 }
+
+// TestSerialsTooLongHere: a scheme whose serials the gateway's own ids
+// make too long is refused at the station that uses it.
+func TestSerialsTooLongHere(t *testing.T) {
+	_, err := Parse([]byte(`gateway: {id: g, site: dc-east}
+serials: [{name: unit, template: "{site}-{yy}{ddd}-{seq:6}{check:mod37-2}"}]
+stations:
+  - id: bench-1
+    mode: assign
+    assign: {scheme: unit}
+    scanners: [{id: a, port: /dev/ttyS0}]
+`))
+	if err == nil || !strings.Contains(err.Error(), "stations[0].assign.scheme: scheme unit cannot make serials at this station") {
+		t.Fatalf("error %v, want stations[0].assign.scheme refused", err)
+	}
+	if _, err := Parse([]byte(`gateway: {id: g, site: de}
+serials: [{name: unit, template: "{site}-{yy}{ddd}-{seq:6}{check:mod37-2}"}]
+stations:
+  - id: bench-1
+    mode: assign
+    assign: {scheme: unit}
+    scanners: [{id: a, port: /dev/ttyS0}]
+`)); err != nil {
+		t.Fatalf("a short site id: %v", err)
+	}
+}

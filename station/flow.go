@@ -24,7 +24,7 @@ import (
 // the progress after a reboot is the progress the central side heard of.
 //
 // A read that changes the workflow is stored and its commit waited for
-// before the next read of the station is judged (under flow.mu), since the
+// before the next read of the station is judged (under flowMu), since the
 // next read is judged against the state it made. Reads that change
 // nothing (the usual scan) go through the pipeline as before, sharing
 // commits. Steps of the aggregation modes of every station run one at a

@@ -7,6 +7,13 @@
 // after the store's sync returned. A scan that cannot be stored gets the bad
 // signal and is counted as refused; it is never reported as good. Rejected
 // scans are stored and forwarded too: the central side wants to see them.
+//
+// Between validation and the store sits the station's workflow (package
+// workflow, flow.go): a read may be a document that sets the context, a
+// unit counted against an order, a child of a pack, or a request for a
+// serial (serial.go, package assign). What it changes is stored in one
+// transaction with the events that report it, and is in force only once
+// that transaction committed.
 package station
 
 import (

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"github.com/scangw/scangw/configs"
 	"github.com/scangw/scangw/station/epcis"
 	"github.com/scangw/scangw/station/workflow"
@@ -37,19 +38,12 @@ func epcisConfig(cfg *configs.Config, sc configs.Station) *epcis.Config {
 		return nil
 	}
 	c := &epcis.Config{
-		ReadPoint:   first(sc.EPCIS.ReadPoint, cfg.EPCIS.ReadPoint),
-		BizLocation: first(sc.EPCIS.BizLocation, cfg.EPCIS.BizLocation),
+		ReadPoint:   cmp.Or(sc.EPCIS.ReadPoint, cfg.EPCIS.ReadPoint),
+		BizLocation: cmp.Or(sc.EPCIS.BizLocation, cfg.EPCIS.BizLocation),
 		EPCForm:     cfg.EPCIS.EPCForm,
 	}
 	if n := cfg.EPCIS.CompanyPrefixLength; n > 0 {
 		c.CompanyPrefixLength = map[string]int{"": n}
 	}
 	return c
-}
-
-func first(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -212,7 +213,7 @@ func labelCmd(stdout io.Writer, args []string) error {
 	}
 	t, err := label.Parse(src)
 	if err != nil {
-		return fmt.Errorf("%s: %w", cmpOr(*tpl, "the built-in label"), err)
+		return fmt.Errorf("%s: %w", cmp.Or(*tpl, "the built-in label"), err)
 	}
 	png, err := label.Preview(t, v)
 	if err != nil {
@@ -233,11 +234,4 @@ func labelCmd(stdout io.Writer, args []string) error {
 		fmt.Fprintf(stdout, "%s\t%s\n", *out, strings.ReplaceAll(f.Data, "\x1d", `\x1d`))
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

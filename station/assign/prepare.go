@@ -1,6 +1,7 @@
 package assign
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -248,7 +249,7 @@ func (a *Assigner) prepareReprint(req Request, serial string, lt *label.Template
 			}
 		}
 		a.mu.Unlock()
-		product := cmpOr(rec.Product, req.Product)
+		product := cmp.Or(rec.Product, req.Product)
 		v := label.Values{Serial: serial, GTIN: rec.GTIN, Product: product, Lot: rec.Lot, Expiry: rec.Expiry, Reprint: true}
 		j, sv, err := a.newJob(req, lt, n, v, name, id)
 		if err != nil {
@@ -267,13 +268,6 @@ func (a *Assigner) prepareReprint(req Request, serial string, lt *label.Template
 			})
 		}),
 	}, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // VerifyEvent is the assigned event that reports the operator's verify

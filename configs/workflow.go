@@ -300,18 +300,20 @@ func (e *EPCIS) validate(v *validator, p string, gateway bool) {
 func (c *Config) validateWorkflow(v *validator) {
 	validateDocuments(v, "documents", c.Documents)
 	c.EPCIS.validate(v, "epcis", true)
-	schemes := map[string]bool{}
+	schemes := map[string]*serials.Template{} // nil: a scheme whose template is reported
 	for i, s := range c.Serials {
 		p := fmt.Sprintf("serials[%d]", i)
 		v.id(p+".name", s.Name)
-		if schemes[s.Name] && s.Name != "" {
+		if _, dup := schemes[s.Name]; dup && s.Name != "" {
 			v.add(p+".name", "duplicate scheme %q", s.Name)
 		}
-		schemes[s.Name] = true
+		schemes[s.Name] = nil
 		if s.Template == "" {
 			v.add(p+".template", "required")
-		} else if err := checkSerialTemplate(s); err != nil {
+		} else if t, err := s.Parse(); err != nil {
 			v.add(p+".template", "%v", err)
+		} else {
+			schemes[s.Name] = t
 		}
 		if s.MaxLength < 1 || s.MaxLength > 64 {
 			v.add(p+".max_length", "must be 1 to 64")
@@ -370,10 +372,10 @@ func (c *Config) validateWorkflow(v *validator) {
 		switch {
 		case as.Scheme == "" && (as.Printer != "" || as.Label != "" || as.Verify):
 			v.add(p+".assign.scheme", "required when assign sets printer, label or verify")
-		case as.Scheme != "" && !schemes[as.Scheme]:
-			v.add(p+".assign.scheme", "no serial scheme %q (serials[].name)", as.Scheme)
 		case as.Scheme != "":
-			if err := c.checkSerialsAt(st, as.Scheme); err != nil {
+			if t, ok := schemes[as.Scheme]; !ok {
+				v.add(p+".assign.scheme", "no serial scheme %q (serials[].name)", as.Scheme)
+			} else if err := c.checkSerialsAt(st, t); err != nil {
 				v.add(p+".assign.scheme", "scheme %s cannot make serials at this station: %v", as.Scheme, err)
 			}
 		}
@@ -412,42 +414,35 @@ func validHostPort(s string) bool {
 	return err == nil && host != "" && validPort(port)
 }
 
-// checkSerialsAt renders the scheme's longest serial with this gateway's
-// and station's ids: an id that makes every serial too long is a config
-// error, not a refusal at the first scan.
-func (c *Config) checkSerialsAt(st *Station, name string) error {
-	for _, s := range c.Serials {
-		if s.Name != name || s.MaxLength < 1 || s.MaxLength > 64 {
-			continue
-		}
-		t, err := serials.ParseOptions{MaxLen: s.MaxLength}.Parse(s.Template)
-		if err != nil {
-			return nil // reported on serials[].template
-		}
-		v := serials.Values{Site: c.Gateway.Site, Gateway: c.Gateway.ID, Station: st.ID, Time: time.Now(), Seq: t.MaxSeq()}
-		gtin, lot, expiry := t.Needs()
-		if gtin {
-			v.GTIN = "09506000134352"
-		}
-		if lot {
-			v.Lot = "L"
-		}
-		if expiry {
-			v.Expiry = "271231"
-		}
-		if _, err := t.Render(v); err != nil {
-			return err
-		}
+// checkSerialsAt renders t's longest serial with this gateway's and
+// station's ids: an id that makes every serial too long is a config
+// error, not a refusal at the first scan. A nil t was reported already.
+func (c *Config) checkSerialsAt(st *Station, t *serials.Template) error {
+	if t == nil {
+		return nil
 	}
-	return nil
+	v := serials.Values{Site: c.Gateway.Site, Gateway: c.Gateway.ID, Station: st.ID, Time: time.Now(), Seq: t.MaxSeq()}
+	gtin, lot, expiry := t.Needs()
+	if gtin {
+		v.GTIN = "09506000134352"
+	}
+	if lot {
+		v.Lot = "L"
+	}
+	if expiry {
+		v.Expiry = "271231"
+	}
+	_, err := t.Render(v)
+	return err
 }
 
-// checkSerialTemplate parses a scheme's template as the gateway will.
-func checkSerialTemplate(s SerialScheme) error {
+// Parse parses the scheme's template as the gateway uses it: at most
+// max_length characters (an out-of-range max_length, reported on its
+// own, counts as the default).
+func (s SerialScheme) Parse() (*serials.Template, error) {
 	max := s.MaxLength
 	if max < 1 || max > 64 {
-		max = defaultSerialMax // reported on max_length
+		max = defaultSerialMax
 	}
-	_, err := serials.ParseOptions{MaxLen: max}.Parse(s.Template)
-	return err
+	return serials.ParseOptions{MaxLen: max}.Parse(s.Template)
 }

@@ -147,32 +147,28 @@ func (s *Station) step(set *settings, in workflow.Input) workflow.Outcome {
 // events are the records of an outcome's events besides a scan.
 func (s *Station) events(out workflow.Outcome) []buffer.Record {
 	var recs []buffer.Record
-	stream := wire.EventStream(s.cfg.ID)
-	synced := s.synced()
-	now := s.now()
+	synced, now := s.synced(), s.now()
+	// record numbers data with the seq the buffer gives it, at commit.
+	record := func(typ, id string, data any, number func(seq uint64, epoch string)) buffer.Record {
+		return buffer.Record{Stream: wire.EventStream(s.cfg.ID), Build: func(seq uint64) ([]byte, error) {
+			number(seq, s.store.Epoch())
+			return wire.Event{ID: id, Source: s.source, Type: typ, Time: now, Data: data}.Encode()
+		}}
+	}
 	for i := range out.Contexts {
 		c := &out.Contexts[i]
 		c.Station, c.ClockSynced = s.cfg.ID, synced
-		recs = append(recs, buffer.Record{Stream: stream, Build: func(seq uint64) ([]byte, error) {
-			c.Seq, c.Epoch = seq, s.store.Epoch()
-			return wire.Event{ID: wire.NewID(), Source: s.source, Type: wire.ContextType, Time: now, Data: c}.Encode()
-		}})
+		recs = append(recs, record(wire.ContextType, wire.NewID(), c, func(q uint64, e string) { c.Seq, c.Epoch = q, e }))
 	}
 	if o := out.Order; o != nil {
 		o.Station, o.ClockSynced = s.cfg.ID, synced
-		recs = append(recs, buffer.Record{Stream: stream, Build: func(seq uint64) ([]byte, error) {
-			o.Seq, o.Epoch = seq, s.store.Epoch()
-			return wire.Event{ID: wire.NewID(), Source: s.source, Type: wire.OrderType, Time: now, Data: o}.Encode()
-		}})
+		recs = append(recs, record(wire.OrderType, wire.NewID(), o, func(q uint64, e string) { o.Seq, o.Epoch = q, e }))
 	}
 	for i := range out.Aggregations {
 		a := &out.Aggregations[i]
 		a.Station, a.ClockSynced = s.cfg.ID, synced
 		id := wire.NewID()
-		recs = append(recs, buffer.Record{Stream: stream, Build: func(seq uint64) ([]byte, error) {
-			a.Seq, a.Epoch = seq, s.store.Epoch()
-			return wire.Event{ID: id, Source: s.source, Type: wire.AggregationType, Time: now, Data: a}.Encode()
-		}})
+		recs = append(recs, record(wire.AggregationType, id, a, func(q uint64, e string) { a.Seq, a.Epoch = q, e }))
 		if r, ok := s.epcisAggregation(id, now, a); ok {
 			recs = append(recs, r)
 		}

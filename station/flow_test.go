@@ -94,15 +94,7 @@ func TestVerifyTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer buf.Close()
-	tpl, err := serials.Parse("SN{seq:6}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := assign.New(assign.Options{Site: "s", Gateway: "g", Schemes: []assign.Scheme{{Name: "u", Template: tpl, Start: 1}},
-		Store: buf, Log: slogDiscard(), Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := testAssigner(t, buf)
 	newSt := func(sc Scanner) *Station {
 		cfg := Config{ID: "bench-1", Mode: "assign", Site: "s", Gateway: "g",
 			Assign: &AssignConfig{Scheme: "u", Verify: true, VerifyTimeout: time.Minute}}
@@ -179,15 +171,7 @@ func TestNoSchemeNoPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer buf.Close()
-	tpl, err := serials.Parse("SN{seq:6}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := assign.New(assign.Options{Site: "s", Gateway: "g", Schemes: []assign.Scheme{{Name: "u", Template: tpl, Start: 1}},
-		Store: buf, Log: slogDiscard(), Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := testAssigner(t, buf)
 	doc, err := workflow.NewPattern(wire.DocSerial, "NEWSERIAL", "")
 	if err != nil {
 		t.Fatal(err)
@@ -234,4 +218,19 @@ func FuzzCommandArgs(f *testing.F) {
 			}
 		}
 	})
+}
+
+// testAssigner is an assigner on buf with one free scheme, u: SN{seq:6}.
+func testAssigner(t *testing.T, buf *buffer.Buffer) *assign.Assigner {
+	t.Helper()
+	tpl, err := serials.Parse("SN{seq:6}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := assign.New(assign.Options{Site: "s", Gateway: "g", Schemes: []assign.Scheme{{Name: "u", Template: tpl, Start: 1}},
+		Store: buf, Log: slogDiscard(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

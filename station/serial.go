@@ -236,12 +236,8 @@ func (s *Station) verifyRead(ctx context.Context, a *answer, set *settings, v *v
 // finishVerify stores a verification's event and clears the serial
 // awaited. The caller holds lockFlow.
 func (s *Station) finishVerify(ctx context.Context, set *settings, v *verifying, status string, reasons []wire.Reason) ([]uint64, error) {
-	c := set.cfg.Assign
-	if c == nil {
-		c = &AssignConfig{Scheme: v.Scheme}
-	}
-	req := s.request(c, wire.TriggerRead, Product{}, s.now())
-	req.Scheme = v.Scheme
+	req := s.request(set.cfg.Assign, wire.TriggerRead, Product{}, s.now())
+	req.Scheme = v.Scheme // the serial's, though a reload changed the station's
 	rec := s.assigner.VerifyEvent(req, v.Serial, status, reasons)
 	seqs, err := s.commitStep(ctx, workflow.Outcome{}, []buffer.Record{rec}, buffer.StateValue{Key: s.verifyKey()})
 	if err == nil {

@@ -129,23 +129,33 @@ func listenHTTP(addr, old string) (net.Listener, error) {
 	return nil, fmt.Errorf("http.listen %s: %w", addr, err)
 }
 
-// loadAuth reads the token (from token_file at every call: a reload picks
-// up a rotated file) and derives what requests are checked against.
+// httpToken is the status token of c: token, or what token_file holds
+// (read at every call: a reload picks up a rotated file). The server
+// checks requests against it and `scangw serial` sends it.
+func httpToken(c configs.HTTP) (string, error) {
+	if c.TokenFile == "" {
+		return c.Token, nil
+	}
+	b, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("http.token_file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("http.token_file %s: empty", c.TokenFile)
+	}
+	// The same floor configs.Validate puts on http.token.
+	if len(token) < 16 {
+		return "", fmt.Errorf("http.token_file %s: the token must be at least 16 characters", c.TokenFile)
+	}
+	return token, nil
+}
+
+// loadAuth reads the token and derives what requests are checked against.
 func (s *httpServer) loadAuth(c configs.HTTP) (*httpAuth, error) {
-	token := c.Token
-	if c.TokenFile != "" {
-		b, err := os.ReadFile(c.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("http.token_file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-		if token == "" {
-			return nil, fmt.Errorf("http.token_file %s: empty", c.TokenFile)
-		}
-		// The same floor configs.Validate puts on http.token.
-		if len(token) < 16 {
-			return nil, fmt.Errorf("http.token_file %s: the token must be at least 16 characters", c.TokenFile)
-		}
+	token, err := httpToken(c)
+	if err != nil {
+		return nil, err
 	}
 	if token == "" && c.Guarded() {
 		// Validate refuses this too; the server never relies on it alone.

@@ -74,7 +74,7 @@ func runReloading(ctx context.Context, cfg *configs.Config, log *slog.Logger, r 
 		upCfg.Commands[wire.CmdAssignSerial] = stations.AssignSerial
 		upCfg.Commands[wire.CmdReprint] = stations.Reprint
 		upCfg.Commands[wire.CmdGrantSerials] = grantSerials(assigner)
-		upCfg.Assignments = assignments{assigner}
+		upCfg.Assignments = assigner
 	}
 	upCfg.ClockSynced = station.KernelClockSynced
 	// Files the config names must be usable before anything connects; a

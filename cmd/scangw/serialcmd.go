@@ -105,18 +105,6 @@ func cmpErr(err error, msg string) string {
 	return msg
 }
 
-// httpToken is the status token of c, from token or token_file.
-func httpToken(c configs.HTTP) (string, error) {
-	if c.TokenFile != "" {
-		b, err := os.ReadFile(c.TokenFile)
-		if err != nil {
-			return "", fmt.Errorf("http.token_file: %w", err)
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	return c.Token, nil
-}
-
 // dialAddr is where a client on this machine reaches a listen address:
 // an unspecified host (":9754", "0.0.0.0:9754") is the loopback.
 func dialAddr(listen string) string {

@@ -26,7 +26,7 @@ import (
 func schemeTemplates(cfg *configs.Config) (map[string]*serials.Template, error) {
 	out := map[string]*serials.Template{}
 	for i, s := range cfg.Serials {
-		t, err := serials.ParseOptions{MaxLen: s.MaxLength}.Parse(s.Template)
+		t, err := s.Parse()
 		if err != nil {
 			return nil, fmt.Errorf("serials[%d].template: %w", i, err)
 		}
@@ -92,26 +92,6 @@ func assignConfig(sc configs.Station, p int) (*station.AssignConfig, error) {
 		}
 	}
 	return c, nil
-}
-
-// assignments puts the assigner's counters and printers in heartbeats
-// and on the status page.
-type assignments struct{ a *assign.Assigner }
-
-func (x assignments) Schemes() []wire.SerialStatus {
-	var out []wire.SerialStatus
-	for _, s := range x.a.Schemes() {
-		out = append(out, wire.SerialStatus{Scheme: s.Name, Granted: s.Granted, Remaining: s.Remaining, Low: s.Low})
-	}
-	return out
-}
-
-func (x assignments) Printers() []wire.PrinterStatus {
-	var out []wire.PrinterStatus
-	for _, p := range x.a.Printers() {
-		out = append(out, wire.PrinterStatus{ID: p.ID, Ready: p.Ready, Reason: p.Reason, Waiting: p.Waiting, InDoubt: p.InDoubt})
-	}
-	return out
 }
 
 // grantSerials is the command grant_serials.

@@ -257,24 +257,16 @@ func (a *Assigner) levels(sc *scheme) {
 	sc.low = low
 }
 
-// SchemeStatus is a scheme's counter as /status and the heartbeat show it.
-type SchemeStatus struct {
-	Name      string `json:"name"`
-	Remaining uint64 `json:"remaining"`
-	// Low: Remaining is below the scheme's LowWater.
-	Low     bool `json:"low"`
-	Granted bool `json:"granted"`
-}
-
-// Schemes returns the schemes in config order.
-func (a *Assigner) Schemes() []SchemeStatus {
+// Schemes returns the schemes' counters in config order, as /status and
+// the heartbeat show them (Low: below the scheme's LowWater).
+func (a *Assigner) Schemes() []wire.SerialStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]SchemeStatus, 0, len(a.names))
+	out := make([]wire.SerialStatus, 0, len(a.names))
 	for _, name := range a.names {
 		sc := a.schemes[name]
-		out = append(out, SchemeStatus{
-			Name:      name,
+		out = append(out, wire.SerialStatus{
+			Scheme:    name,
 			Remaining: sc.counter.Remaining(sc.cfg.Template.MaxSeq()),
 			Low:       sc.low,
 			Granted:   sc.cfg.Granted,

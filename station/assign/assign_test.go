@@ -51,7 +51,7 @@ func TestAssignCommitsEventAndState(t *testing.T) {
 	if got := r.keys("serials/last/"); !slices.Equal(got, []string{"serials/last/" + station}) {
 		t.Errorf("last keys %v", got)
 	}
-	if got := r.a.Schemes(); !slices.Equal(got, []assign.SchemeStatus{{Name: "unit", Remaining: 999999 - 3}}) {
+	if got := r.a.Schemes(); !slices.Equal(got, []wire.SerialStatus{{Scheme: "unit", Remaining: 999999 - 3}}) {
 		t.Errorf("Schemes() = %+v", got)
 	}
 	r.metrics(`
@@ -203,7 +203,7 @@ func TestGrantedScheme(t *testing.T) {
 	if want := []string{"B0010", "B0011", "B0012"}; !slices.Equal(got, want) {
 		t.Errorf("serials %v, want %v", got, want)
 	}
-	if st := r.a.Schemes()[1]; st != (assign.SchemeStatus{Name: "blk", Remaining: 0, Low: true, Granted: true}) {
+	if st := r.a.Schemes()[1]; st != (wire.SerialStatus{Scheme: "blk", Remaining: 0, Low: true, Granted: true}) {
 		t.Errorf("status %+v", st)
 	}
 	if _, err := r.a.Prepare(q); !errors.Is(err, serials.ErrExhausted) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/scangw/scangw/buffer"
 	"github.com/scangw/scangw/device/zpl"
+	"github.com/scangw/scangw/station/wire"
 )
 
 // Job is one label for one printer, stored until it is printed.
@@ -36,22 +37,6 @@ type Job struct {
 	// Sending is set, durably, before the job is sent: a job found with
 	// it at start may have printed.
 	Sending bool `json:"sending,omitempty"`
-}
-
-// PrinterStatus is a printer as /status and the heartbeat show it.
-type PrinterStatus struct {
-	ID string `json:"id"`
-	// Ready and Reason are what the last status check or send found:
-	// Reason is why the printer is not sent to (zpl.Status.Reason,
-	// "unreachable", "no_status" for a printer that stopped answering
-	// ~HS), "unknown" before the first check. A printer without status
-	// (USB, or one that never answered ~HS) reads ready.
-	Ready  bool   `json:"ready"`
-	Reason string `json:"reason,omitempty"`
-	// Waiting jobs are stored and not yet printed; InDoubt ones may have
-	// printed and are not sent again.
-	Waiting int `json:"waiting"`
-	InDoubt int `json:"in_doubt"`
 }
 
 type printer struct {
@@ -166,14 +151,20 @@ func (a *Assigner) InDoubt() []Job {
 	return out
 }
 
-// Printers returns the configured printers, by id.
-func (a *Assigner) Printers() []PrinterStatus {
+// Printers returns the configured printers, by id, as /status and the
+// heartbeat show them. Ready and Reason are what the last status check or
+// send found: Reason is why the printer is not sent to (zpl.Status.Reason,
+// "unreachable", "no_status" for a printer that stopped answering ~HS),
+// "unknown" before the first check; a printer without status (USB, or
+// one that never answered ~HS) reads ready. Waiting jobs are stored and
+// not yet printed; InDoubt ones may have printed and are not sent again.
+func (a *Assigner) Printers() []wire.PrinterStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]PrinterStatus, 0, len(a.ids))
+	out := make([]wire.PrinterStatus, 0, len(a.ids))
 	for _, id := range a.ids {
 		p := a.printers[id]
-		st := PrinterStatus{ID: id, Ready: p.ready, Reason: p.reason, Waiting: len(p.queue)}
+		st := wire.PrinterStatus{ID: id, Ready: p.ready, Reason: p.reason, Waiting: len(p.queue)}
 		for _, j := range a.doubt {
 			if j.Printer == id {
 				st.InDoubt++

@@ -106,7 +106,7 @@ func TestJobsPrintOnceInOrder(t *testing.T) {
 	if keys := r.keys("print/p1/"); len(keys) != 0 {
 		t.Errorf("jobs left in the store: %v", keys)
 	}
-	if got := r.a.Printers(); !slices.Equal(got, []assign.PrinterStatus{{ID: "p1", Ready: true}}) {
+	if got := r.a.Printers(); !slices.Equal(got, []wire.PrinterStatus{{ID: "p1", Ready: true}}) {
 		t.Errorf("Printers() = %+v", got)
 	}
 	r.metrics(`
@@ -133,7 +133,7 @@ func TestPrinterOutage(t *testing.T) {
 	}
 	r.run()
 	r.rec.wait(t, 2, "job 0 held as unreachable", job(0, "unreachable"))
-	if got := r.a.Printers(); !slices.Equal(got, []assign.PrinterStatus{{ID: "p1", Reason: "unreachable", Waiting: 3}}) {
+	if got := r.a.Printers(); !slices.Equal(got, []wire.PrinterStatus{{ID: "p1", Reason: "unreachable", Waiting: 3}}) {
 		t.Errorf("Printers() = %+v", got)
 	}
 	r.metrics(`
@@ -203,7 +203,7 @@ func TestNotReadyPrinterIsNotSentTo(t *testing.T) {
 			p := r.assign(request("p1"))
 			r.run()
 			r.rec.wait(t, 2, "held", job(0, tc.reason))
-			if got := r.a.Printers(); !slices.Equal(got, []assign.PrinterStatus{{ID: "p1", Reason: tc.reason, Waiting: 1}}) {
+			if got := r.a.Printers(); !slices.Equal(got, []wire.PrinterStatus{{ID: "p1", Reason: tc.reason, Waiting: 1}}) {
 				t.Errorf("Printers() = %+v", got)
 			}
 			if n := len(fp.Jobs()); n != 0 {
